@@ -1,0 +1,62 @@
+"""``rtdi``: the offline plan (and, later, checks) without a cloud account or the Pulumi CLI."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from infra.topology.errors import ConfigError
+
+EXIT_BAD_INPUT = 2
+
+
+def _stacks(args, project) -> list[str]:
+    if args.all:
+        return project.stack_names()
+    if not args.stacks:
+        raise ConfigError([_usage("name at least one stack, or pass --all")])
+    return args.stacks
+
+
+def _usage(message: str):
+    from infra.topology.errors import Issue
+
+    return Issue("rtdi", "", message)
+
+
+def cmd_plan(args) -> int:
+    from infra.plan import Project, plan_stacks
+    from infra.plan.writer import summary, write
+
+    project = Project.find()
+    out = Path(args.out) if args.out else project.root / ".rtdi" / "plan"
+    plans = plan_stacks(project, _stacks(args, project))
+    for name, plan in plans.items():
+        counts = write(plan, out)
+        print(summary(name, counts, out / name))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rtdi", description="Offline plans of rtdi stacks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    plan = sub.add_parser("plan", help="plan stacks offline and write resources.json and manifests/")
+    plan.add_argument("stacks", nargs="*", metavar="STACK")
+    plan.add_argument("--all", action="store_true", help="every stack in the project's stack folder")
+    plan.add_argument("--out", help="output folder (default: .rtdi/plan)")
+    plan.set_defaults(func=cmd_plan)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""What a component may ask of the cloud it runs on.
+
+Components receive a `Target` and never learn which cloud it is: they get a Kubernetes provider,
+the zones, a storage class for zonal block volumes, object-store buckets by purpose, and the
+wiring that lets a pod's service account reach those buckets. Only the three implementations
+(`aws.py`, `gcp.py`, `onprem.py`) know the cloud.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.topology.model import Region, RegionalBase, Topology
+
+LABEL_REGION = "rtdi-region"
+LABEL_JURISDICTION = "rtdi-jurisdiction"
+LABEL_PURPOSE = "rtdi-purpose"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """How long a purpose keeps what it overwrites, and when its data may move to a colder class."""
+
+    noncurrent_days: int
+    cold_after_days: Optional[int] = None
+
+
+# Every bucket rtdi creates, by purpose. A purpose is created only when a component asks for it.
+BUCKET_PURPOSES: dict[str, Lifecycle] = {
+    "archive": Lifecycle(noncurrent_days=30, cold_after_days=90),
+    "kafka-tiered": Lifecycle(noncurrent_days=7),
+    "flink-state": Lifecycle(noncurrent_days=7),
+    "pinot-deep-store": Lifecycle(noncurrent_days=14),
+}
+ABORT_MULTIPART_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Bucket:
+    purpose: str
+    scheme: str  # s3, gs or hdfs: what Flink, Pinot, Kafka and Trino put in front of the path
+    name: pulumi.Output[str]
+    uri: pulumi.Output[str]
+    resources: Sequence[pulumi.Resource] = ()
+
+
+@dataclass(frozen=True)
+class WorkloadIdentity:
+    """What a pod needs to reach its buckets: annotations for its service account, env, volumes."""
+
+    service_account: str
+    namespace: str
+    annotations: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    env: list[dict] = field(default_factory=list)
+    volumes: list[dict] = field(default_factory=list)
+    volume_mounts: list[dict] = field(default_factory=list)
+    resources: Sequence[pulumi.Resource] = ()
+
+
+class Target(pulumi.ComponentResource, abc.ABC):
+    """One region of one cloud: providers, network, Kubernetes and object storage."""
+
+    k8s: k8s.Provider
+    storage_class: str
+
+    def __init__(self, type_: str, stack: RegionalBase, topology: Topology, opts: Optional[pulumi.ResourceOptions] = None):
+        self.stack = stack
+        self.topology = topology
+        self.region: Region = topology.region(stack.region)
+        super().__init__(type_, self.region.id, None, opts)
+        self._buckets: dict[str, Bucket] = {}
+
+    @property
+    def name(self) -> str:
+        return self.region.id
+
+    @property
+    def zones(self) -> list[str]:
+        return list(self.region.zones)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {LABEL_REGION: self.region.id, LABEL_JURISDICTION: self.region.jurisdiction}
+
+    def physical_name(self, *parts: str) -> str:
+        """Predictable physical names, no random suffixes: ``<topology>-<region>-<parts>``."""
+        return "-".join((self.topology.name, self.region.id, *parts))
+
+    def child(self, **kwargs) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, **kwargs)
+
+    def bucket(self, purpose: str) -> Bucket:
+        """The region's bucket for ``purpose``, created on first request."""
+        if purpose not in BUCKET_PURPOSES:
+            raise ValueError(f"unknown bucket purpose {purpose!r}; known: {', '.join(BUCKET_PURPOSES)}")
+        if purpose not in self._buckets:
+            self._buckets[purpose] = self._create_bucket(purpose, BUCKET_PURPOSES[purpose])
+        return self._buckets[purpose]
+
+    @property
+    def buckets(self) -> dict[str, Bucket]:
+        return dict(self._buckets)
+
+    @abc.abstractmethod
+    def _create_bucket(self, purpose: str, lifecycle: Lifecycle) -> Bucket: ...
+
+    @abc.abstractmethod
+    def workload_identity(
+        self,
+        name: str,
+        namespace: str,
+        service_account: str,
+        buckets: Sequence[Bucket],
+        parent: pulumi.Resource,
+        depends_on: Sequence[pulumi.Resource] = (),
+    ) -> WorkloadIdentity:
+        """Let pods running as ``namespace/service_account`` read and write ``buckets``.
+
+        The returned annotations go on the Kubernetes ServiceAccount the component creates. Cloud
+        resources are parented to ``parent`` (the asking component) so they are deleted with it.
+        """
+
+    def k8s_opts(self, parent: pulumi.Resource, **kwargs) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=parent, provider=self.k8s, **kwargs)
+
+    def finish(self, outputs: dict) -> None:
+        self.register_outputs(outputs)

@@ -1,0 +1,161 @@
+"""Checks that relate one configuration value to another.
+
+Each check returns ``(loc, value, message)`` triples; `config.py` turns them into `Issue`s that
+name the stack file and key. Kept apart from the pydantic models so every message can point at
+the exact element (``regions[1].zones[0]``) rather than at the enclosing object.
+"""
+from __future__ import annotations
+
+import math
+import re
+from ipaddress import IPv4Network
+from typing import Any, Iterator
+
+from infra.topology.model import (
+    AwsStack,
+    GcpStack,
+    OnpremStack,
+    Region,
+    RegionalBase,
+    Topology,
+)
+
+Found = tuple[tuple[Any, ...], Any, str]
+
+_REGION_NAME = {
+    "aws": (re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d+$"), "an AWS region name such as us-east-1"),
+    "gcp": (re.compile(r"^[a-z]+-[a-z]+\d+$"), "a GCP region name such as europe-west4"),
+    "onprem": (re.compile(r"^[a-z][a-z0-9-]{0,30}$"), "a site name of lower-case letters, digits and dashes"),
+}
+
+
+def zone_rule(region: Region) -> tuple[re.Pattern[str], str]:
+    """How a zone of this region must be spelled, and the same in words."""
+    if region.cloud == "aws":
+        return re.compile(rf"^{re.escape(region.name)}[a-z]$"), f"{region.name} followed by one letter, e.g. {region.name}a"
+    if region.cloud == "gcp":
+        return re.compile(rf"^{re.escape(region.name)}-[a-z]$"), f"{region.name}-<letter>, e.g. {region.name}-a"
+    return (
+        re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"),
+        "a node label value of topology.kubernetes.io/zone (lower-case letters, digits, dashes)",
+    )
+
+
+def check_topology(t: Topology) -> Iterator[Found]:
+    seen: dict[str, int] = {}
+    for i, region in enumerate(t.regions):
+        pattern, words = _REGION_NAME[region.cloud]
+        if not pattern.match(region.name):
+            yield ("regions", i, "name"), region.name, f"not a valid {region.cloud} region; allowed: {words}"
+        if region.id in seen:
+            yield ("regions", i), region.id, f"region listed twice (first at regions[{seen[region.id]}]); each cloud region may appear once"
+        seen.setdefault(region.id, i)
+        zone_pattern, zone_words = zone_rule(region)
+        zones_seen: set[str] = set()
+        for j, zone in enumerate(region.zones):
+            if not zone_pattern.match(zone):
+                yield ("regions", i, "zones", j), zone, f"zone does not belong to region {region.name}; allowed: {zone_words}"
+            if zone in zones_seen:
+                yield ("regions", i, "zones", j), zone, "zone listed twice in this region"
+            zones_seen.add(zone)
+    if t.primary not in seen:
+        yield ("primary",), t.primary, f"not a region of this topology; allowed: {', '.join(seen) or 'none defined'}"
+
+
+def subnet_plan(cidr: IPv4Network, zones: list[str]) -> tuple[dict[str, IPv4Network], dict[str, IPv4Network]]:
+    """Split a VPC range into one private and one small public subnet per zone.
+
+    The range is cut into the next power of two above the zone count; each zone takes one part
+    for its private subnet (nodes and pods live there, so it gets nearly all addresses) and the
+    last part is cut again for the public subnets that hold only NAT gateways and load balancers.
+    """
+    private_bits = math.ceil(math.log2(len(zones) + 1))
+    public_bits = math.ceil(math.log2(max(len(zones), 2)))
+    if cidr.prefixlen + private_bits + public_bits > _SMALLEST_PUBLIC_SUBNET:
+        largest = _SMALLEST_PUBLIC_SUBNET - private_bits - public_bits
+        raise ValueError(f"range too small for {len(zones)} zones; allowed: a /{largest} or larger")
+    parts = list(cidr.subnets(prefixlen_diff=private_bits))
+    public = list(parts[-1].subnets(prefixlen_diff=public_bits))
+    return dict(zip(zones, parts)), dict(zip(zones, public))
+
+
+_SMALLEST_PUBLIC_SUBNET = 26
+
+
+def check_regional(stack: RegionalBase, t: Topology) -> Iterator[Found]:
+    ids = t.region_ids
+    if stack.region not in ids:
+        yield ("region",), stack.region, f"not a region of the global topology; allowed: {', '.join(ids)}"
+        return
+    region = t.region(stack.region)
+    if stack.cloud != region.cloud:  # type: ignore[attr-defined]
+        yield ("cloud",), stack.cloud, f"region {region.id} is a {region.cloud} region in the global topology; allowed: {region.cloud}"  # type: ignore[attr-defined]
+        return
+    k = getattr(stack, "kubernetes", None)
+    if k is not None and hasattr(k, "max_nodes_per_zone") and k.max_nodes_per_zone < k.nodes_per_zone:
+        yield ("kubernetes", "maxNodesPerZone"), k.max_nodes_per_zone, f"below nodesPerZone; allowed: {k.nodes_per_zone} or more"
+    if isinstance(stack, AwsStack):
+        yield from _check_aws(stack, region)
+    elif isinstance(stack, GcpStack):
+        yield from _check_gcp(stack)
+    elif isinstance(stack, OnpremStack):
+        yield from _check_onprem(stack)
+
+
+def _check_aws(stack: AwsStack, region: Region) -> Iterator[Found]:
+    net = stack.network
+    if net.mode == "create":
+        try:
+            subnet_plan(net.cidr, region.zones)
+        except ValueError as exc:
+            yield ("network", "cidr"), str(net.cidr), str(exc)
+        for key in ("vpcId", "privateSubnetIds"):
+            if getattr(net, _snake(key)) is not None:
+                yield ("network", key), getattr(net, _snake(key)), "only with mode: existing; allowed: remove it, or set mode: existing"
+        return
+    if net.vpc_id is None:
+        yield ("network", "vpcId"), None, "required with mode: existing; allowed: the id of an existing VPC, vpc-..."
+    subnets = net.private_subnet_ids or {}
+    if set(subnets) != set(region.zones):
+        yield ("network", "privateSubnetIds"), sorted(subnets), f"needs exactly one private subnet per zone; allowed keys: {', '.join(region.zones)}"
+
+
+def _check_gcp(stack: GcpStack) -> Iterator[Found]:
+    net = stack.network
+    required = ("network", "subnetwork", "podsRangeName", "servicesRangeName")
+    if net.mode == "existing":
+        for key in required:
+            if getattr(net, _snake(key)) is None:
+                yield ("network", key), None, "required with mode: existing; allowed: the name of the existing resource"
+    else:
+        for key in required:
+            if getattr(net, _snake(key)) is not None:
+                yield ("network", key), getattr(net, _snake(key)), "only with mode: existing; allowed: remove it, or set mode: existing"
+        ranges = {"cidr": net.cidr, "podsCidr": net.pods_cidr, "servicesCidr": net.services_cidr}
+        names = list(ranges)
+        for a in range(len(names)):
+            for b in range(a + 1, len(names)):
+                if ranges[names[a]].overlaps(ranges[names[b]]):
+                    yield ("network", names[b]), str(ranges[names[b]]), f"overlaps {names[a]} {ranges[names[a]]}; allowed: a disjoint range"
+
+
+def _check_onprem(stack: OnpremStack) -> Iterator[Found]:
+    store = stack.object_store
+    if store.kind == "hdfs":
+        if store.uri is None:
+            yield ("objectStore", "uri"), None, "required for kind: hdfs; allowed: hdfs://namenode:8020/path"
+        for key in ("endpoint", "bucket", "accessKeyId"):
+            if getattr(store, _snake(key)) is not None:
+                yield ("objectStore", key), getattr(store, _snake(key)), "only for kind: s3; allowed: remove it"
+    else:
+        for key in ("endpoint", "bucket", "accessKeyId"):
+            if getattr(store, _snake(key)) is None:
+                yield ("objectStore", key), None, "required for kind: s3 (an S3-compatible store such as MinIO or Ceph RGW)"
+        if stack.object_store_secret_access_key is None:
+            yield ("objectStoreSecretAccessKey",), None, "required for kind: s3; set it with `pulumi config set --secret objectStoreSecretAccessKey`"
+        if store.uri is not None:
+            yield ("objectStore", "uri"), store.uri, "only for kind: hdfs; allowed: remove it"
+
+
+def _snake(camel: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel)
