@@ -9,10 +9,14 @@ from typing import Any
 
 import pulumi
 
+from infra.components.kafka import KafkaLayer
+from infra.components.kafka.flows import federation_registry
+from infra.components.kafka.mesh import EXPORT as MESH_EXPORT
+from infra.components.kafka.mesh import KafkaMesh
 from infra.targets import make_target
 from infra.topology.config import from_engine, parse_global, parse_regional
 from infra.topology.errors import ConfigError
-from infra.topology.model import GlobalStack, RegionalBase, Topology
+from infra.topology.model import GlobalStack, Kafka, RegionalBase, Topology
 
 # The global stack's single output that regional stacks read.
 EXPORT = "rtdi"
@@ -34,7 +38,8 @@ async def main() -> None:
         if not published:
             raise ConfigError([_no_topology(cfg.file, regional.global_stack or default_global_stack())])
         topology = Topology.model_validate(published["topology"])
-        regional_stack(parse_regional(cfg, topology), topology)
+        kafka = Kafka.model_validate(published["kafka"])
+        regional_stack(parse_regional(cfg, topology), topology, kafka, ref.get_output(MESH_EXPORT))
     except ConfigError as exc:
         # Pulumi prints a RunError as its message alone, with no traceback.
         raise pulumi.RunError(str(exc)) from None
@@ -47,18 +52,25 @@ def _no_topology(file: str, name: str):
 
 
 def global_stack(model: GlobalStack) -> None:
+    mesh = KafkaMesh("kafka-mesh", model.topology)
     pulumi.export(EXPORT, published_topology(model))
+    pulumi.export(MESH_EXPORT, mesh.published)
     pulumi.export("primaryRegion", model.topology.primary)
+    pulumi.export("kafkaFederation", federation_registry(model.topology, model.kafka))
 
 
 def published_topology(model: GlobalStack) -> dict[str, Any]:
     """What regional stacks read from the global stack: the validated topology, defaults filled in."""
-    return {"topology": model.topology.model_dump(mode="json", by_alias=True)}
+    return {
+        "topology": model.topology.model_dump(mode="json", by_alias=True),
+        "kafka": model.kafka.model_dump(mode="json", by_alias=True),
+    }
 
 
-def regional_stack(stack: RegionalBase, topology: Topology) -> None:
+def regional_stack(stack: RegionalBase, topology: Topology, kafka: Kafka, mesh: pulumi.Output) -> None:
     target = make_target(stack, topology)
     archive = target.bucket("archive")
+    kafka_layer = KafkaLayer(target, topology, kafka, mesh)
     target.finish({"zones": target.zones, "storageClass": target.storage_class})
     pulumi.export("region", target.region.id)
     pulumi.export("cloud", target.region.cloud)
@@ -66,3 +78,5 @@ def regional_stack(stack: RegionalBase, topology: Topology) -> None:
     pulumi.export("kubernetesCluster", target.cluster_name)
     pulumi.export("buckets", {p: b.uri for p, b in target.buckets.items()})
     pulumi.export("archive", archive.uri)
+    pulumi.export("kafkaSources", [f.source for f in kafka_layer.flows])
+    pulumi.export("kafkaFederation", kafka_layer.registry)

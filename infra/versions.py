@@ -16,3 +16,10 @@ EKS_ADDONS = {
     "kube-proxy": "v1.33.5-eksbuild.2",
     "aws-ebs-csi-driver": "v1.51.0-eksbuild.1",
 }
+
+# Kafka on Kubernetes: the Strimzi operator and the Kafka it runs (Strimzi 1.2 supports 4.2.x and 4.3.x).
+STRIMZI_CHART = "oci://quay.io/strimzi-helm/strimzi-kafka-operator"
+STRIMZI_CHART_NAME = "strimzi-kafka-operator"
+STRIMZI_VERSION = "1.2.0"
+KAFKA_VERSION = "4.3.1"
+KAFKA_METADATA_VERSION = "4.3-IV0"

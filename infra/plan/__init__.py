@@ -18,7 +18,7 @@ def plan_stacks(project: Project, stacks: Iterable[str]) -> dict[str, StackPlan]
     plans: dict[str, StackPlan] = {}
     for name in order:
         v = validated[name]
-        outputs = {v.global_stack: plans[v.global_stack].outputs} if v.global_stack else {}
+        outputs = {v.global_stack: plans[v.global_stack].values} if v.global_stack else {}
         plans[name] = run_stack(v.config, main, outputs)
     return {name: plans[name] for name in wanted if name in plans}
 

@@ -44,7 +44,8 @@ class Declared:
 class StackPlan:
     stack: str
     registered: dict[str, Declared] = field(default_factory=dict)
-    outputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)  # secrets masked: what the plan shows
+    values: dict[str, Any] = field(default_factory=dict)  # secrets revealed: what other stacks read
 
     @property
     def resources(self) -> list[Declared]:
@@ -92,18 +93,20 @@ class _Recorder(sdk_mocks.MockMonitor):
 
     def RegisterResourceOutputs(self, request):
         if request.urn == self.stack_urn:
-            self.plan.outputs = _plain(rpc.deserialize_properties(request.outputs))
+            outputs = rpc.deserialize_properties(request.outputs)
+            self.plan.outputs = _plain(outputs)
+            self.plan.values = _plain(outputs, reveal=True)
         return super().RegisterResourceOutputs(request)
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready values: secrets masked, resource references as their URN."""
+def _plain(value: Any, reveal: bool = False) -> Any:
+    """JSON-ready values: secrets masked (or revealed), resource references by name."""
     if isinstance(value, dict):
-        if rpc._special_sig_key in value and value.get(rpc._special_sig_key) == rpc._special_secret_sig:
-            return SECRET
-        return {k: _plain(v) for k, v in value.items()}
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return _plain(value.get("value"), reveal) if reveal else SECRET
+        return {k: _plain(v, reveal) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, reveal) for v in value]
     if isinstance(value, pulumi.Resource):
         return f"<resource {type(value).__name__}>"
     if value is None or isinstance(value, (str, int, float, bool)):

@@ -39,7 +39,9 @@ _OUTPUTS: dict[str, Callable[[str, dict], dict]] = {
     "gcp:kms/keyRing:KeyRing": lambda n, i: {"id": f"projects/{MARK}/locations/{i.get('location')}/keyRings/{i.get('name', n)}"},
     "gcp:compute/network:Network": lambda n, i: {"id": f"projects/{MARK}/global/networks/{i.get('name', n)}"},
     "gcp:compute/subnetwork:Subnetwork": lambda n, i: {"id": f"projects/{MARK}/regions/{i.get('region')}/subnetworks/{i.get('name', n)}"},
-    "gcp:container/cluster:Cluster#id": lambda n, i: {},
+    "tls:index/privateKey:PrivateKey": lambda n, i: {"privateKeyPem": f"-----BEGIN PRIVATE KEY-----\n{MARK}\n-----END PRIVATE KEY-----\n"},
+    "tls:index/selfSignedCert:SelfSignedCert": lambda n, i: {"certPem": f"-----BEGIN CERTIFICATE-----\n{MARK}\n-----END CERTIFICATE-----\n"},
+    "random:index/randomPassword:RandomPassword": lambda n, i: {"result": f"{MARK}-{n}"},
 }
 
 _CALLS: dict[str, Callable[[dict], dict]] = {

@@ -43,6 +43,11 @@ def _assume(service: str) -> str:
 
 
 class AwsTarget(Target):
+    internal_load_balancer_annotations = {
+        "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+    }
+
     def __init__(self, stack: AwsStack, topology: Topology, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("rtdi:aws:Region", stack, topology, opts)
         self.stack: AwsStack = stack

@@ -67,6 +67,9 @@ class Target(pulumi.ComponentResource, abc.ABC):
 
     k8s: k8s.Provider
     storage_class: str
+    cluster_name: str
+    # Annotations that make a Service of type LoadBalancer private to the region's network.
+    internal_load_balancer_annotations: dict[str, str] = {}
 
     def __init__(self, type_: str, stack: RegionalBase, topology: Topology, opts: Optional[pulumi.ResourceOptions] = None):
         self.stack = stack

@@ -38,6 +38,8 @@ def account_id(*parts: str) -> str:
 
 
 class GcpTarget(Target):
+    internal_load_balancer_annotations = {"networking.gke.io/load-balancer-type": "Internal"}
+
     def __init__(self, stack: GcpStack, topology: Topology, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("rtdi:gcp:Region", stack, topology, opts)
         self.stack: GcpStack = stack

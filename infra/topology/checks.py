@@ -12,7 +12,9 @@ from ipaddress import IPv4Network
 from typing import Any, Iterator
 
 from infra.topology.model import (
+    KAFKA_ENGINES_BY_CLOUD,
     AwsStack,
+    GlobalStack,
     GcpStack,
     OnpremStack,
     Region,
@@ -60,6 +62,52 @@ def check_topology(t: Topology) -> Iterator[Found]:
             zones_seen.add(zone)
     if t.primary not in seen:
         yield ("primary",), t.primary, f"not a region of this topology; allowed: {', '.join(seen) or 'none defined'}"
+
+
+# Engines whose clusters rtdi can declare today; the others are accepted by the model so that the
+# message for them says "not yet" rather than "unknown".
+IMPLEMENTED_KAFKA_ENGINES = ("strimzi",)
+
+
+def check_kafka(g: GlobalStack) -> Iterator[Found]:
+    """Kafka rules that relate the `kafka` key to the topology. Locations start at the config key."""
+    k = g.kafka
+    if k.min_insync_replicas >= k.replication_factor:
+        yield ("kafka", "minInsyncReplicas"), k.min_insync_replicas, (
+            f"must be below replicationFactor {k.replication_factor} so one replica may be down; "
+            f"allowed: 1 to {k.replication_factor - 1}")
+    for i, region in enumerate(g.topology.regions):
+        if len(region.zones) < k.replication_factor:
+            yield ("topology", "regions", i, "zones"), region.zones, (
+                f"{len(region.zones)} zone(s) cannot hold {k.replication_factor} replicas in distinct zones "
+                f"(rtdi:kafka.replicationFactor); allowed: {k.replication_factor} or more zones")
+        for role in ("regional", "aggregate"):
+            engine = getattr(region.kafka, role).engine
+            offered = KAFKA_ENGINES_BY_CLOUD[region.cloud]
+            if engine not in offered:
+                yield ("topology", "regions", i, "kafka", role, "engine"), engine, (
+                    f"not offered on {region.cloud}; allowed: {', '.join(offered)}")
+            elif engine not in IMPLEMENTED_KAFKA_ENGINES:
+                yield ("topology", "regions", i, "kafka", role, "engine"), engine, (
+                    f"not implemented yet in this rtdi release; allowed: {', '.join(IMPLEMENTED_KAFKA_ENGINES)}")
+    jurisdictions = {r.jurisdiction for r in g.topology.regions}
+    for name, data_class in k.data_classes.items():
+        for j, jurisdiction in enumerate(data_class.jurisdictions):
+            if jurisdiction not in jurisdictions:
+                yield ("kafka", "dataClasses", name, "jurisdictions", j), jurisdiction, (
+                    f"no region of the topology has this jurisdiction; allowed: {', '.join(sorted(jurisdictions))}")
+    seen: dict[str, int] = {}
+    for i, topic in enumerate(k.topics):
+        if topic.data_class not in k.data_classes:
+            yield ("kafka", "topics", i, "dataClass"), topic.data_class, (
+                f"unknown data class; allowed: {', '.join(k.data_classes) or 'none (declare rtdi:kafka.dataClasses first)'}")
+        if topic.name in seen:
+            yield ("kafka", "topics", i, "name"), topic.name, f"topic declared twice (first at topics[{seen[topic.name]}])"
+        seen.setdefault(topic.name, i)
+        groups = [c.name for c in topic.consumer_groups]
+        for j, group in enumerate(groups):
+            if group in groups[:j]:
+                yield ("kafka", "topics", i, "consumerGroups", j, "name"), group, "consumer group listed twice for this topic"
 
 
 def subnet_plan(cidr: IPv4Network, zones: list[str]) -> tuple[dict[str, IPv4Network], dict[str, IPv4Network]]:

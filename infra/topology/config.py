@@ -90,6 +90,7 @@ def parse_global(cfg: StackConfig) -> GlobalStack:
     data = _model_input(cfg, GlobalStack)
     model = _validate(cfg, GlobalStack, data)
     _raise_found(cfg, "topology", checks.check_topology(model.topology))
+    _raise_found(cfg, None, checks.check_kafka(model))
     return model
 
 

@@ -32,11 +32,35 @@ class Strict(BaseModel):
 # --------------------------------------------------------------------------- global stack
 
 
+KafkaEngine = Literal["strimzi", "msk", "gcp-managed"]
+KAFKA_ENGINES_BY_CLOUD: dict[str, tuple[str, ...]] = {
+    "aws": ("strimzi", "msk"),
+    "gcp": ("strimzi", "gcp-managed"),
+    "onprem": ("strimzi",),
+}
+
+
+class KafkaCluster(Strict):
+    engine: KafkaEngine = "strimzi"
+    brokers_per_zone: PositiveInt = 1
+    storage_gib: PositiveInt = 500
+    broker_cpu: PositiveInt = 4
+    broker_memory_gib: PositiveInt = 16
+
+
+class RegionKafka(Strict):
+    """The region's two clusters: producers write to `regional`; `aggregate` receives every region."""
+
+    regional: KafkaCluster = KafkaCluster()
+    aggregate: KafkaCluster = KafkaCluster()
+
+
 class Region(Strict):
     cloud: Cloud
     name: str = Field(description="The cloud's region name (us-east-1, europe-west4) or the on-prem site.")
     zones: list[str] = Field(min_length=1)
     jurisdiction: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$", description="Data-residency label, e.g. us, eu.")
+    kafka: RegionKafka = RegionKafka()
 
     @property
     def id(self) -> str:
@@ -60,10 +84,48 @@ class Topology(Strict):
         return [r.id for r in self.regions]
 
 
+TopicName = Field(pattern=r"^[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,199}$")
+
+
+class ConsumerGroup(Strict):
+    """A consumer group with its own retry and dead-letter topics (paper 4.1.2)."""
+
+    name: str = TopicName
+    retry: bool = True
+    dead_letter: bool = True
+
+
+class Topic(Strict):
+    name: str = TopicName
+    partitions: PositiveInt
+    retention_hours: PositiveInt = 168
+    data_class: str
+    consumer_groups: list[ConsumerGroup] = Field(default_factory=list)
+
+
+class DataClass(Strict):
+    jurisdictions: list[str] = Field(min_length=1, description="Jurisdictions whose regions may hold this data.")
+
+
+class Kafka(Strict):
+    """Kafka settings that span regions; declared once in the global stack."""
+
+    dns_domain: str = Field(
+        default="kafka.rtdi.internal",
+        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$",
+        description="Cross-region bootstrap names are <cluster>.<region>.<dnsDomain>.",
+    )
+    replication_factor: PositiveInt = 3
+    min_insync_replicas: PositiveInt = 2
+    data_classes: dict[str, DataClass] = Field(default_factory=dict)
+    topics: list[Topic] = Field(default_factory=list)
+
+
 class GlobalStack(Strict):
     """Keys of the `global` stack (``rtdi:<key>``)."""
 
     topology: Topology
+    kafka: Kafka = Kafka()
 
 
 # --------------------------------------------------------------------------- regional stacks
