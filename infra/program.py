@@ -9,6 +9,7 @@ from typing import Any
 
 import pulumi
 
+from infra.components.kafka import EXPORT as KAFKA_REGIONAL_EXPORT
 from infra.components.kafka import KafkaLayer
 from infra.components.kafka.flows import federation_registry
 from infra.components.kafka.mesh import EXPORT as MESH_EXPORT
@@ -23,7 +24,12 @@ EXPORT = "rtdi"
 
 
 def default_global_stack() -> str:
-    return f"{pulumi.get_organization()}/{pulumi.get_project()}/global"
+    return regional_stack_name("global")
+
+
+def regional_stack_name(stack: str) -> str:
+    """Regional stacks are named after their region id (`aws-us-east-1`), in this project and org."""
+    return f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}"
 
 
 async def main() -> None:
@@ -70,7 +76,7 @@ def published_topology(model: GlobalStack) -> dict[str, Any]:
 def regional_stack(stack: RegionalBase, topology: Topology, kafka: Kafka, mesh: pulumi.Output) -> None:
     target = make_target(stack, topology)
     archive = target.bucket("archive")
-    kafka_layer = KafkaLayer(target, topology, kafka, mesh)
+    kafka_layer = KafkaLayer(target, topology, kafka, mesh, stack_name=regional_stack_name)
     target.finish({"zones": target.zones, "storageClass": target.storage_class})
     pulumi.export("region", target.region.id)
     pulumi.export("cloud", target.region.cloud)
@@ -79,4 +85,5 @@ def regional_stack(stack: RegionalBase, topology: Topology, kafka: Kafka, mesh: 
     pulumi.export("buckets", {p: b.uri for p, b in target.buckets.items()})
     pulumi.export("archive", archive.uri)
     pulumi.export("kafkaSources", [f.source for f in kafka_layer.flows])
+    pulumi.export(KAFKA_REGIONAL_EXPORT, kafka_layer.exported)
     pulumi.export("kafkaFederation", kafka_layer.registry)

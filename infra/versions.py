@@ -23,3 +23,7 @@ STRIMZI_CHART_NAME = "strimzi-kafka-operator"
 STRIMZI_VERSION = "1.2.0"
 KAFKA_VERSION = "4.3.1"
 KAFKA_METADATA_VERSION = "4.3-IV0"
+
+# Managed Kafka engines.
+MSK_KAFKA_VERSION = "3.9.x.kraft"
+GCP_MANAGED_KAFKA_VERSION = "3.7.x"

@@ -34,14 +34,33 @@ def crs(plan, kind):
     return [r.inputs for r in plan.of_type(CR + kind)]
 
 
+def engine(global_model, stack, role):
+    return getattr(global_model.topology.region(stack).kafka, role).engine
+
+
 @pytest.mark.parametrize("stack", REGIONAL)
 def test_regional_and_aggregate_clusters_span_every_zone(plans, global_model, stack):
     plan = plans[stack]
     zones = global_model.topology.region(stack).zones
     kafkas = {k["metadata"]["name"]: k for k in crs(plan, "Kafka")}
-    assert set(kafkas) == {"regional", "aggregate"}
-    for name, k in kafkas.items():
-        spec = k["spec"]["kafka"]
+    msk = {r.inputs["tags"]["rtdi-kafka-role"]: r.inputs for r in plan.of_type("aws:msk/cluster:Cluster")}
+    managed = {r.inputs["labels"]["rtdi-kafka-role"]: r.inputs for r in plan.of_type("gcp:managedkafka/cluster:Cluster")}
+    for name in ("regional", "aggregate"):
+        kind = engine(global_model, stack, name)
+        assert (name in kafkas, name in msk, name in managed) == (kind == "strimzi", kind == "msk", kind == "gcp-managed")
+        if kind == "msk":
+            m = msk[name]
+            info = m["brokerNodeGroupInfo"]
+            assert len(info["clientSubnets"]) == len(zones) and m["numberOfBrokerNodes"] % len(zones) == 0
+            assert info["connectivityInfo"]["publicAccess"]["type"] == "DISABLED"
+            assert m["encryptionInfo"]["encryptionInTransit"] == {"clientBroker": "TLS", "inCluster": True}
+            assert m["encryptionInfo"]["encryptionAtRestKmsKeyArn"].startswith("arn:aws:kms:")
+            assert m["storageMode"] == "TIERED"
+            continue
+        if kind == "gcp-managed":
+            assert managed[name]["gcpConfig"]["kmsKey"] and managed[name]["location"] == stack.split("-", 1)[1]
+            continue
+        spec = kafkas[name]["spec"]["kafka"]
         assert spec["version"] == versions.KAFKA_VERSION
         assert spec["rack"]["topologyKey"] == "topology.kubernetes.io/zone"
         assert spec["config"]["replica.selector.class"].endswith("RackAwareReplicaSelector")
@@ -59,28 +78,57 @@ def test_regional_and_aggregate_clusters_span_every_zone(plans, global_model, st
         assert len(controllers) % 2 == 1 and len(controllers) >= 3
 
 
+def test_msk_brokers_get_the_durable_defaults(plans):
+    for config in plans["aws-eu-west-1"].of_type("aws:msk/configuration:Configuration"):
+        props = dict(line.split("=", 1) for line in config.inputs["serverProperties"].splitlines())
+        assert props["default.replication.factor"] == "3" and props["min.insync.replicas"] == "2"
+        assert props["unclean.leader.election.enable"] == "false"
+        assert props["replica.selector.class"].endswith("RackAwareReplicaSelector")
+
+
+def mirror_sources(plan) -> list[str]:
+    mm2 = crs(plan, "KafkaMirrorMaker2")
+    via_mm2 = [m["source"]["alias"] for x in mm2 for m in x["spec"]["mirrors"]]
+    via_replicator = [r.inputs["tags"]["rtdi-source-region"] for r in plan.of_type("aws:msk/replicator:Replicator")]
+    return via_mm2 + via_replicator
+
+
 @pytest.mark.parametrize("stack", REGIONAL)
 def test_aggregate_receives_every_region_with_offset_sync(plans, global_model, stack):
-    (mm2,) = crs(plans[stack], "KafkaMirrorMaker2")
-    sources = [m["source"]["alias"] for m in mm2["spec"]["mirrors"]]
-    assert sorted(sources) == sorted(global_model.topology.region_ids)
-    assert mm2["spec"]["target"]["alias"] == stack
-    for key in ("config.storage.replication.factor", "offset.storage.replication.factor", "status.storage.replication.factor"):
-        assert mm2["spec"]["target"]["config"][key] == 3
-    for mirror in mm2["spec"]["mirrors"]:
-        checkpoint = mirror["checkpointConnector"]["config"]
-        assert checkpoint["sync.group.offsets.enabled"] is True and checkpoint["emit.checkpoints.enabled"] is True
-        assert checkpoint["checkpoints.topic.replication.factor"] == 3
-        source = mirror["sourceConnector"]["config"]
-        assert source["replication.factor"] == 3 and source["producer.override.acks"] == "all"
-        assert mirror["source"]["authentication"]["type"] == "scram-sha-512"
-        assert mirror["source"]["tls"]["trustedCertificates"][0]["secretName"] == "rtdi-kafka-mesh-ca"
-        if mirror["source"]["alias"] != stack:
-            assert mirror["source"]["bootstrapServers"] == f"regional.{mirror['source']['alias']}.kafka.acme.internal:9095"
+    assert sorted(mirror_sources(plans[stack])) == sorted(global_model.topology.region_ids)
+    for mm2 in crs(plans[stack], "KafkaMirrorMaker2"):
+        assert mm2["spec"]["target"]["alias"] == stack
+        for key in ("config.storage.replication.factor", "offset.storage.replication.factor", "status.storage.replication.factor"):
+            assert mm2["spec"]["target"]["config"][key] == 3
+        for mirror in mm2["spec"]["mirrors"]:
+            checkpoint = mirror["checkpointConnector"]["config"]
+            assert checkpoint["sync.group.offsets.enabled"] is True and checkpoint["emit.checkpoints.enabled"] is True
+            assert checkpoint["checkpoints.topic.replication.factor"] == 3
+            source = mirror["sourceConnector"]["config"]
+            assert source["replication.factor"] == 3 and source["producer.override.acks"] == "all"
+            alias = mirror["source"]["alias"]
+            kind = engine(global_model, alias, "regional")
+            auth = mirror["source"]["authentication"]
+            assert auth["type"] == {"strimzi": "scram-sha-512", "msk": "scram-sha-512", "gcp-managed": "plain"}[kind]
+            assert auth["passwordSecret"]["secretName"] == f"kafka-mirror-{alias}"
+            if kind == "strimzi":
+                assert mirror["source"]["tls"]["trustedCertificates"][0]["secretName"] == "rtdi-kafka-mesh-ca"
+                if alias != stack:
+                    assert mirror["source"]["bootstrapServers"] == f"regional.{alias}.kafka.acme.internal:9095"
+    for rep in plans[stack].of_type("aws:msk/replicator:Replicator"):
+        info = rep.inputs["replicationInfoList"]
+        assert info["consumerGroupReplications"][0]["synchroniseConsumerGroupOffsets"] is True
+        assert info["topicReplications"][0]["topicNameConfiguration"]["type"] == "PREFIXED_WITH_SOURCE_CLUSTER_ALIAS"
+
+
+def topic_names(plan) -> set[str]:
+    return ({t["spec"]["topicName"] for t in crs(plan, "KafkaTopic")}
+            | {r.inputs["name"] for r in plan.of_type("aws:msk/topic:Topic")}
+            | {r.inputs["topicId"] for r in plan.of_type("gcp:managedkafka/topic:Topic")})
 
 
 def test_topics_follow_their_data_class(plans):
-    names = {stack: {t["spec"]["topicName"] for t in crs(plans[stack], "KafkaTopic")} for stack in REGIONAL}
+    names = {stack: topic_names(plans[stack]) for stack in REGIONAL}
     for stack in REGIONAL:
         assert {"trips", "trips.eta-service.retry", "trips.eta-service.dlq", "trips.surge-pricing.dlq"} <= names[stack]
     assert "rider-profiles" in names["aws-eu-west-1"] and "rider-profiles" in names["gcp-europe-west4"]
@@ -95,9 +143,23 @@ def test_federation_registry_config_map_and_output(plans):
     registry = json.loads(cm["data"]["registry.json"])
     trips = registry["topics"]["trips"]["regions"]
     assert set(trips) == set(REGIONAL)
-    assert trips["gcp-europe-west4"]["produce"]["crossRegionBootstrap"] == "regional.gcp-europe-west4.kafka.acme.internal:9095"
+    # The managed regional cluster's address comes from the cluster itself, in its own region.
+    assert trips["gcp-europe-west4"]["produce"]["engine"] == "gcp-managed"
+    assert trips["gcp-europe-west4"]["produce"]["bootstrap"].startswith("bootstrap.acme-rtdi-regional.europe-west4.managedkafka.")
+    assert trips["aws-us-east-1"]["produce"]["crossRegionBootstrap"] == "regional.aws-us-east-1.kafka.acme.internal:9095"
     assert sorted(trips["gcp-europe-west4"]["consume"]["topics"]) == sorted(f"{r}.trips" for r in REGIONAL)
-    assert plans["global"].outputs["kafkaFederation"] == registry
+    assert trips["gcp-europe-west4"]["consume"]["bootstrap"] == "aggregate-kafka-bootstrap.kafka.svc:9093"
+    static = plans["global"].outputs["kafkaFederation"]["topics"]["trips"]["regions"]
+    assert static["gcp-europe-west4"]["produce"].get("bootstrap") is None  # known only once the cluster exists
+    assert plans["gcp-europe-west4"].outputs["kafkaFederation"] == _without_nulls(registry)  # stack outputs drop nulls
+
+
+def _without_nulls(value):
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 def test_strimzi_operator_chart_is_pinned(plans):

@@ -22,6 +22,7 @@ from infra.plan.mocks import PlanMocks
 from infra.topology.config import StackConfig
 
 PROJECT = "rtdi"
+ORGANIZATION = "organization"  # what the local backend (`pulumi login --local`) calls every organisation
 SECRET = "[secret]"
 
 
@@ -109,6 +110,8 @@ def _plain(value: Any, reveal: bool = False) -> Any:
         return [_plain(v, reveal) for v in value]
     if isinstance(value, pulumi.Resource):
         return f"<resource {type(value).__name__}>"
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the wire format has only floats; a replica count is still a whole number
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
@@ -127,7 +130,8 @@ def _run(cfg: StackConfig, program, stack_outputs, plan: StackPlan) -> None:
     try:
         mocks = PlanMocks(stack_outputs)
         monitor = _Recorder(mocks, plan)
-        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=cfg.stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=cfg.stack, preview=False, monitor=monitor,
+                                 organization=ORGANIZATION)
         ROOT.set(None)  # set_mocks made a root stack already; run_in_stack makes the one the program runs in
         set_all_config(dict(cfg.values), sorted(cfg.secret_keys))
         loop.run_until_complete(run_in_stack(lambda: pulumi.run(program)))

@@ -41,12 +41,36 @@ _OUTPUTS: dict[str, Callable[[str, dict], dict]] = {
     "gcp:compute/subnetwork:Subnetwork": lambda n, i: {"id": f"projects/{MARK}/regions/{i.get('region')}/subnetworks/{i.get('name', n)}"},
     "tls:index/privateKey:PrivateKey": lambda n, i: {"privateKeyPem": f"-----BEGIN PRIVATE KEY-----\n{MARK}\n-----END PRIVATE KEY-----\n"},
     "tls:index/selfSignedCert:SelfSignedCert": lambda n, i: {"certPem": f"-----BEGIN CERTIFICATE-----\n{MARK}\n-----END CERTIFICATE-----\n"},
+    "aws:msk/cluster:Cluster": lambda n, i: {
+        "arn": f"arn:aws:kafka:{MARK}:{ACCOUNT}:cluster/{i.get('clusterName', n)}/{MARK}",
+        "bootstrapBrokersSaslScram": f"b-1.{i.get('clusterName', n)}.{MARK}.kafka.amazonaws.com:9096",
+        "bootstrapBrokersSaslIam": f"b-1.{i.get('clusterName', n)}.{MARK}.kafka.amazonaws.com:9098",
+    },
+    "aws:msk/configuration:Configuration": lambda n, i: {"arn": _aws_arn("kafka", f"configuration/{n}/{MARK}"), "latestRevision": 1},
+    "aws:secretsmanager/secret:Secret": lambda n, i: {"arn": _aws_arn("secretsmanager", f"secret:{i.get('name', n)}")},
+    "gcp:managedkafka/cluster:Cluster": lambda n, i: {
+        "bootstrapAddress": f"bootstrap.{i.get('clusterId', n)}.{i.get('location')}.managedkafka.{MARK}.cloud.goog:9092",
+    },
+    "gcp:serviceaccount/key:Key": lambda n, i: {"privateKey": MARK},
     "random:index/randomPassword:RandomPassword": lambda n, i: {"result": f"{MARK}-{n}"},
 }
 
 _CALLS: dict[str, Callable[[dict], dict]] = {
     "gcp:organizations/getProject:getProject": lambda a: {"number": PROJECT_NUMBER, "projectId": a.get("projectId")},
 }
+
+
+def _other_stack(stack: str) -> dict:
+    """Placeholders for a stack that is not planned with this one (another region's stack)."""
+    return {"kafkaRegional": {
+        "engine": MARK,
+        "arn": f"arn:aws:kafka:{MARK}:{ACCOUNT}:cluster/{stack}-regional/{MARK}",
+        "bootstrap": f"{MARK}.{stack}.kafka:9096",
+        "securityGroupIds": [f"sg-{MARK}"],
+        "subnetIds": [f"subnet-{MARK}"],
+        "username": f"mirror@{MARK}",
+        "password": MARK,
+    }}
 
 
 class PlanMocks(pulumi.runtime.Mocks):
@@ -60,7 +84,8 @@ class PlanMocks(pulumi.runtime.Mocks):
         if args.typ == "pulumi:pulumi:StackReference":
             name = args.inputs.get("name", args.name)
             stack = name.rsplit("/", 1)[-1]
-            return name, {"name": name, "outputs": self.stack_outputs.get(stack, {}), "secretOutputNames": []}
+            outputs = self.stack_outputs.get(stack) or _other_stack(stack)
+            return name, {"name": name, "outputs": outputs, "secretOutputNames": []}
         extra = _OUTPUTS.get(args.typ)
         if extra:
             state.update(extra(args.name, args.inputs))

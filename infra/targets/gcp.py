@@ -63,8 +63,8 @@ class GcpTarget(Target):
             n, gcp.kms.CryptoKeyArgs(name="data", key_ring=ring.id, rotation_period=KEY_ROTATION, purpose="ENCRYPT_DECRYPT"), opts=self._opts(),
         )
         number = gcp.organizations.get_project_output(project_id=self.project, opts=pulumi.InvokeOutputOptions(provider=self.provider, parent=self)).number
-        # Google's service agents encrypt on our behalf: GCS objects, and persistent disks.
-        self._kms_grants = [
+        # Google's service agents encrypt on our behalf: GCS objects, persistent disks, managed Kafka.
+        self.kms_grants = [
             gcp.kms.CryptoKeyIAMMember(
                 f"{n}-{agent}",
                 gcp.kms.CryptoKeyIAMMemberArgs(
@@ -74,7 +74,11 @@ class GcpTarget(Target):
                 ),
                 opts=self._opts(),
             )
-            for agent, domain in (("gcs", "gs-project-accounts.iam.gserviceaccount.com"), ("compute", "compute-system.iam.gserviceaccount.com"))
+            for agent, domain in (
+                ("gcs", "gs-project-accounts.iam.gserviceaccount.com"),
+                ("compute", "compute-system.iam.gserviceaccount.com"),
+                ("managedkafka", "gcp-sa-managedkafka.iam.gserviceaccount.com"),
+            )
         ]
 
     def _network(self) -> None:
@@ -160,7 +164,7 @@ class GcpTarget(Target):
                     gce_persistent_disk_csi_driver_config=gcp.container.ClusterAddonsConfigGcePersistentDiskCsiDriverConfigArgs(enabled=True),
                 ),
             ),
-            opts=self._opts(depends_on=self._kms_grants),
+            opts=self._opts(depends_on=self.kms_grants),
         )
         pool = gcp.container.NodePool(
             n,
@@ -230,7 +234,7 @@ class GcpTarget(Target):
                 lifecycle_rules=rules,
                 labels={LABEL_PURPOSE: purpose},
             ),
-            opts=self._opts(depends_on=self._kms_grants),
+            opts=self._opts(depends_on=self.kms_grants),
         )
         return Bucket(purpose=purpose, scheme="gs", name=bucket.name, uri=bucket.name.apply(lambda b: f"gs://{b}"), resources=[bucket])
 

@@ -66,7 +66,7 @@ def check_topology(t: Topology) -> Iterator[Found]:
 
 # Engines whose clusters rtdi can declare today; the others are accepted by the model so that the
 # message for them says "not yet" rather than "unknown".
-IMPLEMENTED_KAFKA_ENGINES = ("strimzi",)
+IMPLEMENTED_KAFKA_ENGINES = ("strimzi", "msk", "gcp-managed")
 
 
 def check_kafka(g: GlobalStack) -> Iterator[Found]:

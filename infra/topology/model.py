@@ -46,6 +46,7 @@ class KafkaCluster(Strict):
     storage_gib: PositiveInt = 500
     broker_cpu: PositiveInt = 4
     broker_memory_gib: PositiveInt = 16
+    msk_instance_type: str = Field(default="kafka.m7g.xlarge", pattern=r"^kafka\.[a-z0-9]+\.[a-z0-9]+$", description="msk only")
 
 
 class RegionKafka(Strict):
@@ -117,6 +118,10 @@ class Kafka(Strict):
     )
     replication_factor: PositiveInt = 3
     min_insync_replicas: PositiveInt = 2
+    peer_cidrs: list[IPv4Network] = Field(
+        default_factory=lambda: [IPv4Network("10.0.0.0/8")],
+        description="Networks of every region, allowed to reach managed clusters' cross-region ports.",
+    )
     data_classes: dict[str, DataClass] = Field(default_factory=dict)
     topics: list[Topic] = Field(default_factory=list)
 

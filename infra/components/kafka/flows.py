@@ -90,16 +90,20 @@ def federation_registry(topology: Topology, kafka: Kafka) -> dict:
             if not topic_allowed(kafka, topic, region):
                 continue
             sources = [f.source for f in flows_into(topology, kafka, region) if topic.name in f.topics]
+            strimzi = {role: getattr(region.kafka, role).engine == "strimzi" for role in ROLES}
             regions[region.id] = {
                 "produce": {
                     "cluster": "regional",
-                    "bootstrap": in_cluster_bootstrap("regional"),
-                    "crossRegionBootstrap": f"{cross_region_host(kafka, region.id)}:{CROSS_REGION_PORT}",
+                    "engine": region.kafka.regional.engine,
+                    # A managed engine's address is known once it exists: its region's stack fills it in.
+                    "bootstrap": in_cluster_bootstrap("regional") if strimzi["regional"] else None,
+                    "crossRegionBootstrap": f"{cross_region_host(kafka, region.id)}:{CROSS_REGION_PORT}" if strimzi["regional"] else None,
                     "topic": topic.name,
                 },
                 "consume": {
                     "cluster": "aggregate",
-                    "bootstrap": in_cluster_bootstrap("aggregate"),
+                    "engine": region.kafka.aggregate.engine,
+                    "bootstrap": in_cluster_bootstrap("aggregate") if strimzi["aggregate"] else None,
                     "topics": [f"{s}.{topic.name}" for s in sources],
                 },
                 "retryTopics": [n for n in physical_topics(topic) if n.endswith(".retry")],

@@ -34,12 +34,15 @@ class KafkaMesh(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, provider=tls_provider),
         )
-        passwords = {
-            r.id: random.RandomPassword(f"{name}-mirror-{r.id}", random.RandomPasswordArgs(length=40, special=False),
-                                        opts=pulumi.ResourceOptions(parent=self, provider=random_provider)).result
-            for r in topology.regions
-        }
-        self.published = pulumi.Output.secret(pulumi.Output.all(cert.cert_pem, key.private_key_pem, pulumi.Output.all(**passwords)).apply(
-            lambda a: {"caCert": a[0], "caKey": a[1], "mirrorPasswords": a[2]}
-        ))
+        def passwords(user: str) -> pulumi.Output:
+            return pulumi.Output.all(**{
+                r.id: random.RandomPassword(f"{name}-{user}-{r.id}", random.RandomPasswordArgs(length=40, special=False),
+                                            opts=pulumi.ResourceOptions(parent=self, provider=random_provider)).result
+                for r in topology.regions
+            })
+
+        # `mirror` reads a region's regional cluster; `mirror-maker` writes its aggregate cluster.
+        self.published = pulumi.Output.secret(pulumi.Output.all(
+            cert.cert_pem, key.private_key_pem, passwords("mirror"), passwords("mirror-maker"),
+        ).apply(lambda a: {"caCert": a[0], "caKey": a[1], "mirrorPasswords": a[2], "mirrorMakerPasswords": a[3]}))
         self.register_outputs({"caCert": cert.cert_pem})

@@ -1,0 +1,222 @@
+"""Amazon MSK clusters and the MSK Replicator that joins two of them.
+
+MSK clusters take SASL/SCRAM (for MirrorMaker 2 and clients outside AWS) and IAM (which the MSK
+Replicator requires). SCRAM passwords live in Secrets Manager under the `AmazonMSK_` prefix,
+encrypted with the region's KMS key, as MSK demands. MSK sets no ACLs through its API, so any
+authenticated principal may use the cluster; rtdi does not manage Kafka ACLs on MSK.
+"""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import versions
+from infra.components.kafka.durability import broker_config, topic_config
+from infra.components.kafka.flows import Flow, physical_topics
+from infra.targets.base import LABEL_PURPOSE
+from infra.topology.model import Kafka, KafkaCluster, Topic
+
+SCRAM_PORT = 9096
+IAM_PORT = 9098
+MAX_MSK_SUBNETS = 3
+
+
+class MskCluster(pulumi.ComponentResource):
+    def __init__(self, name: str, role: str, spec: KafkaCluster, kafka: Kafka, target, users: dict[str, pulumi.Input[str]],
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("rtdi:kafka:MskCluster", name, None, opts)
+        self.role = role
+        self.name_prefix = name
+        self.provider = target.provider
+        aws_opts = pulumi.ResourceOptions(parent=self, provider=target.provider)
+        physical = target.physical_name(role)
+        subnets = list(target.private_subnet_ids.values())[:MAX_MSK_SUBNETS]
+        self.security_group = aws.ec2.SecurityGroup(
+            name,
+            aws.ec2.SecurityGroupArgs(
+                name=physical,
+                description=f"rtdi {role} Kafka: SCRAM and IAM from the regions' networks",
+                vpc_id=target.vpc_id,
+                ingress=[aws.ec2.SecurityGroupIngressArgs(protocol="tcp", from_port=port, to_port=port,
+                                                          cidr_blocks=[str(c) for c in kafka.peer_cidrs])
+                         for port in (SCRAM_PORT, IAM_PORT)],
+                egress=[aws.ec2.SecurityGroupEgressArgs(protocol="-1", from_port=0, to_port=0, cidr_blocks=["0.0.0.0/0"])],
+                tags={"rtdi-kafka-role": role},
+            ),
+            opts=aws_opts,
+        )
+        configuration = aws.msk.Configuration(
+            name,
+            aws.msk.ConfigurationArgs(
+                name=physical,
+                kafka_versions=[versions.MSK_KAFKA_VERSION],
+                server_properties="\n".join(f"{k}={_prop(v)}" for k, v in broker_config(kafka).items()) + "\n",
+            ),
+            opts=aws_opts,
+        )
+        self.cluster = aws.msk.Cluster(
+            name,
+            aws.msk.ClusterArgs(
+                cluster_name=physical,
+                kafka_version=versions.MSK_KAFKA_VERSION,
+                number_of_broker_nodes=spec.brokers_per_zone * len(subnets),
+                storage_mode="TIERED",
+                broker_node_group_info=aws.msk.ClusterBrokerNodeGroupInfoArgs(
+                    instance_type=spec.msk_instance_type,
+                    client_subnets=subnets,
+                    security_groups=[self.security_group.id],
+                    storage_info=aws.msk.ClusterBrokerNodeGroupInfoStorageInfoArgs(
+                        ebs_storage_info=aws.msk.ClusterBrokerNodeGroupInfoStorageInfoEbsStorageInfoArgs(volume_size=spec.storage_gib),
+                    ),
+                    connectivity_info=aws.msk.ClusterBrokerNodeGroupInfoConnectivityInfoArgs(
+                        public_access=aws.msk.ClusterBrokerNodeGroupInfoConnectivityInfoPublicAccessArgs(type="DISABLED"),
+                    ),
+                ),
+                client_authentication=aws.msk.ClusterClientAuthenticationArgs(
+                    sasl=aws.msk.ClusterClientAuthenticationSaslArgs(scram=True, iam=True), unauthenticated=False,
+                ),
+                encryption_info=aws.msk.ClusterEncryptionInfoArgs(
+                    encryption_at_rest_kms_key_arn=target.kms_key.arn,
+                    encryption_in_transit=aws.msk.ClusterEncryptionInfoEncryptionInTransitArgs(client_broker="TLS", in_cluster=True),
+                ),
+                configuration_info=aws.msk.ClusterConfigurationInfoArgs(arn=configuration.arn, revision=configuration.latest_revision),
+                tags={"rtdi-kafka-role": role},
+            ),
+            opts=aws_opts,
+        )
+        secrets = []
+        for user, password in users.items():
+            secret = aws.secretsmanager.Secret(
+                f"{name}-{user}",
+                aws.secretsmanager.SecretArgs(name=f"AmazonMSK_{physical}-{user}", kms_key_id=target.kms_key.arn,
+                                              recovery_window_in_days=7, tags={LABEL_PURPOSE: "kafka-scram"}),
+                opts=aws_opts,
+            )
+            aws.secretsmanager.SecretVersion(
+                f"{name}-{user}",
+                aws.secretsmanager.SecretVersionArgs(
+                    secret_id=secret.id,
+                    secret_string=pulumi.Output.secret(pulumi.Output.from_input(password).apply(
+                        lambda p, u=user: json.dumps({"username": u, "password": p}))),
+                ),
+                opts=aws_opts,
+            )
+            secrets.append(secret.arn)
+        if secrets:
+            aws.msk.ScramSecretAssociation(
+                name, aws.msk.ScramSecretAssociationArgs(cluster_arn=self.cluster.arn, secret_arn_lists=secrets), opts=aws_opts,
+            )
+        if role == "regional":
+            # MSK Replicators in other regions read this cluster through the Kafka service.
+            aws.msk.ClusterPolicy(
+                name,
+                aws.msk.ClusterPolicyArgs(cluster_arn=self.cluster.arn, policy=self.cluster.arn.apply(lambda arn: json.dumps({
+                    "Version": "2012-10-17",
+                    "Statement": [{
+                        "Effect": "Allow", "Principal": {"Service": "kafka.amazonaws.com"},
+                        "Action": ["kafka:CreateVpcConnection", "kafka:GetBootstrapBrokers", "kafka:DescribeClusterV2"],
+                        "Resource": arn,
+                    }],
+                }))),
+                opts=aws_opts,
+            )
+        self.bootstrap = self.cluster.bootstrap_brokers_sasl_scram
+        self.subnet_ids = subnets
+        self.register_outputs({"arn": self.cluster.arn, "bootstrap": self.bootstrap})
+
+    def create_topics(self, kafka: Kafka, topics: list[Topic]) -> None:
+        for topic in topics:
+            for physical in physical_topics(topic):
+                aws.msk.Topic(
+                    f"{self.name_prefix}-topic-{physical}",
+                    aws.msk.TopicArgs(
+                        cluster_arn=self.cluster.arn,
+                        name=physical,
+                        partition_count=topic.partitions,
+                        replication_factor=kafka.replication_factor,
+                        configs=json.dumps({k: str(v) for k, v in topic_config(kafka, topic, physical).items()}),
+                    ),
+                    opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+                )
+
+
+class MskReplicator(pulumi.ComponentResource):
+    """Copies a source region's regional MSK cluster into this region's aggregate MSK cluster."""
+
+    def __init__(self, name: str, target, flow: Flow, source: dict, aggregate: MskCluster,
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("rtdi:kafka:MskReplicator", name, None, opts)
+        aws_opts = pulumi.ResourceOptions(parent=self, provider=target.provider)
+        role = aws.iam.Role(
+            name,
+            aws.iam.RoleArgs(
+                name=target.physical_name("replicator", flow.source)[:64],
+                assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"Service": "kafka.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+            ),
+            opts=aws_opts,
+        )
+        aws.iam.RolePolicy(name, aws.iam.RolePolicyArgs(role=role.id, policy=pulumi.Output.all(source["arn"], aggregate.cluster.arn).apply(
+            lambda arns: json.dumps({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow",
+                "Action": ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster", "kafka-cluster:AlterCluster",
+                           "kafka-cluster:DescribeTopic", "kafka-cluster:CreateTopic", "kafka-cluster:AlterTopic",
+                           "kafka-cluster:WriteData", "kafka-cluster:ReadData", "kafka-cluster:AlterGroup",
+                           "kafka-cluster:DescribeGroup", "kafka-cluster:DescribeTopicDynamicConfiguration",
+                           "kafka-cluster:AlterTopicDynamicConfiguration", "kafka-cluster:WriteDataIdempotently"],
+                "Resource": [arn for a in arns for arn in (a, _sub_arn(a, "topic"), _sub_arn(a, "group"))],
+            }]}))), opts=aws_opts)
+        self.replicator = aws.msk.Replicator(
+            name,
+            aws.msk.ReplicatorArgs(
+                replicator_name=target.physical_name("from", flow.source)[:64],
+                description=f"rtdi: {flow.source} regional -> {flow.target} aggregate",
+                service_execution_role_arn=role.arn,
+                kafka_clusters=[
+                    aws.msk.ReplicatorKafkaClusterArgs(
+                        amazon_msk_cluster=aws.msk.ReplicatorKafkaClusterAmazonMskClusterArgs(msk_cluster_arn=source["arn"]),
+                        vpc_config=aws.msk.ReplicatorKafkaClusterVpcConfigArgs(subnet_ids=source["subnetIds"], security_groups_ids=source["securityGroupIds"]),
+                    ),
+                    aws.msk.ReplicatorKafkaClusterArgs(
+                        amazon_msk_cluster=aws.msk.ReplicatorKafkaClusterAmazonMskClusterArgs(msk_cluster_arn=aggregate.cluster.arn),
+                        vpc_config=aws.msk.ReplicatorKafkaClusterVpcConfigArgs(subnet_ids=aggregate.subnet_ids, security_groups_ids=[aggregate.security_group.id]),
+                    ),
+                ],
+                replication_info_list=aws.msk.ReplicatorReplicationInfoListArgs(
+                    source_kafka_cluster_arn=source["arn"],
+                    target_kafka_cluster_arn=aggregate.cluster.arn,
+                    target_compression_type="NONE",
+                    topic_replications=[aws.msk.ReplicatorReplicationInfoListTopicReplicationArgs(
+                        topics_to_replicates=list(flow.topics) or ["(?!)"],
+                        copy_topic_configurations=True,
+                        copy_access_control_lists_for_topics=False,
+                        detect_and_copy_new_topics=True,
+                        starting_position=aws.msk.ReplicatorReplicationInfoListTopicReplicationStartingPositionArgs(type="EARLIEST"),
+                        topic_name_configuration=aws.msk.ReplicatorReplicationInfoListTopicReplicationTopicNameConfigurationArgs(
+                            type="PREFIXED_WITH_SOURCE_CLUSTER_ALIAS"),
+                    )],
+                    consumer_group_replications=[aws.msk.ReplicatorReplicationInfoListConsumerGroupReplicationArgs(
+                        consumer_groups_to_replicates=[".*"],
+                        synchronise_consumer_group_offsets=True,
+                        detect_and_copy_new_consumer_groups=True,
+                    )],
+                ),
+                tags={"rtdi-kafka-role": "mirror", "rtdi-source-region": flow.source,
+                      "rtdi-data-classes": ".".join(flow.data_classes) or "none"},
+            ),
+            opts=aws_opts,
+        )
+        self.register_outputs({"source": flow.source})
+
+
+def _sub_arn(cluster_arn: str, kind: str) -> str:
+    """arn:aws:kafka:r:a:cluster/name/uuid -> arn:aws:kafka:r:a:<kind>/name/uuid/*"""
+    head, _, rest = cluster_arn.partition(":cluster/")
+    return f"{head}:{kind}/{rest}/*"
+
+
+def _prop(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
