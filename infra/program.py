@@ -68,8 +68,8 @@ def global_stack(model: GlobalStack) -> None:
 def published_topology(model: GlobalStack) -> dict[str, Any]:
     """What regional stacks read from the global stack: the validated topology, defaults filled in."""
     return {
-        "topology": model.topology.model_dump(mode="json", by_alias=True),
-        "kafka": model.kafka.model_dump(mode="json", by_alias=True),
+        "topology": model.topology.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "kafka": model.kafka.model_dump(mode="json", by_alias=True, exclude_none=True),
     }
 
 

@@ -308,7 +308,8 @@ class AwsTarget(Target):
                 transitions=transitions,
             )],
         ), opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[guards[3]])))
-        return Bucket(purpose=purpose, scheme="s3", name=bucket.bucket, uri=bucket.bucket.apply(lambda b: f"s3://{b}"), resources=[bucket, *guards])
+        return Bucket(purpose=purpose, scheme="s3", name=bucket.bucket, uri=bucket.bucket.apply(lambda b: f"s3://{b}"),
+                      resources=[bucket, *guards], cloud_region=self.region.name)
 
     def workload_identity(self, name, namespace, service_account, buckets: Sequence[Bucket], parent, depends_on=()) -> WorkloadIdentity:
         role = self._irsa_role(f"{name}-irsa", name.removeprefix(f"{self.name}-"), namespace, service_account, parent)
@@ -326,8 +327,8 @@ class AwsTarget(Target):
         return WorkloadIdentity(
             service_account=service_account,
             namespace=namespace,
+            # EKS's pod identity webhook injects AWS_ROLE_ARN, the token file and AWS_REGION itself.
             annotations={"eks.amazonaws.com/role-arn": role.arn},
-            env=[{"name": "AWS_REGION", "value": self.region.name}],
             resources=[role, access],
         )
 

@@ -47,6 +47,9 @@ class Bucket:
     name: pulumi.Output[str]
     uri: pulumi.Output[str]
     resources: Sequence[pulumi.Resource] = ()
+    prefix: str = ""  # key prefix inside the bucket, where several purposes share one (on-prem S3)
+    endpoint: Optional[str] = None  # an S3-compatible endpoint; None means the cloud's own
+    cloud_region: Optional[str] = None  # the cloud's region name for the bucket's API
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,10 @@ class OnpremTarget(Target):
         if store.kind == "hdfs":
             uri = f"{store.uri.rstrip('/')}/{self.region.id}/{purpose}"  # type: ignore[union-attr]
             return Bucket(purpose=purpose, scheme="hdfs", name=pulumi.Output.from_input(uri), uri=pulumi.Output.from_input(uri))
-        uri = f"s3://{store.bucket}/{self.region.id}/{purpose}"
-        return Bucket(purpose=purpose, scheme="s3", name=pulumi.Output.from_input(str(store.bucket)), uri=pulumi.Output.from_input(uri))
+        prefix = f"{self.region.id}/{purpose}/"
+        return Bucket(purpose=purpose, scheme="s3", name=pulumi.Output.from_input(str(store.bucket)),
+                      uri=pulumi.Output.from_input(f"s3://{store.bucket}/{prefix}"), prefix=prefix,
+                      endpoint=store.endpoint, cloud_region="us-east-1")
 
     def workload_identity(self, name, namespace, service_account, buckets: Sequence[Bucket], parent, depends_on=()) -> WorkloadIdentity:
         store = self.stack.object_store

@@ -67,6 +67,7 @@ def check_topology(t: Topology) -> Iterator[Found]:
 # Engines whose clusters rtdi can declare today; the others are accepted by the model so that the
 # message for them says "not yet" rather than "unknown".
 IMPLEMENTED_KAFKA_ENGINES = ("strimzi", "msk", "gcp-managed")
+DATA_CLASS_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 
 
 def check_kafka(g: GlobalStack) -> Iterator[Found]:
@@ -87,11 +88,18 @@ def check_kafka(g: GlobalStack) -> Iterator[Found]:
             if engine not in offered:
                 yield ("topology", "regions", i, "kafka", role, "engine"), engine, (
                     f"not offered on {region.cloud}; allowed: {', '.join(offered)}")
+            elif getattr(region.kafka, role).tiered_storage_image and engine != "strimzi":
+                yield ("topology", "regions", i, "kafka", role, "tieredStorageImage"), getattr(region.kafka, role).tiered_storage_image, (
+                    f"only for engine strimzi; {engine} tiers storage on its own; allowed: remove it")
             elif engine not in IMPLEMENTED_KAFKA_ENGINES:
                 yield ("topology", "regions", i, "kafka", role, "engine"), engine, (
                     f"not implemented yet in this rtdi release; allowed: {', '.join(IMPLEMENTED_KAFKA_ENGINES)}")
     jurisdictions = {r.jurisdiction for r in g.topology.regions}
     for name, data_class in k.data_classes.items():
+        # Names travel in labels, annotations and AWS tags, joined by "," or "."; keep them plain.
+        if not DATA_CLASS_NAME.match(name) or name == "none":
+            yield ("kafka", "dataClasses", name), name, (
+                "not a data class name; allowed: lower-case letters, digits and dashes, starting with a letter (not 'none')")
         for j, jurisdiction in enumerate(data_class.jurisdictions):
             if jurisdiction not in jurisdictions:
                 yield ("kafka", "dataClasses", name, "jurisdictions", j), jurisdiction, (
@@ -147,7 +155,7 @@ def check_regional(stack: RegionalBase, t: Topology) -> Iterator[Found]:
     elif isinstance(stack, GcpStack):
         yield from _check_gcp(stack)
     elif isinstance(stack, OnpremStack):
-        yield from _check_onprem(stack)
+        yield from _check_onprem(stack, region)
 
 
 def _check_aws(stack: AwsStack, region: Region) -> Iterator[Found]:
@@ -187,8 +195,13 @@ def _check_gcp(stack: GcpStack) -> Iterator[Found]:
                     yield ("network", names[b]), str(ranges[names[b]]), f"overlaps {names[a]} {ranges[names[a]]}; allowed: a disjoint range"
 
 
-def _check_onprem(stack: OnpremStack) -> Iterator[Found]:
+def _check_onprem(stack: OnpremStack, region: Region) -> Iterator[Found]:
     store = stack.object_store
+    tiered = [role for role in ("regional", "aggregate") if getattr(region.kafka, role).tiered_storage_image]
+    if store.kind == "hdfs" and tiered:
+        yield ("objectStore", "kind"), store.kind, (
+            f"Kafka tiered storage ({tiered[0]} cluster of {region.id}) needs an object store; "
+            "allowed: s3 (an S3-compatible store), or remove tieredStorageImage from the topology")
     if store.kind == "hdfs":
         if store.uri is None:
             yield ("objectStore", "uri"), None, "required for kind: hdfs; allowed: hdfs://namenode:8020/path"

@@ -46,6 +46,11 @@ class KafkaCluster(Strict):
     storage_gib: PositiveInt = 500
     broker_cpu: PositiveInt = 4
     broker_memory_gib: PositiveInt = 16
+    tiered_storage_image: Optional[str] = Field(
+        default=None,
+        description="strimzi only: a Kafka image holding the Aiven tiered-storage plugin in "
+                    "/opt/kafka/plugins/tiered-storage; set it to tier old segments to the region's object store.",
+    )
     msk_instance_type: str = Field(default="kafka.m7g.xlarge", pattern=r"^kafka\.[a-z0-9]+\.[a-z0-9]+$", description="msk only")
 
 

@@ -21,10 +21,17 @@ def broker_config(kafka: Kafka) -> dict[str, object]:
     }
 
 
-def topic_config(kafka: Kafka, topic: Topic, physical: str) -> dict[str, object]:
+LOCAL_RETENTION_HOURS = 6  # with tiered storage, what brokers keep on disk; the rest is in the bucket
+
+
+def topic_config(kafka: Kafka, topic: Topic, physical: str, tiered: bool = False) -> dict[str, object]:
     hours = topic.retention_hours * (DEAD_LETTER_RETENTION_FACTOR if physical.endswith(".dlq") else 1)
-    return {
+    config: dict[str, object] = {
         "retention.ms": hours * 3_600_000,
         "min.insync.replicas": kafka.min_insync_replicas,
         "unclean.leader.election.enable": False,
     }
+    if tiered and hours > LOCAL_RETENTION_HOURS:
+        config["remote.storage.enable"] = True
+        config["local.retention.ms"] = LOCAL_RETENTION_HOURS * 3_600_000
+    return config

@@ -137,7 +137,8 @@ class MskCluster(pulumi.ComponentResource):
                         name=physical,
                         partition_count=topic.partitions,
                         replication_factor=kafka.replication_factor,
-                        configs=json.dumps({k: str(v) for k, v in topic_config(kafka, topic, physical).items()}),
+                        configs=json.dumps({k: str(v).lower() if isinstance(v, bool) else str(v)
+                                          for k, v in topic_config(kafka, topic, physical, tiered=True).items()}),
                     ),
                     opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
                 )

@@ -24,6 +24,11 @@ API = "kafka.strimzi.io/v1"
 LABEL_ROLE = "rtdi-kafka-role"
 LABEL_ZONE = "rtdi-zone"
 CONTROLLER_STORAGE_GIB = 20
+AIVEN_RSM = "io.aiven.kafka.tieredstorage.RemoteStorageManager"
+S3_STORAGE = "io.aiven.kafka.tieredstorage.storage.s3.S3Storage"
+GCS_STORAGE = "io.aiven.kafka.tieredstorage.storage.gcs.GcsStorage"
+TIERED_PLUGIN_PATH = "/opt/kafka/plugins/tiered-storage/*"
+TIERED_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def b64(text: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -77,27 +82,31 @@ class StrimziCluster(pulumi.ComponentResource):
                 "configuration": {"bootstrap": {"alternativeNames": [cross_region_host(kafka, target.region.id)]}},
             })
         lb = target.internal_load_balancer_annotations
+        self.tiered = bool(spec.tiered_storage_image)
+        kafka_spec: dict[str, Any] = {
+            "version": versions.KAFKA_VERSION,
+            "metadataVersion": versions.KAFKA_METADATA_VERSION,
+            "listeners": listeners,
+            "authorization": {"type": "simple"},
+            "rack": {"type": "topology-label", "topologyKey": ZONE_LABEL},
+            "config": broker_config(kafka),
+            "template": {
+                "podDisruptionBudget": {"maxUnavailable": 1},
+                "externalBootstrapService": {"metadata": {"annotations": {
+                    **lb, "external-dns.alpha.kubernetes.io/hostname": cross_region_host(kafka, target.region.id, role),
+                }}},
+                "perPodService": {"metadata": {"annotations": dict(lb)}},
+            },
+        }
+        if self.tiered:
+            self._tier(kafka_spec, spec, kafka, depends_on)
         self.kafka = k8s.apiextensions.CustomResource(
             name,
             api_version=API,
             kind="Kafka",
             metadata={"name": role, "namespace": NAMESPACE, "labels": {**target.labels, LABEL_ROLE: role}},
             spec={
-                "kafka": {
-                    "version": versions.KAFKA_VERSION,
-                    "metadataVersion": versions.KAFKA_METADATA_VERSION,
-                    "listeners": listeners,
-                    "authorization": {"type": "simple"},
-                    "rack": {"type": "topology-label", "topologyKey": ZONE_LABEL},
-                    "config": broker_config(kafka),
-                    "template": {
-                        "podDisruptionBudget": {"maxUnavailable": 1},
-                        "externalBootstrapService": {"metadata": {"annotations": {
-                            **lb, "external-dns.alpha.kubernetes.io/hostname": cross_region_host(kafka, target.region.id, role),
-                        }}},
-                        "perPodService": {"metadata": {"annotations": dict(lb)}},
-                    },
-                },
+                "kafka": kafka_spec,
                 # The CA is shared by every region (see module doc), so Strimzi must not mint its own.
                 "clusterCa": {"generateCertificateAuthority": False},
                 "entityOperator": {"topicOperator": {}, "userOperator": {}},
@@ -113,6 +122,36 @@ class StrimziCluster(pulumi.ComponentResource):
                 self.pools.append(self._pool(f"{role}-controllers-{zone}", zone, ["controller"], 1, CONTROLLER_STORAGE_GIB, spec, k8s_opts))
         self.bootstrap = f"{role}-kafka-bootstrap.{NAMESPACE}.svc:{CLIENT_PORT}"
         self.register_outputs({"name": role, "bootstrap": self.bootstrap})
+
+    def _tier(self, kafka_spec: dict, spec: KafkaCluster, kafka: Kafka, depends_on: list) -> None:
+        """Tier closed segments to the region's `kafka-tiered` bucket with the Aiven RSM plugin.
+
+        The brokers' service account (`<cluster>-kafka`, made by Strimzi) gets the target's
+        workload identity, so no key is stored for AWS or GCP.
+        """
+        bucket = self.target.bucket("kafka-tiered")
+        identity = self.target.workload_identity(
+            f"{self.name_prefix}-tiered", NAMESPACE, f"{self.role}-kafka", [bucket], parent=self, depends_on=depends_on)
+        config: dict[str, Any] = {"chunk.size": str(TIERED_CHUNK_BYTES)}
+        if bucket.scheme == "gs":
+            config.update({"storage.backend.class": GCS_STORAGE, "storage.gcs.bucket.name": bucket.name,
+                           "storage.gcs.credentials.default": "true"})
+        else:
+            config.update({"storage.backend.class": S3_STORAGE, "storage.s3.bucket.name": bucket.name,
+                           "storage.s3.region": bucket.cloud_region or ""})
+            if bucket.endpoint:
+                config.update({"storage.s3.endpoint.url": bucket.endpoint, "storage.s3.path.style.access.enabled": "true"})
+        if bucket.prefix:
+            config["storage.key.prefix"] = bucket.prefix
+        kafka_spec["image"] = spec.tiered_storage_image
+        kafka_spec["tieredStorage"] = {"type": "custom", "remoteStorageManager": {
+            "className": AIVEN_RSM, "classPath": TIERED_PLUGIN_PATH, "config": config}}
+        kafka_spec["config"]["rlmm.config.remote.log.metadata.topic.replication.factor"] = kafka.replication_factor
+        template = kafka_spec["template"]
+        if identity.annotations:
+            template["serviceAccount"] = {"metadata": {"annotations": identity.annotations}}
+        if identity.env:
+            template["kafkaContainer"] = {"env": identity.env}
 
     def _pool(self, pool: str, zone: str, roles: list[str], replicas: int, storage_gib: int, spec: KafkaCluster, opts):
         broker = "broker" in roles
@@ -178,7 +217,7 @@ class StrimziCluster(pulumi.ComponentResource):
                     metadata={"name": k8s_name(physical), "namespace": NAMESPACE,
                               "labels": {**self.target.labels, "strimzi.io/cluster": self.role, "rtdi-data-class": topic.data_class}},
                     spec={"topicName": physical, "partitions": topic.partitions, "replicas": kafka.replication_factor,
-                          "config": topic_config(kafka, topic, physical)},
+                          "config": topic_config(kafka, topic, physical, tiered=self.tiered)},
                     opts=self.target.k8s_opts(self, depends_on=[self.kafka]),
                 )
 

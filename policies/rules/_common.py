@@ -1,0 +1,169 @@
+"""Helpers several rules share: Strimzi objects, MirrorMaker 2 shapes, buckets, data classes."""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from policies.engine import Param
+from policies.view import (
+    LABEL_JURISDICTION,
+    LABEL_REGION,
+    LABEL_ZONE,
+    ZONE_KEY,
+    Resource,
+    StackView,
+    dig,
+    items,
+    references,
+    text,
+)
+
+STRIMZI = "kafka.strimzi.io"
+S3_BUCKETS = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
+GCS_BUCKET = "gcp:storage/bucket:Bucket"
+EKS_CLUSTER = "aws:eks/cluster:Cluster"
+EKS_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+GKE_CLUSTER = "gcp:container/cluster:Cluster"
+GKE_NODE_POOL = "gcp:container/nodePool:NodePool"
+MSK_CLUSTER = "aws:msk/cluster:Cluster"
+MSK_CONFIGURATION = "aws:msk/configuration:Configuration"
+MSK_TOPIC = "aws:msk/topic:Topic"
+MSK_REPLICATOR = "aws:msk/replicator:Replicator"
+GMK_CLUSTER = "gcp:managedkafka/cluster:Cluster"
+GMK_TOPIC = "gcp:managedkafka/topic:Topic"
+S3_REPLICATION = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
+
+
+# --------------------------------------------------------------------------- Strimzi
+
+
+def kafkas(view: StackView) -> list[Resource]:
+    return view.of_kind(STRIMZI, "Kafka")
+
+
+def mirror_makers(view: StackView) -> list[Resource]:
+    return view.of_kind(STRIMZI, "KafkaMirrorMaker2")
+
+
+def node_pools(view: StackView, kafka: Resource) -> list[Resource]:
+    """The KafkaNodePools of a Kafka cluster: label strimzi.io/cluster = its name, same namespace."""
+    return [p for p in view.of_kind(STRIMZI, "KafkaNodePool")
+            if p.labels.get("strimzi.io/cluster") == kafka.k8s_name and p.k8s_namespace == kafka.k8s_namespace]
+
+
+def cluster_of(view: StackView, obj: Resource) -> Optional[Resource]:
+    """The Kafka a KafkaTopic/KafkaUser/KafkaNodePool belongs to (its strimzi.io/cluster label)."""
+    name = obj.labels.get("strimzi.io/cluster")
+    return next((k for k in kafkas(view) if k.k8s_name == name and k.k8s_namespace == obj.k8s_namespace), None)
+
+
+def pool_roles(pool: Resource) -> list[str]:
+    return [r for r in items(dig(pool.props, "spec", "roles")) if isinstance(r, str)]
+
+
+def pool_zones(pool: Resource) -> set[str]:
+    """Zones a node pool's pods are pinned to: required node affinity on the zone label, else its rtdi-zone label."""
+    zones: set[str] = set()
+    terms = dig(pool.props, "spec", "template", "pod", "affinity", "nodeAffinity",
+                "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms")
+    for term in items(terms):
+        for expr in items(dig(term, "matchExpressions")):
+            if dig(expr, "key") == ZONE_KEY and dig(expr, "operator") == "In":
+                zones.update(v for v in items(dig(expr, "values")) if isinstance(v, str))
+    if not zones and pool.labels.get(LABEL_ZONE):
+        zones.add(pool.labels[LABEL_ZONE])
+    return zones
+
+
+def kafka_role(r: Resource) -> Optional[str]:
+    return r.labels.get("rtdi-kafka-role")
+
+
+def mm2_sources(mm2: Resource) -> list[tuple[Optional[str], Any]]:
+    """(alias, connection) per mirror. Strimzi v1: ``mirrors[].source``; v1beta2: ``mirrors[].sourceCluster``
+    naming an entry of ``spec.clusters``."""
+    clusters = {dig(c, "alias"): c for c in items(dig(mm2.props, "spec", "clusters"))}
+    out = []
+    for mirror in items(dig(mm2.props, "spec", "mirrors")):
+        source = dig(mirror, "source")
+        if isinstance(source, Mapping):
+            out.append((text(dig(source, "alias")), source))
+        else:
+            alias = text(dig(mirror, "sourceCluster"))
+            out.append((alias, clusters.get(alias)))
+    return out
+
+
+def mm2_target(mm2: Resource) -> tuple[Optional[str], Any]:
+    """(alias, connection) of the cluster MirrorMaker 2 writes to and keeps its Connect topics in."""
+    target = dig(mm2.props, "spec", "target")
+    if isinstance(target, Mapping):
+        return text(dig(target, "alias")), target
+    alias = text(dig(mm2.props, "spec", "connectCluster"))
+    for c in items(dig(mm2.props, "spec", "clusters")):
+        if dig(c, "alias") == alias:
+            return alias, c
+    return alias, None
+
+
+def csv(value: Optional[str]) -> list[str]:
+    """The data classes in an rtdi-data-classes annotation or tag: separated by commas, or by dots or
+    spaces in AWS tags (which allow no commas); "none" (or nothing) means no class."""
+    parts = [part for part in re.split(r"[,.\s]+", value or "") if part]
+    return [] if parts == ["none"] else parts
+
+
+# --------------------------------------------------------------------------- buckets
+
+
+def guards_of(view: StackView, bucket: Resource, *types: str) -> list[Resource]:
+    """The resources of ``types`` whose ``bucket`` input points at ``bucket`` (S3's separate settings resources)."""
+    return [g for g in view.of_type(*types) if references(g, "bucket", bucket)]
+
+
+# --------------------------------------------------------------------------- data classes
+
+DATA_CLASSES = Param(
+    "dataClasses",
+    {},
+    "Data class -> the jurisdictions whose regions may hold it, e.g. {\"personal-eu\": [\"eu\"], \"operational\": "
+    "[\"us\", \"eu\"]}. A class listed here overrides what the global stack publishes (rtdi:kafka.dataClasses).",
+    {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+)
+FALLBACK_TO_PUBLISHED = Param(
+    "fallbackToPublished",
+    True,
+    "For a data class not in dataClasses, use the jurisdictions the global stack publishes for it. Set false to "
+    "require every class to be listed in this policy configuration.",
+    {"type": "boolean"},
+)
+
+
+def class_jurisdictions(view: StackView, params: Mapping[str, Any], data_class: str) -> Optional[list[str]]:
+    """Jurisdictions that may hold ``data_class``, or None when neither the policy nor the topology says."""
+    configured = params.get("dataClasses") or {}
+    if data_class in configured:
+        return list(configured[data_class])
+    if params.get("fallbackToPublished", True):
+        published = (view.kafka_settings.get("dataClasses") or {}).get(data_class)
+        if isinstance(published, dict) and isinstance(published.get("jurisdictions"), list):
+            return list(published["jurisdictions"])
+    return None
+
+
+def unknown_class(view: StackView, rule_id: str, data_class: str) -> str:
+    """Why a data class has no allowed jurisdictions, and what to do about it."""
+    if view.published is None:
+        return (f"data class {data_class!r} is not in {rule_id}.dataClasses and the global stack's published classes "
+                f"are not available here; list it in the policy config, or check this stack with its global stack's plan")
+    return (f"data class {data_class!r} has no allowed jurisdictions; declare it in {rule_id}.dataClasses or in the "
+            f"global stack's rtdi:kafka.dataClasses")
+
+
+def region_jurisdiction(view: StackView, region_id: Optional[str], fallback: Optional[Resource] = None) -> Optional[str]:
+    """The topology's jurisdiction for a region id, else the resource's own rtdi-jurisdiction label."""
+    found = view.jurisdiction_of_region(region_id)
+    if found is None and fallback is not None and (fallback.labels.get(LABEL_REGION) in (None, region_id)):
+        found = fallback.labels.get(LABEL_JURISDICTION)
+    return found
