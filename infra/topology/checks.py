@@ -145,7 +145,7 @@ def check_regional(stack: RegionalBase, t: Topology) -> Iterator[Found]:
         return
     region = t.region(stack.region)
     if stack.cloud != region.cloud:  # type: ignore[attr-defined]
-        yield ("cloud",), stack.cloud, f"region {region.id} is a {region.cloud} region in the global topology; allowed: {region.cloud}"  # type: ignore[attr-defined]
+        yield ("cloud",), stack.cloud, f"region {region.id} is on {region.cloud} in the global topology; allowed: {region.cloud}"  # type: ignore[attr-defined]
         return
     k = getattr(stack, "kubernetes", None)
     if k is not None and hasattr(k, "max_nodes_per_zone") and k.max_nodes_per_zone < k.nodes_per_zone:

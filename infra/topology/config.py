@@ -7,6 +7,7 @@ gets the same one-line message in either place.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import typing
 from dataclasses import dataclass, field
@@ -117,7 +118,9 @@ def _model_input(cfg: StackConfig, model: type[Strict]) -> dict[str, Any]:
             issues.append(Issue(cfg.file, key, f"rtdi configures every provider explicitly, so provider defaults are never read; allowed keys: {', '.join(allowed)}"))
             continue
         if key not in allowed:
-            issues.append(Issue(cfg.file, key, f"unknown key; allowed keys in this stack: {', '.join(allowed)}"))
+            guess = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {guess[0]}?)" if guess else ""
+            issues.append(Issue(cfg.file, key, f"unknown key{hint}; allowed keys in this stack: {', '.join(allowed)}"))
             continue
         data[name] = _decode(raw)
     if issues:
@@ -138,7 +141,11 @@ def _validate(cfg: StackConfig, model: type[Strict], data: dict[str, Any]):
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise ConfigError([_issue(cfg, model, err) for err in exc.errors()]) from None
+        errors = exc.errors()
+        # A misspelt key is both unknown and, under its right name, missing: say it once, as the typo.
+        typo_parents = {tuple(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"}
+        errors = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"][:-1]) in typo_parents)]
+        raise ConfigError([_issue(cfg, model, err) for err in errors]) from None
 
 
 def _issue(cfg: StackConfig, model: type[Strict], err: Any) -> Issue:
@@ -147,9 +154,13 @@ def _issue(cfg: StackConfig, model: type[Strict], err: Any) -> Issue:
     kind = err["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(model, loc[:-1])
-        return Issue(cfg.file, key, f"unknown key; allowed here: {', '.join(allowed)}")
+        guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f" (did you mean {guess[0]}?)" if guess else ""
+        return Issue(cfg.file, key, f"unknown key{hint}; allowed here: {', '.join(allowed)}")
     if kind == "missing":
         return Issue(cfg.file, key, "required key is missing")
+    if kind == "too_short":
+        return Issue(cfg.file, key, f"too few items; allowed: at least {err['ctx']['min_length']} item(s)", err.get("input"))
     message = err["msg"].removeprefix("Value error, ")
     message = message.replace("Input should be", "allowed:").replace("String should match pattern", "allowed: a value matching")
     return Issue(cfg.file, key, message, err.get("input"))
