@@ -144,10 +144,7 @@ class AwsTarget(Target):
         n = f"{self.name}-eks"
         self.cluster_name = self.physical_name()
         role = aws.iam.Role(n, aws.iam.RoleArgs(name=self.physical_name("eks"), assume_role_policy=_assume("eks.amazonaws.com")), opts=self._opts())
-        attachments = [
-            aws.iam.RolePolicyAttachment(f"{n}-{arn.rsplit('/', 1)[1]}", aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=arn), opts=self._opts())
-            for arn in _EKS_CLUSTER_POLICIES
-        ]
+        attachments = self._attach(n, role, _EKS_CLUSTER_POLICIES)
         public = [str(c) for c in spec.public_access_cidrs]
         self.cluster = aws.eks.Cluster(
             n,
@@ -181,10 +178,7 @@ class AwsTarget(Target):
         self.oidc_issuer = issuer.apply(lambda url: url.removeprefix("https://"))
 
         node_role = aws.iam.Role(f"{n}-nodes", aws.iam.RoleArgs(name=self.physical_name("eks-nodes"), assume_role_policy=_assume("ec2.amazonaws.com")), opts=self._opts())
-        node_attachments = [
-            aws.iam.RolePolicyAttachment(f"{n}-nodes-{arn.rsplit('/', 1)[1]}", aws.iam.RolePolicyAttachmentArgs(role=node_role.name, policy_arn=arn), opts=self._opts())
-            for arn in _EKS_NODE_POLICIES
-        ]
+        node_attachments = self._attach(f"{n}-nodes", node_role, _EKS_NODE_POLICIES)
         # One node group per zone: stateful pods are pinned to a zone by their volumes, so the
         # autoscaler must be able to add a node in exactly that zone.
         groups = []
@@ -207,7 +201,7 @@ class AwsTarget(Target):
                 opts=self._opts(depends_on=node_attachments),
             ))
         ebs_role = self._irsa_role(f"{n}-ebs-csi", "ebs-csi", "kube-system", "ebs-csi-controller-sa", parent=self)
-        aws.iam.RolePolicyAttachment(f"{n}-ebs-csi", aws.iam.RolePolicyAttachmentArgs(role=ebs_role.name, policy_arn=_EBS_CSI_POLICY), opts=self._opts())
+        self._attach(f"{n}-ebs-csi", ebs_role, [_EBS_CSI_POLICY])
         addons = []
         for addon, version in versions.EKS_ADDONS.items():
             addons.append(aws.eks.Addon(
@@ -237,6 +231,13 @@ class AwsTarget(Target):
             reclaim_policy="Retain",
             opts=self.k8s_opts(self),
         )
+
+    def _attach(self, prefix: str, role: aws.iam.Role, arns: list[str]) -> list[aws.iam.RolePolicyAttachment]:
+        return [
+            aws.iam.RolePolicyAttachment(f"{prefix}-{arn.rsplit('/', 1)[1]}", aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=arn),
+                                         opts=self._opts())
+            for arn in arns
+        ]
 
     def _irsa_role(self, resource_name: str, role: str, namespace: str, service_account: str, parent: pulumi.Resource) -> aws.iam.Role:
         trust = pulumi.Output.all(self.oidc.arn, self.oidc_issuer).apply(lambda a: json.dumps({

@@ -21,6 +21,11 @@ def broker_config(kafka: Kafka) -> dict[str, object]:
     }
 
 
+def as_strings(config: dict[str, object]) -> dict[str, str]:
+    """Kafka config as the strings a properties file or a managed service's API wants."""
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in config.items()}
+
+
 LOCAL_RETENTION_HOURS = 6  # with tiered storage, what brokers keep on disk; the rest is in the bucket
 
 

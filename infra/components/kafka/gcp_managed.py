@@ -13,7 +13,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra import versions
-from infra.components.kafka.durability import topic_config
+from infra.components.kafka.durability import as_strings, topic_config
 from infra.components.kafka.flows import physical_topics
 from infra.targets.gcp import account_id
 from infra.topology.model import Kafka, KafkaCluster, Topic
@@ -82,7 +82,7 @@ class ManagedKafkaCluster(pulumi.ComponentResource):
                         topic_id=physical,
                         partition_count=topic.partitions,
                         replication_factor=kafka.replication_factor,
-                        configs={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in topic_config(kafka, topic, physical).items()},
+                        configs=as_strings(topic_config(kafka, topic, physical)),
                     ),
                     opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
                 )

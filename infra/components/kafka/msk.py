@@ -14,7 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import versions
-from infra.components.kafka.durability import broker_config, topic_config
+from infra.components.kafka.durability import as_strings, broker_config, topic_config
 from infra.components.kafka.flows import Flow, physical_topics
 from infra.targets.base import LABEL_PURPOSE
 from infra.topology.model import Kafka, KafkaCluster, Topic
@@ -53,7 +53,7 @@ class MskCluster(pulumi.ComponentResource):
             aws.msk.ConfigurationArgs(
                 name=physical,
                 kafka_versions=[versions.MSK_KAFKA_VERSION],
-                server_properties="\n".join(f"{k}={_prop(v)}" for k, v in broker_config(kafka).items()) + "\n",
+                server_properties="".join(f"{k}={v}\n" for k, v in as_strings(broker_config(kafka)).items()),
             ),
             opts=aws_opts,
         )
@@ -137,8 +137,7 @@ class MskCluster(pulumi.ComponentResource):
                         name=physical,
                         partition_count=topic.partitions,
                         replication_factor=kafka.replication_factor,
-                        configs=json.dumps({k: str(v).lower() if isinstance(v, bool) else str(v)
-                                          for k, v in topic_config(kafka, topic, physical, tiered=True).items()}),
+                        configs=json.dumps(as_strings(topic_config(kafka, topic, physical, tiered=True))),
                     ),
                     opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
                 )
@@ -218,6 +217,3 @@ def _sub_arn(cluster_arn: str, kind: str) -> str:
     head, _, rest = cluster_arn.partition(":cluster/")
     return f"{head}:{kind}/{rest}/*"
 
-
-def _prop(value) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
