@@ -29,7 +29,8 @@ from plantools import (
 )
 
 STACK = "onprem-dc1"
-CLUSTER = {"kubeconfig": "~/.kube/dc1.yaml", "context": "dc1-prod", "storageClass": "local-nvme"}
+CLUSTER = {"kubeconfig": "~/.kube/dc1.yaml", "context": "dc1-prod", "storageClass": "local-nvme",
+           "internalLoadBalancerAnnotations": {"metallb.universe.tf/address-pool": "dc1-internal"}}
 HDFS_URI = "hdfs://namenode.dc1.acme.internal:8020/rtdi"
 SECRET_VALUE = "plan-test-not-a-real-secret-0123456789"
 S3_STORE = {"kind": "s3", "endpoint": "https://rgw.dc1.acme.internal", "bucket": "rtdi-dc1", "accessKeyId": "RGWPLANTESTKEY"}
@@ -86,6 +87,14 @@ def test_kubernetes_provider_is_the_configured_cluster(plan, hdfs_plan, s3_run, 
     p = {"sample": plan, "hdfs": hdfs_plan, "s3": s3_run[0]}[which]
     provider = assert_k8s_on_region_provider(p, STACK)
     assert provider.inputs == {"kubeconfig": CLUSTER["kubeconfig"], "context": CLUSTER["context"]}
+
+
+def test_cross_region_listener_stays_on_the_sites_internal_network(plan):
+    (kafka,) = [r.inputs for r in plan.of_type("kubernetes:kafka.strimzi.io/v1:Kafka") if r.inputs["metadata"]["name"] == "regional"]
+    template = kafka["spec"]["kafka"]["template"]
+    for service in ("externalBootstrapService", "perPodService"):
+        annotations = template[service]["metadata"]["annotations"]
+        assert annotations["metallb.universe.tf/address-pool"] == "dc1-internal"
 
 
 @pytest.mark.parametrize("which", ["sample", "hdfs", "s3"])

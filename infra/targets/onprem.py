@@ -30,6 +30,7 @@ class OnpremTarget(Target):
             opts=self.child(),
         )
         self.storage_class = cluster.storage_class
+        self.internal_load_balancer_annotations = dict(cluster.internal_load_balancer_annotations)
         self.cluster_name = cluster.context
 
     def _create_bucket(self, purpose: str, lifecycle: Lifecycle) -> Bucket:

@@ -188,6 +188,11 @@ class ExistingCluster(Strict):
     kubeconfig: str = Field(min_length=1, description="Path to a kubeconfig file.")
     context: str = Field(min_length=1)
     storage_class: str = Field(min_length=1, description="A zonal block-storage StorageClass for stateful workloads.")
+    internal_load_balancer_annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Annotations that keep a LoadBalancer Service on the site's internal network, "
+                    "e.g. a MetalLB address pool; Kafka's cross-region listener uses them.",
+    )
 
 
 class S3Store(Strict):
