@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from infra import versions
 from infra.components.kafka.flows import federation_registry, replication_graph

@@ -15,7 +15,6 @@ from plantools import (
     NAMESPACE_WL,
     SERVICE_ACCOUNT,
     WORKLOAD,
-    amend,
     assert_explicit_providers,
     assert_k8s_on_region_provider,
     assert_named_after_region,

@@ -1,7 +1,6 @@
 """The offline plan: the Pulumi program under the SDK's mock engine, written to disk."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterable
 
 from infra.plan.engine import StackPlan, run_stack
