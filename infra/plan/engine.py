@@ -119,12 +119,17 @@ def _plain(value: Any, reveal: bool = False) -> Any:
 
 def run_stack(cfg: StackConfig, program: Callable[[], Awaitable[None]], stack_outputs: dict[str, dict[str, Any]]) -> StackPlan:
     """Run ``program`` as stack ``cfg.stack`` with the mock engine; return what it declared."""
+    return run_entry(cfg, lambda: pulumi.run(program), stack_outputs)
+
+
+def run_entry(cfg: StackConfig, entry: Callable[[], Any], stack_outputs: dict[str, dict[str, Any]]) -> StackPlan:
+    """Run ``entry`` inside a fresh root stack, as the Pulumi language host runs a program's module."""
     plan = StackPlan(stack=cfg.stack)
-    contextvars.Context().run(_run, cfg, program, stack_outputs, plan)
+    contextvars.Context().run(_run, cfg, entry, stack_outputs, plan)
     return plan
 
 
-def _run(cfg: StackConfig, program, stack_outputs, plan: StackPlan) -> None:
+def _run(cfg: StackConfig, entry, stack_outputs, plan: StackPlan) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -134,7 +139,7 @@ def _run(cfg: StackConfig, program, stack_outputs, plan: StackPlan) -> None:
                                  organization=ORGANIZATION)
         ROOT.set(None)  # set_mocks made a root stack already; run_in_stack makes the one the program runs in
         set_all_config(dict(cfg.values), sorted(cfg.secret_keys))
-        loop.run_until_complete(run_in_stack(lambda: pulumi.run(program)))
+        loop.run_until_complete(run_in_stack(entry))
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
