@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: plan test bench clean
+.PHONY: plan test bench clean kafka-jars
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml
 plan: $(STAMP)
 	$(BIN)/rtdi plan --all
 
-test: $(STAMP)
+# Apache Kafka's jars (infra/versions.py's KAFKA_VERSION) for the integration tests: Maven, once, cached in .cache/kafka.
+kafka-jars: $(STAMP)
+	$(BIN)/python tests/integration/kafka_jars.py
+
+test: $(STAMP) kafka-jars
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -105,6 +105,9 @@ def test_aggregate_receives_every_region_with_offset_sync(plans, global_model, s
             assert checkpoint["checkpoints.topic.replication.factor"] == 3
             source = mirror["sourceConnector"]["config"]
             assert source["replication.factor"] == 3 and source["producer.override.acks"] == "all"
+            # A tiered regional topic's storage keys must not reach an aggregate without tiered storage.
+            excluded = {k.strip() for k in source["config.properties.exclude"].split(",")}
+            assert {"remote.storage.enable", "local.retention.ms", "min.insync.replicas"} <= excluded
             alias = mirror["source"]["alias"]
             kind = engine(global_model, alias, "regional")
             auth = mirror["source"]["authentication"]

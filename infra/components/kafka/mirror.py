@@ -17,6 +17,25 @@ from infra.topology.model import Kafka
 
 ANNOTATION_DATA_CLASSES = "rtdi-data-classes"
 SYNC_INTERVAL_SECONDS = 30
+REFRESH_SECONDS = 60
+# Topic configs MirrorMaker 2 must not copy onto the aggregate's copy of a topic. Setting the key
+# replaces Kafka's default list, so that list comes first; the tiered-storage keys follow, because
+# a tiered regional topic copied to an aggregate without tiered storage is refused by the broker
+# (and, with auto.create.topics.enable off, never mirrored). Durability settings are the
+# aggregate's own (its broker defaults), not the source's.
+CONFIG_PROPERTIES_EXCLUDE = ", ".join([
+    "follower.replication.throttled.replicas",
+    "leader.replication.throttled.replicas",
+    "message.timestamp.difference.max.ms",
+    "log.message.timestamp.before.max.ms",
+    "log.message.timestamp.after.max.ms",
+    "message.timestamp.type",
+    "unclean.leader.election.enable",
+    "min.insync.replicas",
+    "remote.storage.enable",
+    "local.retention.ms",
+    "local.retention.bytes",
+])
 
 
 def source_connector(rf: int, topics: int) -> dict:
@@ -26,7 +45,8 @@ def source_connector(rf: int, topics: int) -> dict:
         "offset-syncs.topic.location": "target",
         "sync.topic.configs.enabled": True,
         "sync.topic.acls.enabled": False,
-        "refresh.topics.interval.seconds": 60,
+        "config.properties.exclude": CONFIG_PROPERTIES_EXCLUDE,
+        "refresh.topics.interval.seconds": REFRESH_SECONDS,
         "producer.override.acks": "all",
         "producer.override.enable.idempotence": True,
     }}
@@ -40,6 +60,8 @@ def checkpoint_connector(rf: int) -> dict:
         "emit.checkpoints.interval.seconds": SYNC_INTERVAL_SECONDS,
         "sync.group.offsets.enabled": True,
         "sync.group.offsets.interval.seconds": SYNC_INTERVAL_SECONDS,
+        # A new consumer group is checkpointed within a minute, not Kafka's default ten.
+        "refresh.groups.interval.seconds": REFRESH_SECONDS,
     }}
 
 
