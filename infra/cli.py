@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from infra.topology.errors import ConfigError
+from infra.topology.errors import ConfigError, Issue
 
 EXIT_BAD_INPUT = 2
 
@@ -19,9 +19,7 @@ def _stacks(args, project) -> list[str]:
     return args.stacks
 
 
-def _usage(message: str):
-    from infra.topology.errors import Issue
-
+def _usage(message: str) -> Issue:
     return Issue("rtdi", "", message)
 
 

@@ -16,7 +16,7 @@ from infra.components.kafka.mesh import EXPORT as MESH_EXPORT
 from infra.components.kafka.mesh import KafkaMesh
 from infra.targets import make_target
 from infra.topology.config import from_engine, parse_global, parse_regional
-from infra.topology.errors import ConfigError
+from infra.topology.errors import ConfigError, Issue
 from infra.topology.model import GlobalStack, Kafka, RegionalBase, Topology
 
 # The global stack's single output that regional stacks read.
@@ -51,9 +51,7 @@ async def main() -> None:
         raise pulumi.RunError(str(exc)) from None
 
 
-def _no_topology(file: str, name: str):
-    from infra.topology.errors import Issue
-
+def _no_topology(file: str, name: str) -> Issue:
     return Issue(file, "rtdi:globalStack", f"stack {name} exports no `{EXPORT}` output; run `pulumi up` on the global stack first", name)
 
 

@@ -17,6 +17,8 @@ from infra.targets.base import Bucket, Lifecycle, Target, WorkloadIdentity
 from infra.topology.model import OnpremStack, Topology
 
 HADOOP_CONF_DIR = "/etc/hadoop/conf"
+# S3-compatible stores (MinIO, Ceph RGW) accept any signing region; SDKs need one, and this is theirs.
+S3_COMPATIBLE_REGION = "us-east-1"
 
 
 class OnpremTarget(Target):
@@ -41,7 +43,7 @@ class OnpremTarget(Target):
         prefix = f"{self.region.id}/{purpose}/"
         return Bucket(purpose=purpose, scheme="s3", name=pulumi.Output.from_input(str(store.bucket)),
                       uri=pulumi.Output.from_input(f"s3://{store.bucket}/{prefix}"), prefix=prefix,
-                      endpoint=store.endpoint, cloud_region="us-east-1")
+                      endpoint=store.endpoint, cloud_region=S3_COMPATIBLE_REGION)
 
     def workload_identity(self, name, namespace, service_account, buckets: Sequence[Bucket], parent, depends_on=()) -> WorkloadIdentity:
         store = self.stack.object_store
@@ -72,7 +74,7 @@ class OnpremTarget(Target):
             },
             opts=opts,
         )
-        env = [{"name": "AWS_ENDPOINT_URL", "value": store.endpoint}, {"name": "AWS_REGION", "value": "us-east-1"}]
+        env = [{"name": "AWS_ENDPOINT_URL", "value": store.endpoint}, {"name": "AWS_REGION", "value": S3_COMPATIBLE_REGION}]
         env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}} for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
         return WorkloadIdentity(service_account=service_account, namespace=namespace, env=env, resources=[secret])
 

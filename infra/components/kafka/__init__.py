@@ -10,13 +10,19 @@ from the topology are a managed cluster's bootstrap address and, for GCP, its re
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Callable, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.components.kafka import endpoints as ep
-from infra.components.kafka.flows import NAMESPACE, cross_region_host, federation_registry, flows_into, regional_topics
+from infra.components.kafka.flows import (
+    NAMESPACE,
+    cross_region_bootstrap,
+    federation_registry,
+    flows_into,
+    regional_topics,
+)
 from infra.components.kafka.mirror import MirrorMaker2
 from infra.components.kafka.strimzi import StrimziCluster, StrimziOperator, mesh_ca_secrets, password_secret
 from infra.targets.base import Target
@@ -27,7 +33,7 @@ EXPORT = "kafkaRegional"
 
 class KafkaLayer(pulumi.ComponentResource):
     def __init__(self, target: Target, topology: Topology, kafka: Kafka, mesh: pulumi.Output,
-                 stack_name: "callable", opts: Optional[pulumi.ResourceOptions] = None):
+                 stack_name: Callable[[str], str], opts: Optional[pulumi.ResourceOptions] = None):
         name = f"{target.region.id}-kafka"
         super().__init__("rtdi:kafka:Kafka", name, None, opts)
         self.target, self.topology, self.kafka = target, topology, kafka
@@ -119,7 +125,7 @@ class KafkaLayer(pulumi.ComponentResource):
             return pulumi.Output.secret(pulumi.Output.all(c.bootstrap, c.username, c.password).apply(lambda a: {
                 "engine": engine, "bootstrap": a[0], "username": a[1], "password": a[2]}))
         return pulumi.Output.from_input({
-            "engine": engine, "bootstrap": f"{cross_region_host(self.kafka, self.target.region.id)}:{ep.CROSS_REGION_PORT}",
+            "engine": engine, "bootstrap": cross_region_bootstrap(self.kafka, self.target.region.id),
             "username": ep.MIRROR_USER})
 
     def _source_password(self, source: str, passwords: pulumi.Output) -> pulumi.Output:
@@ -133,7 +139,7 @@ class KafkaLayer(pulumi.ComponentResource):
     def _source_endpoint(self, source: str, engine: str) -> ep.Endpoint:
         local = source == self.target.region.id
         if engine == "strimzi":
-            return ep.strimzi_source(source, local, cross_region_host(self.kafka, source))
+            return ep.strimzi_source(source, local, cross_region_bootstrap(self.kafka, source))
         bootstrap = self.clusters["regional"].bootstrap if local else self.remote[source].apply(lambda r: r["bootstrap"])
         if engine == "msk":
             return ep.Endpoint(engine, bootstrap, ep.PUBLIC_TRUST, ep.scram(ep.MIRROR_USER, ep.mirror_secret(source)))

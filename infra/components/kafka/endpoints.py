@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra.components.kafka.flows import CLIENT_PORT, CROSS_REGION_PORT, NAMESPACE
+from infra.components.kafka.flows import CROSS_REGION_PORT, NAMESPACE, in_cluster_bootstrap
 
 MESH_CA_SECRET = "rtdi-kafka-mesh-ca"
 MIRROR_USER = "mirror"
@@ -48,13 +48,12 @@ def plain(user: pulumi.Input[str], secret: str) -> dict:
     return {"type": "plain", "username": user, "passwordSecret": {"secretName": secret, "password": "password"}}
 
 
-def strimzi_source(region_id: str, local: bool, cross_region_host: str) -> Endpoint:
-    bootstrap = (f"regional-kafka-replication-bootstrap.{NAMESPACE}.svc:{CROSS_REGION_PORT}" if local
-                 else f"{cross_region_host}:{CROSS_REGION_PORT}")
+def strimzi_source(region_id: str, local: bool, cross_region_bootstrap: str) -> Endpoint:
+    bootstrap = f"regional-kafka-replication-bootstrap.{NAMESPACE}.svc:{CROSS_REGION_PORT}" if local else cross_region_bootstrap
     return Endpoint("strimzi", bootstrap, MESH_TRUST, scram(MIRROR_USER, mirror_secret(region_id)))
 
 
 def strimzi_target() -> Endpoint:
-    return Endpoint("strimzi", f"aggregate-kafka-bootstrap.{NAMESPACE}.svc:{CLIENT_PORT}", MESH_TRUST, {
+    return Endpoint("strimzi", in_cluster_bootstrap("aggregate"), MESH_TRUST, {
         "type": "tls", "certificateAndKey": {"secretName": MIRROR_MAKER_USER, "certificate": "user.crt", "key": "user.key"},
     })

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Iterator
 
 from infra.topology.model import Kafka, Region, Topic, Topology
 
@@ -43,6 +44,13 @@ def physical_topics(topic: Topic) -> list[str]:
     return names
 
 
+def each_physical(topics: list[Topic]) -> Iterator[tuple[Topic, str]]:
+    """Every (topic, physical topic name) to create: each topic and its retry and dead-letter topics."""
+    for topic in topics:
+        for physical in physical_topics(topic):
+            yield topic, physical
+
+
 def regional_topics(kafka: Kafka, region: Region) -> list[Topic]:
     return [t for t in kafka.topics if topic_allowed(kafka, t, region)]
 
@@ -72,6 +80,11 @@ def cross_region_host(kafka: Kafka, region_id: str, cluster: str = "regional") -
     return f"{cluster}.{region_id}.{kafka.dns_domain}"
 
 
+def cross_region_bootstrap(kafka: Kafka, region_id: str) -> str:
+    """Where other regions reach a Strimzi regional cluster: its internal load balancer's DNS name."""
+    return f"{cross_region_host(kafka, region_id)}:{CROSS_REGION_PORT}"
+
+
 def in_cluster_bootstrap(cluster: str) -> str:
     return f"{cluster}-kafka-bootstrap.{NAMESPACE}.svc:{CLIENT_PORT}"
 
@@ -97,7 +110,7 @@ def federation_registry(topology: Topology, kafka: Kafka) -> dict:
                     "engine": region.kafka.regional.engine,
                     # A managed engine's address is known once it exists: its region's stack fills it in.
                     "bootstrap": in_cluster_bootstrap("regional") if strimzi["regional"] else None,
-                    "crossRegionBootstrap": f"{cross_region_host(kafka, region.id)}:{CROSS_REGION_PORT}" if strimzi["regional"] else None,
+                    "crossRegionBootstrap": cross_region_bootstrap(kafka, region.id) if strimzi["regional"] else None,
                     "topic": topic.name,
                 },
                 "consume": {

@@ -14,7 +14,7 @@ import pulumi_gcp as gcp
 
 from infra import versions
 from infra.components.kafka.durability import as_strings, topic_config
-from infra.components.kafka.flows import physical_topics
+from infra.components.kafka.flows import each_physical
 from infra.targets.gcp import account_id
 from infra.topology.model import Kafka, KafkaCluster, Topic
 
@@ -72,17 +72,16 @@ class ManagedKafkaCluster(pulumi.ComponentResource):
         self.register_outputs({"bootstrap": self.bootstrap})
 
     def create_topics(self, kafka: Kafka, topics: list[Topic]) -> None:
-        for topic in topics:
-            for physical in physical_topics(topic):
-                gcp.managedkafka.Topic(
-                    f"{self.name_prefix}-topic-{physical}",
-                    gcp.managedkafka.TopicArgs(
-                        cluster=self.cluster.cluster_id,
-                        location=self.location,
-                        topic_id=physical,
-                        partition_count=topic.partitions,
-                        replication_factor=kafka.replication_factor,
-                        configs=as_strings(topic_config(kafka, topic, physical)),
-                    ),
-                    opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
-                )
+        for topic, physical in each_physical(topics):
+            gcp.managedkafka.Topic(
+                f"{self.name_prefix}-topic-{physical}",
+                gcp.managedkafka.TopicArgs(
+                    cluster=self.cluster.cluster_id,
+                    location=self.location,
+                    topic_id=physical,
+                    partition_count=topic.partitions,
+                    replication_factor=kafka.replication_factor,
+                    configs=as_strings(topic_config(kafka, topic, physical)),
+                ),
+                opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+            )

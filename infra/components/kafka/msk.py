@@ -15,7 +15,7 @@ import pulumi_aws as aws
 
 from infra import versions
 from infra.components.kafka.durability import as_strings, broker_config, topic_config
-from infra.components.kafka.flows import Flow, physical_topics
+from infra.components.kafka.flows import Flow, each_physical
 from infra.targets.base import LABEL_PURPOSE
 from infra.topology.model import Kafka, KafkaCluster, Topic
 
@@ -128,19 +128,18 @@ class MskCluster(pulumi.ComponentResource):
         self.register_outputs({"arn": self.cluster.arn, "bootstrap": self.bootstrap})
 
     def create_topics(self, kafka: Kafka, topics: list[Topic]) -> None:
-        for topic in topics:
-            for physical in physical_topics(topic):
-                aws.msk.Topic(
-                    f"{self.name_prefix}-topic-{physical}",
-                    aws.msk.TopicArgs(
-                        cluster_arn=self.cluster.arn,
-                        name=physical,
-                        partition_count=topic.partitions,
-                        replication_factor=kafka.replication_factor,
-                        configs=json.dumps(as_strings(topic_config(kafka, topic, physical, tiered=True))),
-                    ),
-                    opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
-                )
+        for topic, physical in each_physical(topics):
+            aws.msk.Topic(
+                f"{self.name_prefix}-topic-{physical}",
+                aws.msk.TopicArgs(
+                    cluster_arn=self.cluster.arn,
+                    name=physical,
+                    partition_count=topic.partitions,
+                    replication_factor=kafka.replication_factor,
+                    configs=json.dumps(as_strings(topic_config(kafka, topic, physical, tiered=True))),
+                ),
+                opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+            )
 
 
 class MskReplicator(pulumi.ComponentResource):

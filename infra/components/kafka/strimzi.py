@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 from infra import versions
 from infra.components.kafka.durability import broker_config, topic_config
 from infra.components.kafka.endpoints import MESH_CA_SECRET, MIRROR_MAKER_USER, MIRROR_USER, mirror_secret
-from infra.components.kafka.flows import CLIENT_PORT, CROSS_REGION_PORT, NAMESPACE, cross_region_host, physical_topics
+from infra.components.kafka.flows import CLIENT_PORT, CROSS_REGION_PORT, NAMESPACE, cross_region_host, each_physical, in_cluster_bootstrap
 from infra.targets.base import ZONE_LABEL, Target
 from infra.topology.model import Kafka, KafkaCluster, Topic
 
@@ -120,7 +120,7 @@ class StrimziCluster(pulumi.ComponentResource):
             self.pools.append(self._pool(f"{role}-{zone}", zone, ["broker"], spec.brokers_per_zone, spec.storage_gib, spec, k8s_opts))
             if zone in controllers:
                 self.pools.append(self._pool(f"{role}-controllers-{zone}", zone, ["controller"], 1, CONTROLLER_STORAGE_GIB, spec, k8s_opts))
-        self.bootstrap = f"{role}-kafka-bootstrap.{NAMESPACE}.svc:{CLIENT_PORT}"
+        self.bootstrap = in_cluster_bootstrap(role)
         self.register_outputs({"name": role, "bootstrap": self.bootstrap})
 
     def _tier(self, kafka_spec: dict, spec: KafkaCluster, kafka: Kafka, depends_on: list) -> None:
@@ -208,18 +208,17 @@ class StrimziCluster(pulumi.ComponentResource):
         )]
 
     def create_topics(self, kafka: Kafka, topics: list[Topic]) -> None:
-        for topic in topics:
-            for physical in physical_topics(topic):
-                k8s.apiextensions.CustomResource(
-                    f"{self.name_prefix}-topic-{physical}",
-                    api_version=API,
-                    kind="KafkaTopic",
-                    metadata={"name": k8s_name(physical), "namespace": NAMESPACE,
-                              "labels": {**self.target.labels, "strimzi.io/cluster": self.role, "rtdi-data-class": topic.data_class}},
-                    spec={"topicName": physical, "partitions": topic.partitions, "replicas": kafka.replication_factor,
-                          "config": topic_config(kafka, topic, physical, tiered=self.tiered)},
-                    opts=self.target.k8s_opts(self, depends_on=[self.kafka]),
-                )
+        for topic, physical in each_physical(topics):
+            k8s.apiextensions.CustomResource(
+                f"{self.name_prefix}-topic-{physical}",
+                api_version=API,
+                kind="KafkaTopic",
+                metadata={"name": k8s_name(physical), "namespace": NAMESPACE,
+                          "labels": {**self.target.labels, "strimzi.io/cluster": self.role, "rtdi-data-class": topic.data_class}},
+                spec={"topicName": physical, "partitions": topic.partitions, "replicas": kafka.replication_factor,
+                      "config": topic_config(kafka, topic, physical, tiered=self.tiered)},
+                opts=self.target.k8s_opts(self, depends_on=[self.kafka]),
+            )
 
 
 def mesh_ca_secrets(name: str, target: Target, mesh: pulumi.Output, clusters: list[str], parent, depends_on: list) -> list[pulumi.Resource]:
