@@ -1,10 +1,11 @@
 """``rtdi``: the offline plan (and, later, checks) without a cloud account or the Pulumi CLI."""
+
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from infra.topology.errors import ConfigError, Issue
 
@@ -42,7 +43,9 @@ def cmd_check(args) -> int:
 
     if args.plan:
         if args.stacks or args.all:
-            raise ConfigError([_usage("--plan checks plan files; do not also name stacks or pass --all")])
+            raise ConfigError(
+                [_usage("--plan checks plan files; do not also name stacks or pass --all")]
+            )
         return check_plans(args.plan, args.config, args.format)
     from infra.plan import Project
 
@@ -51,24 +54,43 @@ def cmd_check(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rtdi", description="Offline plans and policy checks of rtdi stacks.")
+    parser = argparse.ArgumentParser(
+        prog="rtdi", description="Offline plans and policy checks of rtdi stacks."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    plan = sub.add_parser("plan", help="plan stacks offline and write resources.json and manifests/")
+    plan = sub.add_parser(
+        "plan", help="plan stacks offline and write resources.json and manifests/"
+    )
     plan.add_argument("stacks", nargs="*", metavar="STACK")
-    plan.add_argument("--all", action="store_true", help="every stack in the project's stack folder")
+    plan.add_argument(
+        "--all", action="store_true", help="every stack in the project's stack folder"
+    )
     plan.add_argument("--out", help="output folder (default: .rtdi/plan)")
     plan.set_defaults(func=cmd_plan)
-    check = sub.add_parser("check", help="run the policy rules over stacks planned offline, or over plan files")
+    check = sub.add_parser(
+        "check", help="run the policy rules over stacks planned offline, or over plan files"
+    )
     check.add_argument("stacks", nargs="*", metavar="STACK")
-    check.add_argument("--all", action="store_true", help="every stack in the project's stack folder")
-    check.add_argument("--plan", action="append", metavar="PATH", help="a plan's resources.json (or its folder); repeatable")
-    check.add_argument("--config", metavar="FILE", help="policy configuration, JSON or YAML (see policies/config.default.yaml)")
+    check.add_argument(
+        "--all", action="store_true", help="every stack in the project's stack folder"
+    )
+    check.add_argument(
+        "--plan",
+        action="append",
+        metavar="PATH",
+        help="a plan's resources.json (or its folder); repeatable",
+    )
+    check.add_argument(
+        "--config",
+        metavar="FILE",
+        help="policy configuration, JSON or YAML (see policies/config.default.yaml)",
+    )
     check.add_argument("--format", choices=("text", "json"), default="text")
     check.set_defaults(func=cmd_check)
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

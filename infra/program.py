@@ -3,6 +3,7 @@
 ``infra/__main__.py`` runs `main` under ``pulumi up``; ``rtdi plan`` runs the very same function
 under the SDK's mock engine. Nothing here knows which cloud it is on; `make_target` decides.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -42,7 +43,9 @@ async def main() -> None:
         ref = pulumi.StackReference(regional.global_stack or default_global_stack())
         published = (await ref.get_output_details(EXPORT)).value
         if not published:
-            raise ConfigError([_no_topology(cfg.file, regional.global_stack or default_global_stack())])
+            raise ConfigError(
+                [_no_topology(cfg.file, regional.global_stack or default_global_stack())]
+            )
         topology = Topology.model_validate(published["topology"])
         kafka = Kafka.model_validate(published["kafka"])
         regional_stack(parse_regional(cfg, topology), topology, kafka, ref.get_output(MESH_EXPORT))
@@ -52,7 +55,12 @@ async def main() -> None:
 
 
 def _no_topology(file: str, name: str) -> Issue:
-    return Issue(file, "rtdi:globalStack", f"stack {name} exports no `{EXPORT}` output; run `pulumi up` on the global stack first", name)
+    return Issue(
+        file,
+        "rtdi:globalStack",
+        f"stack {name} exports no `{EXPORT}` output; run `pulumi up` on the global stack first",
+        name,
+    )
 
 
 def global_stack(model: GlobalStack) -> None:
@@ -71,7 +79,9 @@ def published_topology(model: GlobalStack) -> dict[str, Any]:
     }
 
 
-def regional_stack(stack: RegionalBase, topology: Topology, kafka: Kafka, mesh: pulumi.Output) -> None:
+def regional_stack(
+    stack: RegionalBase, topology: Topology, kafka: Kafka, mesh: pulumi.Output
+) -> None:
     target = make_target(stack, topology)
     archive = target.bucket("archive")
     kafka_layer = KafkaLayer(target, topology, kafka, mesh, stack_name=regional_stack_name)

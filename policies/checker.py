@@ -5,11 +5,13 @@ earlier (``rtdi check --plan .rtdi/plan/<stack>/resources.json``). Every rule ru
 cross-stack rules run once over all of them. Exit status: 0 when no mandatory rule is violated,
 1 when one is, 2 on bad input (raised as ConfigError and printed by ``infra.cli``).
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from infra.topology.errors import ConfigError, Issue
 from policies import config as policy_config
@@ -19,7 +21,7 @@ from policies.view import STACK_REFERENCE, PlanError, StackView, from_plan
 EXIT_OK, EXIT_VIOLATIONS = 0, 1
 
 
-def load_config(path: Optional[str]) -> policy_config.PolicyConfig:
+def load_config(path: str | None) -> policy_config.PolicyConfig:
     if not path:
         return policy_config.PolicyConfig.defaults()
     try:
@@ -28,7 +30,9 @@ def load_config(path: Optional[str]) -> policy_config.PolicyConfig:
         raise ConfigError([Issue(exc.where, "", exc.message)]) from None
 
 
-def check_stacks(project, stacks: Sequence[str], config: Optional[str] = None, fmt: str = "text") -> int:
+def check_stacks(
+    project, stacks: Sequence[str], config: str | None = None, fmt: str = "text"
+) -> int:
     """Plan ``stacks`` offline (with the global stacks they read, for the topology) and check them."""
     from infra.plan import plan_stacks
     from infra.plan.project import validate
@@ -39,17 +43,22 @@ def check_stacks(project, stacks: Sequence[str], config: Optional[str] = None, f
     globals_ = [v.global_stack for v in readers.values() if v.global_stack]
     plans = plan_stacks(project, wanted + [g for g in globals_ if g not in wanted])
     outputs = {name: plan.outputs for name, plan in plans.items()}
-    views = [from_plan([r.as_json() for r in plans[name].resources], name, plans[name].outputs, outputs)
-             for name in wanted if name in plans]
+    views = [
+        from_plan([r.as_json() for r in plans[name].resources], name, plans[name].outputs, outputs)
+        for name in wanted
+        if name in plans
+    ]
     return finish(evaluate(views, settings), fmt)
 
 
-def check_plans(paths: Sequence[str], config: Optional[str] = None, fmt: str = "text") -> int:
+def check_plans(paths: Sequence[str], config: str | None = None, fmt: str = "text") -> int:
     """Check plan files written by ``rtdi plan`` (a resources.json, or the folder holding it)."""
     settings = load_config(config)
     views = [load_plan(Path(p)) for p in paths]
     # A regional plan whose global stack's outputs were not beside it reads them from a global plan passed too.
-    published = next((v.published for v in views if v.published and not v.has_stack_reference), None)
+    published = next(
+        (v.published for v in views if v.published and not v.has_stack_reference), None
+    )
     for view in views:
         if view.published is None and view.has_stack_reference and published is not None:
             view.published = published
@@ -62,11 +71,17 @@ def load_plan(path: Path) -> StackView:
     resources = path / "resources.json" if path.is_dir() else path
     entries = _read_json(resources, "plan")
     folder = resources.parent
-    outputs = _read_json(folder / "outputs.json", "outputs") if (folder / "outputs.json").is_file() else None
+    outputs = (
+        _read_json(folder / "outputs.json", "outputs")
+        if (folder / "outputs.json").is_file()
+        else None
+    )
     referenced: dict[str, Any] = {}
     for e in entries if isinstance(entries, list) else []:
         if isinstance(e, dict) and e.get("type") == STACK_REFERENCE:
-            name = str((e.get("inputs") or {}).get("name") or e.get("name") or "").rsplit("/", 1)[-1]
+            name = str((e.get("inputs") or {}).get("name") or e.get("name") or "").rsplit("/", 1)[
+                -1
+            ]
             other = folder.parent / name / "outputs.json"
             if name and other.is_file():
                 referenced[name] = _read_json(other, "outputs")
@@ -80,7 +95,11 @@ def _stack_name(entries: Any, folder: Path) -> str:
     from policies.view import stack_of_urn
 
     for e in entries if isinstance(entries, list) else []:
-        if isinstance(e, dict) and isinstance(e.get("urn"), str) and e["urn"].startswith("urn:pulumi:"):
+        if (
+            isinstance(e, dict)
+            and isinstance(e.get("urn"), str)
+            and e["urn"].startswith("urn:pulumi:")
+        ):
             return stack_of_urn(e["urn"])
     return folder.name
 
@@ -89,15 +108,35 @@ def _read_json(path: Path, what: str) -> Any:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise ConfigError([Issue(str(path), "", f"no such {what} file; write plans with `rtdi plan` first")]) from None
+        raise ConfigError(
+            [Issue(str(path), "", f"no such {what} file; write plans with `rtdi plan` first")]
+        ) from None
     except IsADirectoryError:
-        raise ConfigError([Issue(str(path), "", "is a folder without resources.json; pass a plan's resources.json")]) from None
+        raise ConfigError(
+            [
+                Issue(
+                    str(path),
+                    "",
+                    "is a folder without resources.json; pass a plan's resources.json",
+                )
+            ]
+        ) from None
     except OSError as exc:
-        raise ConfigError([Issue(str(path), "", f"cannot read the {what} file: {exc.strerror}")]) from None
+        raise ConfigError(
+            [Issue(str(path), "", f"cannot read the {what} file: {exc.strerror}")]
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError([Issue(f"{path}:{exc.lineno}:{exc.colno}", "", f"invalid JSON in the {what} file: {exc.msg}")]) from None
+        raise ConfigError(
+            [
+                Issue(
+                    f"{path}:{exc.lineno}:{exc.colno}",
+                    "",
+                    f"invalid JSON in the {what} file: {exc.msg}",
+                )
+            ]
+        ) from None
 
 
 # --------------------------------------------------------------------------- output
@@ -119,18 +158,27 @@ def render_text(report: Report) -> str:
     lines = [f"{v.rule} [{v.enforcement}] {v.urn}: {v.message}" for v in report.violations]
     stacks = f"{len(report.stacks)} stack{'s' if len(report.stacks) != 1 else ''} ({', '.join(report.stacks)})"
     if report.violations:
-        head = (f"{len(report.violations)} violation{'s' if len(report.violations) != 1 else ''} "
-                f"({len(report.mandatory)} mandatory, {len(report.advisory)} advisory)")
+        head = (
+            f"{len(report.violations)} violation{'s' if len(report.violations) != 1 else ''} "
+            f"({len(report.mandatory)} mandatory, {len(report.advisory)} advisory)"
+        )
     else:
         head = "no violations"
-    skipped = f"; {len(report.skipped)} checks skipped on values unknown until deploy" if report.skipped else ""
+    skipped = (
+        f"; {len(report.skipped)} checks skipped on values unknown until deploy"
+        if report.skipped
+        else ""
+    )
     verdict = "FAILED" if report.mandatory else "passed"
     lines.append(f"rtdi check {verdict}: {head} in {stacks}, {len(report.rules)} rules{skipped}")
     return "\n".join(lines)
 
 
 def render_json(report: Report) -> str:
-    return json.dumps({"violations": [v.as_json() for v in report.violations], "summary": summary(report)}, indent=1)
+    return json.dumps(
+        {"violations": [v.as_json() for v in report.violations], "summary": summary(report)},
+        indent=1,
+    )
 
 
 def finish(report: Report, fmt: str) -> int:

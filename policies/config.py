@@ -13,12 +13,14 @@ and ``pulumi preview --policy-pack policies --policy-pack-config``::
 rules' metadata; ``policies/config.json`` and ``policies/config.default.yaml`` are rendered from it
 (``python -m policies.config`` rewrites both; a test fails when they drift).
 """
+
 from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any
 
 import yaml
 
@@ -58,11 +60,13 @@ class PolicyConfig:
         return {**rule.defaults, **self._params.get(rule.id, {})}
 
     @classmethod
-    def defaults(cls) -> "PolicyConfig":
+    def defaults(cls) -> PolicyConfig:
         return cls({}, {})
 
 
-def resolve(doc: Any, source: str = "policy config", rules: Optional[Sequence[Rule]] = None) -> PolicyConfig:
+def resolve(
+    doc: Any, source: str = "policy config", rules: Sequence[Rule] | None = None
+) -> PolicyConfig:
     """Validate a configuration document against the rules; raise PolicyConfigError on the first problem."""
     rules = list(rules) if rules is not None else _rules()
     by_id = {r.id: r for r in rules}
@@ -80,13 +84,18 @@ def resolve(doc: Any, source: str = "policy config", rules: Optional[Sequence[Ru
             continue
         rule = by_id.get(key)
         if rule is None:
-            raise PolicyConfigError(f"{source}: {key}", f"unknown rule; allowed: all, {', '.join(sorted(by_id))}")
+            raise PolicyConfigError(
+                f"{source}: {key}", f"unknown rule; allowed: all, {', '.join(sorted(by_id))}"
+            )
         where = f"{source}: {key}"
         if isinstance(value, str):
             levels[key] = _level(value, where)
             continue
         if not isinstance(value, Mapping):
-            raise PolicyConfigError(where, "must be an enforcement level or an object with enforcementLevel and parameters")
+            raise PolicyConfigError(
+                where,
+                "must be an enforcement level or an object with enforcementLevel and parameters",
+            )
         known = {p.name: p for p in rule.params}
         for name, setting in value.items():
             if name == "enforcementLevel":
@@ -104,7 +113,9 @@ def _level(value: Any, where: str) -> str:
     if value == "remediate":  # Pulumi reports a stack policy's remediate as mandatory
         return "mandatory"
     if value not in LEVELS:
-        raise PolicyConfigError(where, f"unknown enforcement level {value!r}; allowed: {', '.join(LEVELS)}")
+        raise PolicyConfigError(
+            where, f"unknown enforcement level {value!r}; allowed: {', '.join(LEVELS)}"
+        )
     return value
 
 
@@ -125,9 +136,14 @@ def check_value(value: Any, schema: Mapping[str, Any], where: str) -> Any:
     if kind == "integer" and isinstance(value, float) and value.is_integer():
         value = int(value)
     if kind and not _TYPES[kind](value):
-        raise PolicyConfigError(where, f"must be {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not {json.dumps(value)}")
+        raise PolicyConfigError(
+            where, f"must be {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not {json.dumps(value)}"
+        )
     if "enum" in schema and value not in schema["enum"]:
-        raise PolicyConfigError(where, f"{json.dumps(value)} is not allowed; allowed: {', '.join(map(str, schema['enum']))}")
+        raise PolicyConfigError(
+            where,
+            f"{json.dumps(value)} is not allowed; allowed: {', '.join(map(str, schema['enum']))}",
+        )
     if "minimum" in schema and value < schema["minimum"]:
         raise PolicyConfigError(where, f"must be at least {schema['minimum']}")
     if kind == "array" and "items" in schema:
@@ -155,27 +171,36 @@ def load(path: str | Path) -> PolicyConfig:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise PolicyConfigError(str(path), f"cannot read the policy config: {exc.strerror}") from None
+        raise PolicyConfigError(
+            str(path), f"cannot read the policy config: {exc.strerror}"
+        ) from None
     try:
         doc = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
     except json.JSONDecodeError as exc:
-        raise PolicyConfigError(f"{path}:{exc.lineno}:{exc.colno}", f"invalid JSON: {exc.msg}") from None
+        raise PolicyConfigError(
+            f"{path}:{exc.lineno}:{exc.colno}", f"invalid JSON: {exc.msg}"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise PolicyConfigError(where, f"invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        raise PolicyConfigError(
+            where, f"invalid YAML: {getattr(exc, 'problem', None) or exc}"
+        ) from None
     return resolve(doc, str(path))
 
 
 # --------------------------------------------------------------------------- the shipped files
 
 
-def render_json(rules: Optional[Iterable[Rule]] = None) -> dict[str, Any]:
+def render_json(rules: Iterable[Rule] | None = None) -> dict[str, Any]:
     """Every rule's default level and parameters, as ``--policy-pack-config`` reads them."""
-    return {r.id: {"enforcementLevel": r.enforcement, **r.defaults} for r in (rules if rules is not None else _rules())}
+    return {
+        r.id: {"enforcementLevel": r.enforcement, **r.defaults}
+        for r in (rules if rules is not None else _rules())
+    }
 
 
-def render_yaml(rules: Optional[Iterable[Rule]] = None) -> str:
+def render_yaml(rules: Iterable[Rule] | None = None) -> str:
     rules = list(rules) if rules is not None else _rules()
     out = [
         "# rtdi policy configuration: every rule with its default enforcement level and parameters.",
@@ -199,7 +224,9 @@ def render_yaml(rules: Optional[Iterable[Rule]] = None) -> str:
         out.append(f"  enforcementLevel: {rule.enforcement}")
         for p in rule.params:
             out += ["  " + line for line in _comment(p.description)]
-            dumped = yaml.safe_dump({p.name: p.default}, default_flow_style=False, sort_keys=False, width=100).rstrip("\n")
+            dumped = yaml.safe_dump(
+                {p.name: p.default}, default_flow_style=False, sort_keys=False, width=100
+            ).rstrip("\n")
             out += ["  " + line for line in dumped.splitlines()]
         out.append("")
     return "\n".join(out)
@@ -209,7 +236,7 @@ def _comment(text: str) -> list[str]:
     return [f"# {line}" for line in textwrap.wrap(text, width=96)]
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """``python -m policies.config``: rewrite config.json and config.default.yaml from the rules."""
     JSON_FILE.write_text(json.dumps(render_json(), indent=2) + "\n")
     YAML_FILE.write_text(render_yaml())

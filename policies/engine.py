@@ -13,10 +13,12 @@ Rules report with ``ctx.report(resource_or_urn, message)``; the message says wha
 to fix it. Rules wrap the work on each resource in ``with ctx.guard(resource):`` so that a value a
 preview cannot know yet (pulumi_policy raises ``UnknownValueError``) skips that resource only.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any
 
 from policies.view import Resource, StackView, UnknownValueError
 
@@ -41,7 +43,12 @@ class Violation:
     stack: str = ""
 
     def as_json(self) -> dict[str, str]:
-        return {"rule": self.rule, "enforcement": self.enforcement, "urn": self.urn, "message": self.message}
+        return {
+            "rule": self.rule,
+            "enforcement": self.enforcement,
+            "urn": self.urn,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True)
@@ -61,10 +68,10 @@ class Rule:
     params: tuple[Param, ...] = ()
     cross_stack: bool = False
 
-    def check(self, ctx: "Context") -> None:  # pragma: no cover - every rule overrides one hook
+    def check(self, ctx: Context) -> None:  # pragma: no cover - every rule overrides one hook
         pass
 
-    def check_stacks(self, ctx: "Context") -> None:
+    def check_stacks(self, ctx: Context) -> None:
         pass
 
     @property
@@ -78,7 +85,13 @@ class Rule:
 class Context:
     """What a rule sees: the stack (or stacks), its parameters, and where to report."""
 
-    def __init__(self, rule: Rule, params: Mapping[str, Any], view: Optional[StackView], views: Sequence[StackView]):
+    def __init__(
+        self,
+        rule: Rule,
+        params: Mapping[str, Any],
+        view: StackView | None,
+        views: Sequence[StackView],
+    ):
         self.rule = rule
         self.params = params
         self.view = view
@@ -89,7 +102,7 @@ class Context:
     def __getitem__(self, param: str) -> Any:
         return self.params[param]
 
-    def report(self, where: Union[Resource, str, StackView, None], message: str) -> None:
+    def report(self, where: Resource | str | StackView | None, message: str) -> None:
         if isinstance(where, Resource):
             urn, stack = where.urn, where.stack
         elif isinstance(where, StackView):
@@ -101,13 +114,13 @@ class Context:
             urn, stack = (view.stack_urn, view.stack) if view else ("", "")
         self.found.append((urn, message, stack))
 
-    def guard(self, resource: Union[Resource, str, None] = None) -> "_Guard":
+    def guard(self, resource: Resource | str | None = None) -> _Guard:
         """``with ctx.guard(r): ...``: an unknown preview value skips this block, and is recorded."""
         return _Guard(self, resource)
 
 
 class _Guard:
-    def __init__(self, ctx: Context, resource: Union[Resource, str, None]):
+    def __init__(self, ctx: Context, resource: Resource | str | None):
         self.ctx, self.resource = ctx, resource
 
     def __enter__(self) -> None:
@@ -115,7 +128,9 @@ class _Guard:
 
     def __exit__(self, kind, exc, tb) -> bool:
         if kind is not None and issubclass(kind, UnknownValueError):
-            urn = self.resource.urn if isinstance(self.resource, Resource) else (self.resource or "")
+            urn = (
+                self.resource.urn if isinstance(self.resource, Resource) else (self.resource or "")
+            )
             self.ctx.skipped.append(Skipped(self.ctx.rule.id, urn, str(exc)))
             return True
         return False
@@ -137,7 +152,12 @@ class Report:
         return [v for v in self.violations if v.enforcement == "advisory"]
 
 
-def run_rule(rule: Rule, params: Mapping[str, Any], views: Sequence[StackView], single: Optional[StackView] = None) -> Context:
+def run_rule(
+    rule: Rule,
+    params: Mapping[str, Any],
+    views: Sequence[StackView],
+    single: StackView | None = None,
+) -> Context:
     """Run one rule: ``check`` on each view, then ``check_stacks`` over all of them.
 
     An UnknownValueError a rule did not guard ends that hook for that view only (recorded as skipped).
@@ -162,7 +182,9 @@ def _call(ctx: Context, hook, where: str) -> None:
         ctx.skipped.append(Skipped(ctx.rule.id, where, str(exc)))
 
 
-def evaluate(views: Sequence[StackView], config: "ResolvedLike", rules: Optional[Iterable[Rule]] = None) -> Report:
+def evaluate(
+    views: Sequence[StackView], config: ResolvedLike, rules: Iterable[Rule] | None = None
+) -> Report:
     """Every enabled rule over ``views``; violations carry the enforcement level ``config`` gives."""
     from policies.rules import ALL_RULES
 

@@ -8,9 +8,11 @@ ones; unknown values skip the resource, see `engine.Context.guard`), its provide
 inputs, and the StackReference's outputs carry the global topology. Cross-stack rules check what
 one stack can show (see each rule's ``check``).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping, Optional
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -27,7 +29,7 @@ from policies.view import from_policy_args
 PACK_NAME = "rtdi"
 
 
-def params_from(rule: Rule, config: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+def params_from(rule: Rule, config: Mapping[str, Any] | None) -> dict[str, Any]:
     """The rule's defaults overlaid with the policy config Pulumi passes (numbers arrive as floats)."""
     params = dict(rule.defaults)
     schema = {p.name: p.schema for p in rule.params}
@@ -52,15 +54,18 @@ def make_validate(rule: Rule) -> Callable[[StackValidationArgs, Callable[..., No
     return validate
 
 
-def config_schema(rule: Rule) -> Optional[PolicyConfigSchema]:
+def config_schema(rule: Rule) -> PolicyConfigSchema | None:
     if not rule.params:
         return None
-    return PolicyConfigSchema(properties={
-        p.name: {**p.schema, "default": p.default, "description": p.description} for p in rule.params
-    })
+    return PolicyConfigSchema(
+        properties={
+            p.name: {**p.schema, "default": p.default, "description": p.description}
+            for p in rule.params
+        }
+    )
 
 
-def build_policies(rules: Optional[Iterable[Rule]] = None) -> list[StackValidationPolicy]:
+def build_policies(rules: Iterable[Rule] | None = None) -> list[StackValidationPolicy]:
     from policies.rules import ALL_RULES
 
     return [

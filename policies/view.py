@@ -13,20 +13,23 @@ either way; rules read it with `dig` and the other helpers below and never assum
 an unknown preview value raises ``UnknownValueError`` exactly where it is read (the engine catches
 it per resource, see `engine.Context.guard`).
 """
+
 from __future__ import annotations
 
 import fnmatch
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any
 
 try:  # the proxy's error; absent pulumi_policy, nothing can be unknown
     from pulumi_policy.proxy import UnknownValueError
 except ImportError:  # pragma: no cover
+
     class UnknownValueError(Exception):  # type: ignore[no-redef]
         pass
+
 
 # Labels, tags and annotations rtdi puts on what it declares (infra/targets/base.py, kafka layer).
 LABEL_REGION = "rtdi-region"
@@ -59,7 +62,11 @@ class Provider:
 
     @property
     def package(self) -> str:
-        return self.type[len(PROVIDER_PREFIX):] if self.type.startswith(PROVIDER_PREFIX) else self.type
+        return (
+            self.type[len(PROVIDER_PREFIX) :]
+            if self.type.startswith(PROVIDER_PREFIX)
+            else self.type
+        )
 
 
 @dataclass
@@ -68,9 +75,9 @@ class Resource:
     type: str
     name: str
     props: Mapping[str, Any]
-    provider: Optional[Provider] = None
-    parent: Optional[str] = None
-    id: Optional[str] = None
+    provider: Provider | None = None
+    parent: str | None = None
+    id: str | None = None
     # property name -> URNs of the resources that property was computed from (preview only)
     refs: dict[str, list[str]] = field(default_factory=dict)
 
@@ -85,7 +92,7 @@ class Resource:
     # Kubernetes objects ----------------------------------------------------------
 
     @property
-    def k8s_group(self) -> Optional[str]:
+    def k8s_group(self) -> str | None:
         """``kafka.strimzi.io`` for ``kubernetes:kafka.strimzi.io/v1:Kafka``; ``core`` for core objects."""
         if self.package != "kubernetes":
             return None
@@ -93,7 +100,7 @@ class Resource:
         return middle.rsplit("/", 1)[0] if "/" in middle else middle
 
     @property
-    def k8s_kind(self) -> Optional[str]:
+    def k8s_kind(self) -> str | None:
         return self.type.rsplit(":", 1)[-1] if self.package == "kubernetes" else None
 
     def is_kind(self, group: str, kind: str) -> bool:
@@ -101,7 +108,7 @@ class Resource:
         return self.k8s_group == group and self.k8s_kind == kind
 
     @property
-    def k8s_name(self) -> Optional[str]:
+    def k8s_name(self) -> str | None:
         return text(dig(self.props, "metadata", "name"))
 
     @property
@@ -135,16 +142,16 @@ class StackView:
 
     stack: str
     resources: list[Resource]
-    outputs: Optional[Mapping[str, Any]] = None
+    outputs: Mapping[str, Any] | None = None
     # The global stack's `rtdi` export: {"topology": {...}, "kafka": {...}}; None if unavailable.
-    published: Optional[dict[str, Any]] = None
+    published: dict[str, Any] | None = None
     source: str = "plan"  # "plan" or "preview"
-    peers: list["StackView"] = field(default_factory=list)  # other stacks checked together
+    peers: list[StackView] = field(default_factory=list)  # other stacks checked together
 
     def __post_init__(self) -> None:
         self._by_urn = {r.urn: r for r in self.resources}
 
-    def by_urn(self, urn: Optional[str]) -> Optional[Resource]:
+    def by_urn(self, urn: str | None) -> Resource | None:
         return self._by_urn.get(urn) if urn else None
 
     def of_type(self, *types: str) -> list[Resource]:
@@ -168,7 +175,7 @@ class StackView:
         return f"urn:pulumi:{self.stack}::rtdi::{STACK}::rtdi-{self.stack}"
 
     @property
-    def topology(self) -> Optional[dict[str, Any]]:
+    def topology(self) -> dict[str, Any] | None:
         topo = (self.published or {}).get("topology")
         return topo if isinstance(topo, dict) else None
 
@@ -186,7 +193,7 @@ class StackView:
         return self.has_stack_reference or output(self, "region") is not None
 
     @property
-    def region_id(self) -> Optional[str]:
+    def region_id(self) -> str | None:
         """The topology region this stack builds: its `region` output, else its rtdi:*:Region component."""
         value = output(self, "region")
         if isinstance(value, str):
@@ -196,13 +203,16 @@ class StackView:
                 return r.name
         return None
 
-    def topology_region(self, region_id: Optional[str]) -> Optional[dict[str, Any]]:
+    def topology_region(self, region_id: str | None) -> dict[str, Any] | None:
         for region in (self.topology or {}).get("regions") or []:
-            if isinstance(region, dict) and region_id == f"{region.get('cloud')}-{region.get('name')}":
+            if (
+                isinstance(region, dict)
+                and region_id == f"{region.get('cloud')}-{region.get('name')}"
+            ):
                 return region
         return None
 
-    def jurisdiction_of_region(self, region_id: Optional[str]) -> Optional[str]:
+    def jurisdiction_of_region(self, region_id: str | None) -> str | None:
         region = self.topology_region(region_id)
         return region.get("jurisdiction") if region else None
 
@@ -255,11 +265,11 @@ def items(value: Any) -> list[Any]:
     return []
 
 
-def text(value: Any) -> Optional[str]:
+def text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def as_int(value: Any) -> Optional[int]:
+def as_int(value: Any) -> int | None:
     """3, 3.0 and "3" -> 3; anything else -> None."""
     if isinstance(value, bool):
         return None
@@ -270,7 +280,7 @@ def as_int(value: Any) -> Optional[int]:
     return None
 
 
-def as_bool(value: Any) -> Optional[bool]:
+def as_bool(value: Any) -> bool | None:
     """True/False and "true"/"false" (any case) -> bool; anything else -> None."""
     if isinstance(value, bool):
         return value
@@ -338,7 +348,13 @@ def show(value: Any) -> str:
         return str(int(value))
     if isinstance(value, bool):
         return str(value).lower()
-    return repr(value) if isinstance(value, str) else json.dumps(value) if isinstance(value, (int, float)) or value is None else str(value)
+    return (
+        repr(value)
+        if isinstance(value, str)
+        else json.dumps(value)
+        if isinstance(value, (int, float)) or value is None
+        else str(value)
+    )
 
 
 def glob_any(value: str, patterns: Iterable[str]) -> bool:
@@ -363,13 +379,13 @@ def region_of_zone(cloud: str, zone: str) -> str:
     return match.group(1) if match else zone
 
 
-def provider_region(r: Resource) -> Optional[str]:
+def provider_region(r: Resource) -> str | None:
     if r.provider is None:
         return None
     return text(r.provider.props.get("region"))
 
 
-def location(r: Resource) -> Optional[tuple[str, str]]:
+def location(r: Resource) -> tuple[str, str] | None:
     """(cloud, region) where this resource lives, or None when it is not regional or not known.
 
     AWS: the resource's own ``region`` (provider v7 lets any resource override it), else its provider's.
@@ -415,7 +431,7 @@ def provider_labels(r: Resource) -> dict[str, str]:
     return {}
 
 
-def jurisdiction_of(r: Resource, view: StackView) -> Optional[str]:
+def jurisdiction_of(r: Resource, view: StackView) -> str | None:
     """The resource's ``rtdi-jurisdiction`` label or tag, its provider's default, else the topology's
     jurisdiction for the region it sits in."""
     own = r.labels.get(LABEL_JURISDICTION) or provider_labels(r).get(LABEL_JURISDICTION)
@@ -459,21 +475,42 @@ def from_policy_args(args: Any) -> StackView:
     for pr in args.resources:
         provider = None
         if pr.provider is not None:
-            provider = Provider(pr.provider.resource_type, pr.provider.urn, pr.provider.name, pr.provider.props or {})
-        refs = {k: [d.urn for d in v] for k, v in (getattr(pr, "property_dependencies", None) or {}).items()}
-        resources.append(Resource(
-            urn=pr.urn, type=pr.resource_type, name=pr.name, props=pr.props if pr.props is not None else {},
-            provider=provider, parent=pr.parent.urn if pr.parent is not None else None, refs=refs,
-        ))
+            provider = Provider(
+                pr.provider.resource_type,
+                pr.provider.urn,
+                pr.provider.name,
+                pr.provider.props or {},
+            )
+        refs = {
+            k: [d.urn for d in v]
+            for k, v in (getattr(pr, "property_dependencies", None) or {}).items()
+        }
+        resources.append(
+            Resource(
+                urn=pr.urn,
+                type=pr.resource_type,
+                name=pr.name,
+                props=pr.props if pr.props is not None else {},
+                provider=provider,
+                parent=pr.parent.urn if pr.parent is not None else None,
+                refs=refs,
+            )
+        )
     stack = next((stack_of_urn(r.urn) for r in resources if r.urn.startswith("urn:pulumi:")), "")
     root = next((r for r in resources if r.type == STACK), None)
-    view = StackView(stack=stack, resources=resources, outputs=root.props if root else None, source="preview")
+    view = StackView(
+        stack=stack, resources=resources, outputs=root.props if root else None, source="preview"
+    )
     view.published = _published(view)
     return view
 
 
-def from_plan(entries: Any, stack: Optional[str] = None, outputs: Optional[Mapping[str, Any]] = None,
-              stack_outputs: Optional[Mapping[str, Mapping[str, Any]]] = None) -> StackView:
+def from_plan(
+    entries: Any,
+    stack: str | None = None,
+    outputs: Mapping[str, Any] | None = None,
+    stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+) -> StackView:
     """The view of an offline plan.
 
     ``entries``: the resources.json list. ``outputs``: the stack's outputs.json. ``stack_outputs``:
@@ -481,19 +518,29 @@ def from_plan(entries: Any, stack: Optional[str] = None, outputs: Optional[Mappi
     records a StackReference's inputs only).
     """
     if not isinstance(entries, list):
-        raise PlanError("expected a JSON list of resources, each {urn, type, name, parent, provider, inputs}")
+        raise PlanError(
+            "expected a JSON list of resources, each {urn, type, name, parent, provider, inputs}"
+        )
     for i, e in enumerate(entries):
-        if not isinstance(e, dict) or not isinstance(e.get("urn"), str) or not isinstance(e.get("type"), str):
-            raise PlanError(f"entry [{i}] is not a resource; each needs string `urn` and `type` and an `inputs` object")
+        if (
+            not isinstance(e, dict)
+            or not isinstance(e.get("urn"), str)
+            or not isinstance(e.get("type"), str)
+        ):
+            raise PlanError(
+                f"entry [{i}] is not a resource; each needs string `urn` and `type` and an `inputs` object"
+            )
         if not isinstance(e.get("inputs", {}), dict):
             raise PlanError(f"entry [{i}] ({e['urn']}): `inputs` must be an object")
         if e.get("provider") is not None and not isinstance(e.get("provider"), str):
-            raise PlanError(f"entry [{i}] ({e['urn']}): `provider` must be \"<urn>::<id>\" or null")
+            raise PlanError(f'entry [{i}] ({e["urn"]}): `provider` must be "<urn>::<id>" or null')
     by_urn = {e["urn"]: e for e in entries}
     providers: dict[str, Provider] = {}
     for e in entries:
         if e["type"].startswith(PROVIDER_PREFIX):
-            providers[e["urn"]] = Provider(e["type"], e["urn"], e.get("name") or "", e.get("inputs") or {})
+            providers[e["urn"]] = Provider(
+                e["type"], e["urn"], e.get("name") or "", e.get("inputs") or {}
+            )
     resources = []
     for e in entries:
         name = e.get("name") or e["urn"].rsplit("::", 1)[-1]
@@ -503,16 +550,28 @@ def from_plan(entries: Any, stack: Optional[str] = None, outputs: Optional[Mappi
             provider_urn = e["provider"].rsplit("::", 1)[0]
             provider = providers.get(provider_urn)
             if provider is None and provider_urn in by_urn:
-                provider = Provider(by_urn[provider_urn]["type"], provider_urn, "", by_urn[provider_urn].get("inputs") or {})
+                provider = Provider(
+                    by_urn[provider_urn]["type"],
+                    provider_urn,
+                    "",
+                    by_urn[provider_urn].get("inputs") or {},
+                )
         if e["type"] == STACK_REFERENCE and stack_outputs is not None:
             target = str(inputs.get("name") or name).rsplit("/", 1)[-1]
             if target in stack_outputs:
                 inputs = {**inputs, "outputs": stack_outputs[target]}
         custom = not (e["type"].startswith(("pulumi:", "rtdi:")))
-        resources.append(Resource(
-            urn=e["urn"], type=e["type"], name=name, props=inputs, provider=provider, parent=e.get("parent"),
-            id=(inputs.get("id") or PLAN_ID_FORMAT.format(name=name)) if custom else None,
-        ))
+        resources.append(
+            Resource(
+                urn=e["urn"],
+                type=e["type"],
+                name=name,
+                props=inputs,
+                provider=provider,
+                parent=e.get("parent"),
+                id=(inputs.get("id") or PLAN_ID_FORMAT.format(name=name)) if custom else None,
+            )
+        )
     if stack is None:
         stack = next((stack_of_urn(r.urn) for r in resources), "")
     view = StackView(stack=stack, resources=resources, outputs=outputs, source="plan")
@@ -520,12 +579,14 @@ def from_plan(entries: Any, stack: Optional[str] = None, outputs: Optional[Mappi
     return view
 
 
-def _published(view: StackView) -> Optional[dict[str, Any]]:
+def _published(view: StackView) -> dict[str, Any] | None:
     """The global `rtdi` export: read through the stack's StackReference, or, in the global stack, its own output."""
     for r in view.resources:
         if r.type == STACK_REFERENCE:
             found = safe(lambda r=r: plain(dig(r.props, "outputs", EXPORT)))
             if isinstance(found, dict):
                 return found
-    own = safe(lambda: plain(view.outputs.get(EXPORT))) if isinstance(view.outputs, Mapping) else None
+    own = (
+        safe(lambda: plain(view.outputs.get(EXPORT))) if isinstance(view.outputs, Mapping) else None
+    )
     return own if isinstance(own, dict) else None

@@ -1,4 +1,5 @@
 """Session fixtures: every sample stack is planned once, in process, and shared by all tests."""
+
 from __future__ import annotations
 
 import contextlib
@@ -11,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from plantools import ROOT, STACK_NAMES  # noqa: E402
+from plantools import ROOT, STACK_NAMES
 
 
 @pytest.fixture(scope="session")
@@ -70,4 +71,8 @@ def target_plans(topology):
     """
     from plantools import run_program, sample_config, target_only
 
-    return {s: run_program(sample_config(s), target_only, topology) for s in STACK_NAMES if s != "global"}
+    return {
+        s: run_program(sample_config(s), target_only, topology)
+        for s in STACK_NAMES
+        if s != "global"
+    }

@@ -6,42 +6,50 @@ exist in the chart's default ``values.yaml``. Maps that charts pass through verb
 annotations, resources, ...) are free-form: their own key must exist, what is inside them is not
 checked. Lists are compared at the key level only.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
 # Free-form maps, by key name ("podAnnotations") or by dotted path suffix ("extra.configs").
 # The one place to extend when a chart passes a map through to Kubernetes unchecked.
-FREE_FORM: frozenset[str] = frozenset({
-    "extra.configs",
-    "catalogs",
-    "env",
-    "podAnnotations",
-    "podLabels",
-    "labels",
-    "annotations",
-    "nodeSelector",
-    "tolerations",
-    "affinity",
-    "resources",
-    "securityContext",
-    "podSecurityContext",
-})
+FREE_FORM: frozenset[str] = frozenset(
+    {
+        "extra.configs",
+        "catalogs",
+        "env",
+        "podAnnotations",
+        "podLabels",
+        "labels",
+        "annotations",
+        "nodeSelector",
+        "tolerations",
+        "affinity",
+        "resources",
+        "securityContext",
+        "podSecurityContext",
+    }
+)
 
 
 def is_free_form(path: tuple[str, ...], free_form: Iterable[str] = FREE_FORM) -> bool:
     for entry in free_form:
         parts = tuple(entry.split("."))
-        if path[-len(parts):] == parts:
+        if path[-len(parts) :] == parts:
             return True
     return False
 
 
-def unknown_keys(values: Mapping[str, Any], defaults: Any, prefix: tuple[str, ...] = (),
-                 free_form: Iterable[str] = FREE_FORM) -> list[str]:
+def unknown_keys(
+    values: Mapping[str, Any],
+    defaults: Any,
+    prefix: tuple[str, ...] = (),
+    free_form: Iterable[str] = FREE_FORM,
+) -> list[str]:
     """Dotted paths of ``values`` that the chart's ``defaults`` do not have."""
     free_form = tuple(free_form)
     found: list[str] = []
@@ -71,7 +79,11 @@ def release_problems(release: Mapping[str, Any], folder: Path) -> list[str]:
     path = defaults_file(folder, chart, version)
     if not path.is_file():
         known = ", ".join(sorted(p.name for p in folder.glob("*.values.yaml"))) or "none"
-        return [f"{chart_name(chart)} {version}: no default values {path.name} to check against; have: {known}"]
+        return [
+            f"{chart_name(chart)} {version}: no default values {path.name} to check against; have: {known}"
+        ]
     defaults = yaml.safe_load(path.read_text()) or {}
-    return [f"{chart_name(chart)} {version}: {key}: not a key of the chart's default values"
-            for key in unknown_keys(release.get("values") or {}, defaults)]
+    return [
+        f"{chart_name(chart)} {version}: {key}: not a key of the chart's default values"
+        for key in unknown_keys(release.get("values") or {}, defaults)
+    ]

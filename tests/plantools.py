@@ -3,12 +3,14 @@
 Everything here goes through `infra.plan.engine.run_stack`, the project's wrapper around the
 Pulumi SDK's mock engine, so tests assert on exactly what a `pulumi up` would register.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 import pulumi
 import pytest
@@ -16,13 +18,19 @@ from pulumi.runtime import MockResourceArgs
 
 from infra.plan.engine import Declared, StackPlan, run_stack
 from infra.plan.mocks import PlanMocks
-from infra.topology.config import NAMESPACE, StackConfig, parse_regional, read_stack_file, stack_file
+from infra.topology.config import (
+    NAMESPACE,
+    StackConfig,
+    parse_regional,
+    read_stack_file,
+    stack_file,
+)
 from infra.topology.model import Topology
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = ROOT / "stacks"
 SHARED = ROOT.parent / "shared"
-STACK_NAMES = sorted(p.name[len("Pulumi."): -len(".yaml")] for p in STACKS.glob("Pulumi.*.yaml"))
+STACK_NAMES = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in STACKS.glob("Pulumi.*.yaml"))
 
 # Resource types that never belong to a region component.
 ROOT_TYPES = {"pulumi:pulumi:Stack", "pulumi:pulumi:StackReference"}
@@ -31,14 +39,19 @@ ROOT_TYPES = {"pulumi:pulumi:Stack", "pulumi:pulumi:StackReference"}
 # --------------------------------------------------------------------------- ../shared
 
 
-def require_shared(path: Path = SHARED, env: Optional[dict] = None) -> Path:
+def require_shared(path: Path = SHARED, env: dict | None = None) -> Path:
     """``path`` if it exists; otherwise skip (a user's clone) or fail (CI, where it must exist)."""
     env = os.environ if env is None else env
     if path.is_dir():
         return path
     if env.get("CI"):
-        pytest.fail(f"{path} is missing but CI is set: CI must provide the shared reference data", pytrace=False)
-    pytest.skip(f"{path} is absent (a user's own clone); these checks need the shared reference data")
+        pytest.fail(
+            f"{path} is missing but CI is set: CI must provide the shared reference data",
+            pytrace=False,
+        )
+    pytest.skip(
+        f"{path} is absent (a user's own clone); these checks need the shared reference data"
+    )
 
 
 # --------------------------------------------------------------------------- configs
@@ -59,7 +72,9 @@ def sample_config(stack: str) -> StackConfig:
     return read_stack_file(path, f"stacks/{path.name}")
 
 
-def run_program(cfg: StackConfig, body: Callable[[Any, Topology], None], topology: Topology) -> StackPlan:
+def run_program(
+    cfg: StackConfig, body: Callable[[Any, Topology], None], topology: Topology
+) -> StackPlan:
     """Run a small program that reads and validates ``cfg`` like the real one, then calls ``body(model, topology)``."""
     from infra.topology.config import from_engine
 
@@ -105,15 +120,27 @@ def workload(stack, topology) -> None:
     buckets = {p: target.bucket(p) for p in BUCKET_PURPOSES}
     name = f"{target.name}-{WORKLOAD}"
     owner = Workload(name, pulumi.ResourceOptions(parent=target))
-    wi = target.workload_identity(name, NAMESPACE_WL, SERVICE_ACCOUNT, [buckets[p] for p in GRANTED], parent=owner)
+    wi = target.workload_identity(
+        name, NAMESPACE_WL, SERVICE_ACCOUNT, [buckets[p] for p in GRANTED], parent=owner
+    )
     k8s.core.v1.ServiceAccount(
         f"{target.name}-{WORKLOAD}-sa",
-        metadata=k8s.meta.v1.ObjectMetaArgs(name=wi.service_account, namespace=wi.namespace, annotations=wi.annotations),
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=wi.service_account, namespace=wi.namespace, annotations=wi.annotations
+        ),
         opts=target.k8s_opts(owner),
     )
     target.finish({})
-    pulumi.export("identity", {"serviceAccount": wi.service_account, "namespace": wi.namespace, "env": wi.env,
-                               "volumes": wi.volumes, "volumeMounts": wi.volume_mounts})
+    pulumi.export(
+        "identity",
+        {
+            "serviceAccount": wi.service_account,
+            "namespace": wi.namespace,
+            "env": wi.env,
+            "volumes": wi.volumes,
+            "volumeMounts": wi.volume_mounts,
+        },
+    )
     pulumi.export("buckets", {p: b.uri for p, b in buckets.items()})
     pulumi.export("storageClass", target.storage_class)
 
@@ -121,9 +148,11 @@ def workload(stack, topology) -> None:
 # --------------------------------------------------------------------------- reading a plan
 
 
-def one(plan: StackPlan, type_: str, name: Optional[str] = None) -> Declared:
+def one(plan: StackPlan, type_: str, name: str | None = None) -> Declared:
     found = [r for r in plan.of_type(type_) if name is None or r.name == name]
-    assert len(found) == 1, f"expected one {type_} {name or ''} in {plan.stack}, found {[r.name for r in found]}"
+    assert len(found) == 1, (
+        f"expected one {type_} {name or ''} in {plan.stack}, found {[r.name for r in found]}"
+    )
     return found[0]
 
 
@@ -136,7 +165,11 @@ def provider_of(plan: StackPlan, r: Declared) -> Declared:
 
 
 def region_component(plan: StackPlan, region_id: str) -> Declared:
-    found = [r for r in plan.resources if r.type.startswith("rtdi:") and r.type.endswith(":Region") and r.name == region_id]
+    found = [
+        r
+        for r in plan.resources
+        if r.type.startswith("rtdi:") and r.type.endswith(":Region") and r.name == region_id
+    ]
     assert len(found) == 1, f"expected one region component {region_id} in {plan.stack}"
     return found[0]
 
@@ -170,24 +203,33 @@ def assert_owned_by_region(plan: StackPlan, region_id: str, owners: Iterable[str
     under = [r for r in plan.resources if region.urn in ancestors(plan, r)]
     assert under, f"nothing is declared under region {region_id}"
     for r in under:
-        assert r.name.startswith(f"{region_id}-"), f"{r.type} {r.name} is not prefixed with {region_id}-"
+        assert r.name.startswith(f"{region_id}-"), (
+            f"{r.type} {r.name} is not prefixed with {region_id}-"
+        )
     for urn in owner_urns:
         assert region.urn in ancestors(plan, plan.registered[urn])
     for r in plan.resources:
         if r.type.split(":")[0] in ("aws", "gcp") or r.type.startswith("pulumi:providers:"):
-            assert r.parent == region.urn or r.parent in owner_urns, \
+            assert r.parent == region.urn or r.parent in owner_urns, (
                 f"{r.type} {r.name} is parented to {r.parent}, not to region {region_id}"
+            )
 
 
 def assert_named_after_region(plan: StackPlan, region_id: str) -> None:
     """Every resource a regional stack declares (the stack and its references aside) starts with the region id."""
     named = [r for r in plan.resources if r.type not in ROOT_TYPES]
     assert named
-    bad = [f"{r.type} {r.name}" for r in named if not r.name.startswith(f"{region_id}-") and r.name != region_id]
+    bad = [
+        f"{r.type} {r.name}"
+        for r in named
+        if not r.name.startswith(f"{region_id}-") and r.name != region_id
+    ]
     assert bad == [], f"not prefixed with {region_id}-"
 
 
-def assert_explicit_providers(plan: StackPlan, package: str, expect: dict[str, Any], region_id: str) -> int:
+def assert_explicit_providers(
+    plan: StackPlan, package: str, expect: dict[str, Any], region_id: str
+) -> int:
     """Every ``package:`` resource names a ``pulumi:providers:package`` declared under the region with ``expect`` inputs."""
     region = region_component(plan, region_id)
     checked = 0
@@ -198,7 +240,9 @@ def assert_explicit_providers(plan: StackPlan, package: str, expect: dict[str, A
         assert p.type == f"pulumi:providers:{package}", f"{r.name} uses a {p.type} provider"
         assert p.parent == region.urn, f"provider {p.name} of {r.name} is not the region's"
         for key, value in expect.items():
-            assert p.inputs.get(key) == value, f"provider {p.name} of {r.name}: {key}={p.inputs.get(key)!r}, expected {value!r}"
+            assert p.inputs.get(key) == value, (
+                f"provider {p.name} of {r.name}: {key}={p.inputs.get(key)!r}, expected {value!r}"
+            )
         checked += 1
     return checked
 
@@ -208,7 +252,9 @@ def amend(cfg: StackConfig, key: str, changes: dict[str, Any]) -> StackConfig:
     full = key if ":" in key else f"{NAMESPACE}:{key}"
     values = dict(cfg.values)
     values[full] = json.dumps({**json.loads(values.get(full, "{}")), **changes})
-    return StackConfig(stack=cfg.stack, file=cfg.file, values=values, secret_keys=set(cfg.secret_keys))
+    return StackConfig(
+        stack=cfg.stack, file=cfg.file, values=values, secret_keys=set(cfg.secret_keys)
+    )
 
 
 def ancestors(plan: StackPlan, r: Declared) -> list[str]:
@@ -236,5 +282,7 @@ def assert_k8s_on_region_provider(plan: StackPlan, region_id: str) -> Declared:
     objects = [r for r in plan.resources if r.type.startswith("kubernetes:")]
     assert objects
     for r in objects:
-        assert provider_of(plan, r).urn == k8s_provider.urn, f"{r.type} {r.name} does not use {region_id}-k8s"
+        assert provider_of(plan, r).urn == k8s_provider.urn, (
+            f"{r.type} {r.name} does not use {region_id}-k8s"
+        )
     return k8s_provider

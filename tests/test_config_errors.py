@@ -4,24 +4,26 @@ Each case edits a copy of the sample project (Pulumi.yaml + stacks/) in a tempor
 ``rtdi plan --all`` there, in process. The same edited file is then run as a `pulumi up` would run
 it (the real program under the mock engine), which must fail with a RunError carrying the same line.
 """
+
 from __future__ import annotations
 
 import contextlib
 import io
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import pulumi
 import pytest
 import yaml
+from plantools import ROOT, STACK_NAMES
 
-from infra.cli import EXIT_BAD_INPUT, main as cli_main
+from infra.cli import EXIT_BAD_INPUT
+from infra.cli import main as cli_main
 from infra.plan.engine import run_stack
 from infra.program import main as program_main
 from infra.topology.config import read_stack_file
-from plantools import ROOT, STACK_NAMES
 
 Edit = Callable[[dict], None]
 
@@ -30,11 +32,11 @@ Edit = Callable[[dict], None]
 class Case:
     id: str
     stack: str  # the stack file the edit breaks
-    edit: Optional[Edit]  # edits the parsed `config:` mapping
+    edit: Edit | None  # edits the parsed `config:` mapping
     head: str  # the exact start of the one line: "<file>: <key path> = <value>: "
     allowed: str  # what the line must say is allowed
-    text: Optional[str] = None  # replaces the file's text instead (for YAML syntax errors)
-    xfail: Optional[str] = None
+    text: str | None = None  # replaces the file's text instead (for YAML syntax errors)
+    xfail: str | None = None
 
 
 def regions(c: dict) -> list[dict]:
@@ -59,7 +61,9 @@ def _duplicate_region(c: dict) -> None:
 
 def _gcp_stack_for_aws_region(c: dict) -> None:
     c.clear()
-    c.update({"rtdi:cloud": "gcp", "rtdi:region": "aws-eu-west-1", "rtdi:gcpProject": "acme-rtdi-prod"})
+    c.update(
+        {"rtdi:cloud": "gcp", "rtdi:region": "aws-eu-west-1", "rtdi:gcpProject": "acme-rtdi-prod"}
+    )
 
 
 G = "stacks/Pulumi.global.yaml"
@@ -67,40 +71,129 @@ USE1 = "stacks/Pulumi.aws-us-east-1.yaml"
 ALL_REGIONS = "aws-us-east-1, aws-eu-west-1, gcp-europe-west4, onprem-dc1"
 
 CASES = [
-    Case("yaml-syntax", "aws-us-east-1", None, f"{USE1}:6:4: invalid YAML: ", "expected <block end>",
-         text="config:\n  rtdi:cloud: aws\n  rtdi:region: aws-us-east-1\n  rtdi:network:\n    mode: create\n   cidr: 10.10.0.0/16\n"),
-    Case("unknown-top-level-key", "aws-us-east-1", _rename_network, f"{USE1}: rtdi:netwrok: unknown key (did you mean rtdi:network?); ", "rtdi:network"),
-    Case("unknown-nested-key-added", "global", _add_zonez, f"{G}: rtdi:topology.regions[0].zonez: unknown key (did you mean zones?); ", "cloud, name, zones"),
-    Case("unknown-nested-key-typo", "global", _rename_zones, f"{G}: rtdi:topology.regions[0].zonez: unknown key (did you mean zones?); ", "cloud, name, zones"),
-    Case("provider-key", "aws-us-east-1", lambda c: c.update({"aws:region": "us-east-1"}),
-         f"{USE1}: aws:region: rtdi configures every provider explicitly", "allowed keys: rtdi:region"),
-    Case("unknown-cloud-in-topology", "global", lambda c: regions(c)[2].update(cloud="azure"),
-         f"{G}: rtdi:topology.regions[2].cloud = 'azure': ", "allowed: 'aws', 'gcp' or 'onprem'"),
-    Case("unknown-cloud-in-regional-stack", "aws-us-east-1", lambda c: c.update({"rtdi:cloud": "azure"}),
-         f"{USE1}: rtdi:cloud = 'azure': ", "allowed: aws, gcp, onprem"),
-    Case("no-zones", "global", lambda c: regions(c)[0].update(zones=[]),
-         f"{G}: rtdi:topology.regions[0].zones = []: ", "at least 1 item"),
-    Case("zone-outside-region", "global", lambda c: regions(c)[0]["zones"].__setitem__(0, "us-west-2a"),
-         f"{G}: rtdi:topology.regions[0].zones[0] = 'us-west-2a': ", "allowed: us-east-1 followed by one letter"),
-    Case("primary-not-a-region", "global", lambda c: c["rtdi:topology"].update(primary="aws-us-west-2"),
-         f"{G}: rtdi:topology.primary = 'aws-us-west-2': ", f"allowed: {ALL_REGIONS}"),
-    Case("region-listed-twice", "global", _duplicate_region,
-         f"{G}: rtdi:topology.regions[4] = 'aws-us-east-1': ", "each cloud region may appear once"),
-    Case("regional-stack-region-absent", "aws-us-east-1", lambda c: c.update({"rtdi:region": "aws-us-west-2"}),
-         f"{USE1}: rtdi:region = 'aws-us-west-2': ", f"allowed: {ALL_REGIONS}"),
-    Case("regional-stack-cloud-differs", "aws-eu-west-1", _gcp_stack_for_aws_region,
-         "stacks/Pulumi.aws-eu-west-1.yaml: rtdi:cloud = 'gcp': ", "allowed: aws"),
-    Case("zero-nodes-per-zone", "aws-us-east-1", lambda c: c["rtdi:kubernetes"].update(nodesPerZone=0),
-         f"{USE1}: rtdi:kubernetes.nodesPerZone = 0: ", "allowed: greater than 0"),
-    Case("negative-disk", "gcp-europe-west4", lambda c: c["rtdi:kubernetes"].update(diskGib=-5),
-         "stacks/Pulumi.gcp-europe-west4.yaml: rtdi:kubernetes.diskGib = -5: ", "allowed: greater than 0"),
-    Case("max-below-min-nodes", "gcp-europe-west4", lambda c: c["rtdi:kubernetes"].update(maxNodesPerZone=1),
-         "stacks/Pulumi.gcp-europe-west4.yaml: rtdi:kubernetes.maxNodesPerZone = 1: ", "allowed: 2 or more"),
+    Case(
+        "yaml-syntax",
+        "aws-us-east-1",
+        None,
+        f"{USE1}:6:4: invalid YAML: ",
+        "expected <block end>",
+        text="config:\n  rtdi:cloud: aws\n  rtdi:region: aws-us-east-1\n  rtdi:network:\n    mode: create\n   cidr: 10.10.0.0/16\n",
+    ),
+    Case(
+        "unknown-top-level-key",
+        "aws-us-east-1",
+        _rename_network,
+        f"{USE1}: rtdi:netwrok: unknown key (did you mean rtdi:network?); ",
+        "rtdi:network",
+    ),
+    Case(
+        "unknown-nested-key-added",
+        "global",
+        _add_zonez,
+        f"{G}: rtdi:topology.regions[0].zonez: unknown key (did you mean zones?); ",
+        "cloud, name, zones",
+    ),
+    Case(
+        "unknown-nested-key-typo",
+        "global",
+        _rename_zones,
+        f"{G}: rtdi:topology.regions[0].zonez: unknown key (did you mean zones?); ",
+        "cloud, name, zones",
+    ),
+    Case(
+        "provider-key",
+        "aws-us-east-1",
+        lambda c: c.update({"aws:region": "us-east-1"}),
+        f"{USE1}: aws:region: rtdi configures every provider explicitly",
+        "allowed keys: rtdi:region",
+    ),
+    Case(
+        "unknown-cloud-in-topology",
+        "global",
+        lambda c: regions(c)[2].update(cloud="azure"),
+        f"{G}: rtdi:topology.regions[2].cloud = 'azure': ",
+        "allowed: 'aws', 'gcp' or 'onprem'",
+    ),
+    Case(
+        "unknown-cloud-in-regional-stack",
+        "aws-us-east-1",
+        lambda c: c.update({"rtdi:cloud": "azure"}),
+        f"{USE1}: rtdi:cloud = 'azure': ",
+        "allowed: aws, gcp, onprem",
+    ),
+    Case(
+        "no-zones",
+        "global",
+        lambda c: regions(c)[0].update(zones=[]),
+        f"{G}: rtdi:topology.regions[0].zones = []: ",
+        "at least 1 item",
+    ),
+    Case(
+        "zone-outside-region",
+        "global",
+        lambda c: regions(c)[0]["zones"].__setitem__(0, "us-west-2a"),
+        f"{G}: rtdi:topology.regions[0].zones[0] = 'us-west-2a': ",
+        "allowed: us-east-1 followed by one letter",
+    ),
+    Case(
+        "primary-not-a-region",
+        "global",
+        lambda c: c["rtdi:topology"].update(primary="aws-us-west-2"),
+        f"{G}: rtdi:topology.primary = 'aws-us-west-2': ",
+        f"allowed: {ALL_REGIONS}",
+    ),
+    Case(
+        "region-listed-twice",
+        "global",
+        _duplicate_region,
+        f"{G}: rtdi:topology.regions[4] = 'aws-us-east-1': ",
+        "each cloud region may appear once",
+    ),
+    Case(
+        "regional-stack-region-absent",
+        "aws-us-east-1",
+        lambda c: c.update({"rtdi:region": "aws-us-west-2"}),
+        f"{USE1}: rtdi:region = 'aws-us-west-2': ",
+        f"allowed: {ALL_REGIONS}",
+    ),
+    Case(
+        "regional-stack-cloud-differs",
+        "aws-eu-west-1",
+        _gcp_stack_for_aws_region,
+        "stacks/Pulumi.aws-eu-west-1.yaml: rtdi:cloud = 'gcp': ",
+        "allowed: aws",
+    ),
+    Case(
+        "zero-nodes-per-zone",
+        "aws-us-east-1",
+        lambda c: c["rtdi:kubernetes"].update(nodesPerZone=0),
+        f"{USE1}: rtdi:kubernetes.nodesPerZone = 0: ",
+        "allowed: greater than 0",
+    ),
+    Case(
+        "negative-disk",
+        "gcp-europe-west4",
+        lambda c: c["rtdi:kubernetes"].update(diskGib=-5),
+        "stacks/Pulumi.gcp-europe-west4.yaml: rtdi:kubernetes.diskGib = -5: ",
+        "allowed: greater than 0",
+    ),
+    Case(
+        "max-below-min-nodes",
+        "gcp-europe-west4",
+        lambda c: c["rtdi:kubernetes"].update(maxNodesPerZone=1),
+        "stacks/Pulumi.gcp-europe-west4.yaml: rtdi:kubernetes.maxNodesPerZone = 1: ",
+        "allowed: 2 or more",
+    ),
 ]
 
 
 def _params(cases):
-    return [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else []) for c in cases]
+    return [
+        pytest.param(
+            c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else []
+        )
+        for c in cases
+    ]
 
 
 def broken_project(tmp_path: Path, case: Case) -> Path:
@@ -130,7 +223,9 @@ def assert_one_line(text: str, case: Case) -> None:
     assert len(lines) == 1, f"expected one message, got:\n{text}"
     line = lines[0]
     assert line.startswith(case.head), f"{line!r} does not start with {case.head!r}"
-    assert case.allowed in line[len(case.head):], f"{line!r} does not say what is allowed ({case.allowed!r})"
+    assert case.allowed in line[len(case.head) :], (
+        f"{line!r} does not say what is allowed ({case.allowed!r})"
+    )
 
 
 @pytest.mark.parametrize("case", _params(CASES))
@@ -149,7 +244,9 @@ def test_pulumi_up_raises_run_error_with_the_same_line(tmp_path, monkeypatch, pl
     project = broken_project(tmp_path, case)
     monkeypatch.chdir(project)
     _, _, cli_stderr = run_cli(["plan", case.stack, "--out", str(tmp_path / "out")])
-    cfg = read_stack_file(project / "stacks" / f"Pulumi.{case.stack}.yaml", f"stacks/Pulumi.{case.stack}.yaml")
+    cfg = read_stack_file(
+        project / "stacks" / f"Pulumi.{case.stack}.yaml", f"stacks/Pulumi.{case.stack}.yaml"
+    )
     outputs = {} if cfg.is_global else {"global": plans["global"].values}
     with pytest.raises(pulumi.RunError) as info:
         run_stack(cfg, program_main, outputs)

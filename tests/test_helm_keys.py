@@ -1,9 +1,16 @@
 """Unit tests of the Helm values key-walker (tests/helm_keys.py)."""
+
 from __future__ import annotations
 
 import yaml
-
-from helm_keys import FREE_FORM, chart_name, defaults_file, is_free_form, release_problems, unknown_keys
+from helm_keys import (
+    FREE_FORM,
+    chart_name,
+    defaults_file,
+    is_free_form,
+    release_problems,
+    unknown_keys,
+)
 
 DEFAULTS = {
     "replicas": 1,
@@ -30,7 +37,10 @@ def test_known_keys_pass():
 
 def test_free_form_maps_are_not_descended():
     values = {
-        "resources": {"requests": {"cpu": "200m"}, "limits": {"cpu": "1"}},  # requests is not in the defaults
+        "resources": {
+            "requests": {"cpu": "200m"},
+            "limits": {"cpu": "1"},
+        },  # requests is not in the defaults
         "podAnnotations": {"prometheus.io/scrape": "true"},
         "controller": {"podAnnotations": {"a": "b"}, "extra": {"configs": {"any.key": 1}}},
         "tolerations": [{"key": "dedicated", "operator": "Exists"}],
@@ -44,7 +54,12 @@ def test_typos_are_reported_with_their_full_path():
         "image": {"registy": "quay.io", "tag": "x"},
         "controller": {"jvmOpt": "-Xmx4G", "extra": {"configz": "x"}},
     }
-    assert unknown_keys(values, DEFAULTS) == ["replica", "image.registy", "controller.jvmOpt", "controller.extra.configz"]
+    assert unknown_keys(values, DEFAULTS) == [
+        "replica",
+        "image.registy",
+        "controller.jvmOpt",
+        "controller.extra.configz",
+    ]
 
 
 def test_free_form_key_must_still_exist():
@@ -52,7 +67,10 @@ def test_free_form_key_must_still_exist():
 
 
 def test_a_map_where_the_chart_has_a_scalar_is_reported():
-    assert unknown_keys({"replicas": {"min": 1}, "maxUnavailable": {"x": 1}}, DEFAULTS) == ["replicas.min", "maxUnavailable.x"]
+    assert unknown_keys({"replicas": {"min": 1}, "maxUnavailable": {"x": 1}}, DEFAULTS) == [
+        "replicas.min",
+        "maxUnavailable.x",
+    ]
 
 
 def test_lists_are_compared_at_the_key_level_only():
@@ -68,19 +86,34 @@ def test_free_form_matches_names_and_dotted_suffixes():
 
 
 def test_chart_names_and_values_files(tmp_path):
-    assert chart_name("oci://quay.io/strimzi-helm/strimzi-kafka-operator") == "strimzi-kafka-operator"
-    assert chart_name("flink-operator-repo/flink-kubernetes-operator") == "flink-kubernetes-operator"
+    assert (
+        chart_name("oci://quay.io/strimzi-helm/strimzi-kafka-operator") == "strimzi-kafka-operator"
+    )
+    assert (
+        chart_name("flink-operator-repo/flink-kubernetes-operator") == "flink-kubernetes-operator"
+    )
     assert chart_name("trino") == "trino"
-    assert defaults_file(tmp_path, "oci://quay.io/strimzi-helm/strimzi-kafka-operator", "1.2.0").name == \
-        "strimzi-kafka-operator-1.2.0.values.yaml"
+    assert (
+        defaults_file(tmp_path, "oci://quay.io/strimzi-helm/strimzi-kafka-operator", "1.2.0").name
+        == "strimzi-kafka-operator-1.2.0.values.yaml"
+    )
 
 
 def test_release_problems(tmp_path):
     (tmp_path / "demo-1.0.0.values.yaml").write_text(yaml.safe_dump(DEFAULTS))
-    good = {"chart": "repo/demo", "version": "1.0.0", "values": {"replicas": 2, "resources": {"requests": {}}}}
+    good = {
+        "chart": "repo/demo",
+        "version": "1.0.0",
+        "values": {"replicas": 2, "resources": {"requests": {}}},
+    }
     assert release_problems(good, tmp_path) == []
     bad = {**good, "values": {"replicaz": 2}}
-    assert release_problems(bad, tmp_path) == ["demo 1.0.0: replicaz: not a key of the chart's default values"]
+    assert release_problems(bad, tmp_path) == [
+        "demo 1.0.0: replicaz: not a key of the chart's default values"
+    ]
     missing = {**good, "version": "2.0.0"}
     (problem,) = release_problems(missing, tmp_path)
-    assert problem.startswith("demo 2.0.0: no default values demo-2.0.0.values.yaml") and "demo-1.0.0.values.yaml" in problem
+    assert (
+        problem.startswith("demo 2.0.0: no default values demo-2.0.0.values.yaml")
+        and "demo-1.0.0.values.yaml" in problem
+    )

@@ -1,4 +1,5 @@
 """The sample stacks in stacks/: they load as the engine would, validate, plan, and `rtdi plan` writes them."""
+
 from __future__ import annotations
 
 import json
@@ -7,13 +8,13 @@ import re
 import pulumi
 import pytest
 import yaml
+from plantools import STACK_NAMES, STACKS, sample_config
 
 from infra.plan.engine import run_stack
 from infra.plan.project import validate
 from infra.plan.writer import HELM_RELEASE, is_k8s_object
 from infra.topology.config import NAMESPACE, SECRET_PLACEHOLDER, from_engine
 from infra.topology.model import REGIONAL_MODELS, GlobalStack
-from plantools import STACK_NAMES, STACKS, sample_config
 
 REGIONAL = [s for s in STACK_NAMES if s != "global"]
 
@@ -55,7 +56,12 @@ def test_engine_hands_the_program_the_same_config(stack):
         seen.update(stack=got.stack, file=got.file, values=got.values, secrets=got.secret_keys)
 
     run_stack(cfg, program, {})
-    assert seen == {"stack": stack, "file": cfg.file, "values": cfg.values, "secrets": cfg.secret_keys}
+    assert seen == {
+        "stack": stack,
+        "file": cfg.file,
+        "values": cfg.values,
+        "secrets": cfg.secret_keys,
+    }
 
 
 @pytest.mark.parametrize("stack", STACK_NAMES)
@@ -85,8 +91,9 @@ def test_stack_plans(plans, topology, stack):
         assert plan.outputs["rtdi"] == published_topology(parse_global(sample_config("global")))
         assert plan.outputs["primaryRegion"] == topology.primary
         assert set(REGIONAL) <= set(topology.region_ids)
-        assert not any(r.type.split(":")[0] in ("aws", "gcp", "kubernetes") for r in plan.resources), \
-            "the global stack declares no cloud or cluster resources"
+        assert not any(
+            r.type.split(":")[0] in ("aws", "gcp", "kubernetes") for r in plan.resources
+        ), "the global stack declares no cloud or cluster resources"
         return
     assert plan.outputs["region"] == stack
     assert plan.outputs["primary"] == (stack == topology.primary)
@@ -98,7 +105,11 @@ def test_stack_plans(plans, topology, stack):
 
 def test_regional_stacks_read_the_global_stack(plans):
     for stack in REGIONAL:
-        refs = [r for r in plans[stack].of_type("pulumi:pulumi:StackReference") if r.name.endswith("/rtdi/global")]
+        refs = [
+            r
+            for r in plans[stack].of_type("pulumi:pulumi:StackReference")
+            if r.name.endswith("/rtdi/global")
+        ]
         assert len(refs) == 1, stack
         assert refs[0].parent == plans[stack].of_type("pulumi:pulumi:Stack")[0].urn
 
@@ -121,8 +132,12 @@ def test_cli_writes_resources_json(cli_plan, plans, stack):
     for e in entries:
         assert set(e) == {"urn", "type", "name", "parent", "provider", "inputs"}
         assert isinstance(e["inputs"], dict)
-    assert [e["urn"] for e in entries] == sorted(e["urn"] for e in entries), "written in a stable order"
-    assert {e["urn"] for e in entries} == set(plans[stack].registered), "the CLI plans what plan_stacks plans"
+    assert [e["urn"] for e in entries] == sorted(e["urn"] for e in entries), (
+        "written in a stable order"
+    )
+    assert {e["urn"] for e in entries} == set(plans[stack].registered), (
+        "the CLI plans what plan_stacks plans"
+    )
     assert json.loads((folder / "outputs.json").read_text()) == plans[stack].outputs
 
 
@@ -133,16 +148,22 @@ def test_cli_writes_manifests(cli_plan, plans, stack):
     written = {p.name for p in manifests.iterdir()}
     objects = [r for r in plans[stack].resources if is_k8s_object(r)]
     releases = plans[stack].of_type(HELM_RELEASE)
-    expected = {f"{r.inputs['kind']}-{_slug(r.name)}.yaml" for r in objects} | {f"helm-{_slug(r.name)}.yaml" for r in releases}
+    expected = {f"{r.inputs['kind']}-{_slug(r.name)}.yaml" for r in objects} | {
+        f"helm-{_slug(r.name)}.yaml" for r in releases
+    }
     assert written == expected
-    assert len(expected) == len(objects) + len(releases), "two objects would overwrite one manifest file"
+    assert len(expected) == len(objects) + len(releases), (
+        "two objects would overwrite one manifest file"
+    )
     for r in objects:
         doc = yaml.safe_load((manifests / f"{r.inputs['kind']}-{_slug(r.name)}.yaml").read_text())
         assert doc["apiVersion"] == r.inputs["apiVersion"] and doc["kind"] == r.inputs["kind"]
         assert doc["metadata"] == r.inputs.get("metadata", {})
     for r in releases:
         doc = yaml.safe_load((manifests / f"helm-{_slug(r.name)}.yaml").read_text())
-        assert {k: doc[k] for k in ("chart", "version")} == {k: r.inputs[k] for k in ("chart", "version")}
+        assert {k: doc[k] for k in ("chart", "version")} == {
+            k: r.inputs[k] for k in ("chart", "version")
+        }
         assert doc.get("values", {}) == r.inputs.get("values", {})
 
 
@@ -156,5 +177,8 @@ def test_cli_rejects_an_unknown_stack(project, capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(project.root)
     assert main(["plan", "nosuch", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"stacks/Pulumi.nosuch.yaml: no such stack 'nosuch'; stacks here: {', '.join(STACK_NAMES)}"
+    assert (
+        err
+        == f"stacks/Pulumi.nosuch.yaml: no such stack 'nosuch'; stacks here: {', '.join(STACK_NAMES)}"
+    )
     assert not (tmp_path / "out").exists()

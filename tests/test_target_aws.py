@@ -1,13 +1,11 @@
 """The AWS target as declared: explicit providers, a private EKS cluster, zonal node groups, S3, IRSA."""
+
 from __future__ import annotations
 
 import json
 from ipaddress import IPv4Network
 
 import pytest
-
-from infra import versions
-from infra.targets.base import ABORT_MULTIPART_DAYS, BUCKET_PURPOSES, LABEL_PURPOSE, ZONE_LABEL
 from plantools import (
     GRANTED,
     NAMESPACE_WL,
@@ -29,7 +27,13 @@ from plantools import (
     workload,
 )
 
-CREATE, EXISTING = "aws-us-east-1", "aws-eu-west-1"  # the samples: a new VPC, and the network team's VPC
+from infra import versions
+from infra.targets.base import ABORT_MULTIPART_DAYS, BUCKET_PURPOSES, LABEL_PURPOSE, ZONE_LABEL
+
+CREATE, EXISTING = (
+    "aws-us-east-1",
+    "aws-eu-west-1",
+)  # the samples: a new VPC, and the network team's VPC
 AWS = [CREATE, EXISTING]
 S3 = "aws:s3/"
 
@@ -42,7 +46,11 @@ def workload_plan(topology):
 
 @pytest.fixture(scope="module")
 def public_plan(topology):
-    cfg = amend(sample_config(CREATE), "kubernetes", {"publicAccessCidrs": ["203.0.113.0/24", "198.51.100.7/32"]})
+    cfg = amend(
+        sample_config(CREATE),
+        "kubernetes",
+        {"publicAccessCidrs": ["203.0.113.0/24", "198.51.100.7/32"]},
+    )
     return run_program(cfg, target_only, topology)
 
 
@@ -59,11 +67,19 @@ def test_every_aws_resource_uses_the_region_provider(plans, topology, stack):
     region = topology.region(stack)
     assert assert_explicit_providers(plan, "aws", {"region": region.name}, stack) >= 20
     (provider,) = plan.of_type("pulumi:providers:aws")
-    assert json.loads(provider.inputs["defaultTags"])["tags"] == {"rtdi-region": stack, "rtdi-jurisdiction": region.jurisdiction}
+    assert json.loads(provider.inputs["defaultTags"])["tags"] == {
+        "rtdi-region": stack,
+        "rtdi-jurisdiction": region.jurisdiction,
+    }
 
 
 def test_workload_resources_use_the_region_provider(workload_plan, topology):
-    assert assert_explicit_providers(workload_plan, "aws", {"region": topology.region(CREATE).name}, CREATE) >= 30
+    assert (
+        assert_explicit_providers(
+            workload_plan, "aws", {"region": topology.region(CREATE).name}, CREATE
+        )
+        >= 30
+    )
 
 
 @pytest.mark.parametrize("stack", AWS)
@@ -79,8 +95,12 @@ def test_every_resource_of_the_stack_is_named_after_the_region(plans, stack):
 def test_workload_resources_sit_under_the_asking_component(workload_plan):
     assert_owned_by_region(workload_plan, CREATE, owners=[f"{CREATE}-{WORKLOAD}"])
     owner = one(workload_plan, "test:index:Workload").urn
-    iam = [r for r in workload_plan.resources
-           if r.type in ("aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy") and r.name.startswith(f"{CREATE}-{WORKLOAD}")]
+    iam = [
+        r
+        for r in workload_plan.resources
+        if r.type in ("aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy")
+        and r.name.startswith(f"{CREATE}-{WORKLOAD}")
+    ]
     assert sorted(r.type for r in iam) == ["aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy"]
     assert all(r.parent == owner for r in iam), "deleted with the component that asked for them"
 
@@ -107,7 +127,9 @@ def test_storage_class_is_zonal_encrypted_gp3(target_plans, stack):
     key = one(plan, "aws:kms/key:Key")
     assert sc["provisioner"] == "ebs.csi.aws.com"
     assert sc["volumeBindingMode"] == "WaitForFirstConsumer"
-    assert sc["parameters"]["encrypted"] == "true" and sc["parameters"]["kmsKeyId"] == mock_output(key, "arn")
+    assert sc["parameters"]["encrypted"] == "true" and sc["parameters"]["kmsKeyId"] == mock_output(
+        key, "arn"
+    )
     assert sc["reclaimPolicy"] == "Retain"
 
 
@@ -134,7 +156,10 @@ def test_eks_cluster_encrypts_secrets_and_pins_its_version(target_plans, stack):
     plan = target_plans[stack]
     cluster = one(plan, "aws:eks/cluster:Cluster").inputs
     assert cluster["version"] == versions.EKS_VERSION
-    assert cluster["encryptionConfig"] == {"provider": {"keyArn": mock_output(one(plan, "aws:kms/key:Key"), "arn")}, "resources": ["secrets"]}
+    assert cluster["encryptionConfig"] == {
+        "provider": {"keyArn": mock_output(one(plan, "aws:kms/key:Key"), "arn")},
+        "resources": ["secrets"],
+    }
     assert cluster["name"] == plan.outputs["kubernetesCluster"] == f"acme-rtdi-{stack}"
     assert one(plan, "aws:kms/key:Key").inputs["enableKeyRotation"] is True
 
@@ -144,13 +169,21 @@ def test_one_node_group_per_zone_pinned_to_its_subnet(target_plans, topology, st
     plan = target_plans[stack]
     zones = _zones(topology, stack)
     subnets = _private_subnets(plan, stack, zones)
-    groups = {g.inputs["nodeGroupName"]: g.inputs for g in plan.of_type("aws:eks/nodeGroup:NodeGroup")}
+    groups = {
+        g.inputs["nodeGroupName"]: g.inputs for g in plan.of_type("aws:eks/nodeGroup:NodeGroup")
+    }
     assert sorted(groups) == sorted(zones)
     spec = json.loads(sample_config(stack).values["rtdi:kubernetes"])
     for zone, g in groups.items():
-        assert g["subnetIds"] == [subnets[zone]], f"node group {zone} must live in {zone}'s subnet only"
+        assert g["subnetIds"] == [subnets[zone]], (
+            f"node group {zone} must live in {zone}'s subnet only"
+        )
         assert g["labels"] == {ZONE_LABEL: zone}
-        assert g["scalingConfig"] == {"minSize": spec["nodesPerZone"], "desiredSize": spec["nodesPerZone"], "maxSize": spec["maxNodesPerZone"]}
+        assert g["scalingConfig"] == {
+            "minSize": spec["nodesPerZone"],
+            "desiredSize": spec["nodesPerZone"],
+            "maxSize": spec["maxNodesPerZone"],
+        }
     cluster = one(plan, "aws:eks/cluster:Cluster").inputs
     assert cluster["vpcConfig"]["subnetIds"] == [subnets[z] for z in zones]
 
@@ -160,7 +193,9 @@ def _private_subnets(plan, stack, zones) -> dict[str, str]:
     net = json.loads(sample_config(stack).values["rtdi:network"])
     if net.get("mode") == "existing":
         return net["privateSubnetIds"]
-    return {z: mock_id(one(plan, "aws:ec2/subnet:Subnet", f"{stack}-vpc-private-{z}")) for z in zones}
+    return {
+        z: mock_id(one(plan, "aws:ec2/subnet:Subnet", f"{stack}-vpc-private-{z}")) for z in zones
+    }
 
 
 @pytest.mark.parametrize("stack", AWS)
@@ -171,7 +206,10 @@ def test_eks_addons_are_pinned_in_versions(target_plans, stack):
     ebs_role = one(plan, "aws:iam/role:Role", f"{stack}-eks-ebs-csi")
     assert addons["aws-ebs-csi-driver"]["serviceAccountRoleArn"] == mock_output(ebs_role, "arn")
     trust = json.loads(ebs_role.inputs["assumeRolePolicy"])["Statement"][0]
-    assert "system:serviceaccount:kube-system:ebs-csi-controller-sa" in trust["Condition"]["StringEquals"].values()
+    assert (
+        "system:serviceaccount:kube-system:ebs-csi-controller-sa"
+        in trust["Condition"]["StringEquals"].values()
+    )
 
 
 # --------------------------------------------------------------------------- network
@@ -187,7 +225,7 @@ def test_created_vpc_has_a_private_and_a_public_subnet_per_zone(target_plans, to
     assert len(subnets) == 2 * len(zones)
     ranges = [IPv4Network(s.inputs["cidrBlock"]) for s in subnets]
     assert all(r.subnet_of(cidr) for r in ranges)
-    assert not any(a.overlaps(b) for i, a in enumerate(ranges) for b in ranges[i + 1:])
+    assert not any(a.overlaps(b) for i, a in enumerate(ranges) for b in ranges[i + 1 :])
     for s in subnets:
         assert s.inputs["vpcId"] == mock_id(vpc)
     for zone in zones:
@@ -200,11 +238,21 @@ def test_created_vpc_has_a_private_and_a_public_subnet_per_zone(target_plans, to
         assert nat.inputs["subnetId"] == mock_id(public)
         rt = one(plan, "aws:ec2/routeTable:RouteTable", f"{CREATE}-vpc-private-{zone}")
         assert rt.inputs["routes"] == [{"cidrBlock": "0.0.0.0/0", "natGatewayId": mock_id(nat)}]
-        assoc = one(plan, "aws:ec2/routeTableAssociation:RouteTableAssociation", f"{CREATE}-vpc-private-{zone}")
+        assoc = one(
+            plan,
+            "aws:ec2/routeTableAssociation:RouteTableAssociation",
+            f"{CREATE}-vpc-private-{zone}",
+        )
         assert assoc.inputs == {"subnetId": mock_id(private), "routeTableId": mock_id(rt)}
     endpoint = one(plan, "aws:ec2/vpcEndpoint:VpcEndpoint").inputs
-    assert endpoint["serviceName"] == "com.amazonaws.us-east-1.s3" and endpoint["vpcEndpointType"] == "Gateway"
-    assert sorted(endpoint["routeTableIds"]) == sorted(mock_id(one(plan, "aws:ec2/routeTable:RouteTable", f"{CREATE}-vpc-private-{z}")) for z in zones)
+    assert (
+        endpoint["serviceName"] == "com.amazonaws.us-east-1.s3"
+        and endpoint["vpcEndpointType"] == "Gateway"
+    )
+    assert sorted(endpoint["routeTableIds"]) == sorted(
+        mock_id(one(plan, "aws:ec2/routeTable:RouteTable", f"{CREATE}-vpc-private-{z}"))
+        for z in zones
+    )
 
 
 def test_existing_vpc_creates_no_network(target_plans, plans):
@@ -214,8 +262,14 @@ def test_existing_vpc_creates_no_network(target_plans, plans):
     cluster = one(target, "aws:eks/cluster:Cluster").inputs
     assert sorted(cluster["vpcConfig"]["subnetIds"]) == sorted(net["privateSubnetIds"].values())
     # Nothing else in the stack builds network either, and whatever names a VPC names the configured one.
-    network_types = {"aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet", "aws:ec2/internetGateway:InternetGateway",
-                     "aws:ec2/natGateway:NatGateway", "aws:ec2/routeTable:RouteTable", "aws:ec2/eip:Eip"}
+    network_types = {
+        "aws:ec2/vpc:Vpc",
+        "aws:ec2/subnet:Subnet",
+        "aws:ec2/internetGateway:InternetGateway",
+        "aws:ec2/natGateway:NatGateway",
+        "aws:ec2/routeTable:RouteTable",
+        "aws:ec2/eip:Eip",
+    }
     assert [r.name for r in plans[EXISTING].resources if r.type in network_types] == []
     vpc_ids = {r.inputs["vpcId"] for r in plans[EXISTING].resources if "vpcId" in r.inputs}
     assert vpc_ids <= {net["vpcId"]}
@@ -233,17 +287,42 @@ def _s3_bucket_checks(plan, topology, stack, purpose):
     assert bucket.inputs["tags"] == {LABEL_PURPOSE: purpose}
     bucket_id = mock_id(bucket)
     key_arn = mock_output(one(plan, "aws:kms/key:Key"), "arn")
-    guards = {r.type: r.inputs for r in plan.resources if r.name == n and r.type.startswith(S3) and r.type != bucket.type}
-    assert all(g["bucket"] == bucket_id for g in guards.values()), "every guard applies to this bucket"
+    guards = {
+        r.type: r.inputs
+        for r in plan.resources
+        if r.name == n and r.type.startswith(S3) and r.type != bucket.type
+    }
+    assert all(g["bucket"] == bucket_id for g in guards.values()), (
+        "every guard applies to this bucket"
+    )
 
     block = guards["aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"]
-    assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
-    (sse,) = guards["aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"]["rules"]
-    assert sse["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key_arn}
-    assert guards["aws:s3/bucketVersioning:BucketVersioning"]["versioningConfiguration"] == {"status": "Enabled"}
-    assert guards["aws:s3/bucketOwnershipControls:BucketOwnershipControls"]["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
+    assert all(
+        block[k] is True
+        for k in (
+            "blockPublicAcls",
+            "blockPublicPolicy",
+            "ignorePublicAcls",
+            "restrictPublicBuckets",
+        )
+    )
+    (sse,) = guards[
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    ]["rules"]
+    assert sse["applyServerSideEncryptionByDefault"] == {
+        "sseAlgorithm": "aws:kms",
+        "kmsMasterKeyId": key_arn,
+    }
+    assert guards["aws:s3/bucketVersioning:BucketVersioning"]["versioningConfiguration"] == {
+        "status": "Enabled"
+    }
+    assert guards["aws:s3/bucketOwnershipControls:BucketOwnershipControls"]["rule"] == {
+        "objectOwnership": "BucketOwnerEnforced"
+    }
     (deny,) = json.loads(guards["aws:s3/bucketPolicy:BucketPolicy"]["policy"])["Statement"]
-    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {
+        "Bool": {"aws:SecureTransport": "false"}
+    }
 
     lifecycle = BUCKET_PURPOSES[purpose]
     (rule,) = guards["aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"]["rules"]
@@ -251,7 +330,9 @@ def _s3_bucket_checks(plan, topology, stack, purpose):
     assert rule["noncurrentVersionExpiration"] == {"noncurrentDays": lifecycle.noncurrent_days}
     assert rule["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": ABORT_MULTIPART_DAYS}
     if lifecycle.cold_after_days:
-        assert rule["transitions"] == [{"days": lifecycle.cold_after_days, "storageClass": "STANDARD_IA"}]
+        assert rule["transitions"] == [
+            {"days": lifecycle.cold_after_days, "storageClass": "STANDARD_IA"}
+        ]
     else:
         assert not rule.get("transitions")
 
@@ -279,10 +360,12 @@ def test_irsa_role_trusts_exactly_one_service_account(workload_plan):
     (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
     assert statement["Principal"] == {"Federated": mock_output(oidc, "arn")}
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
-    assert statement["Condition"] == {"StringEquals": {
-        f"{issuer}:sub": f"system:serviceaccount:{NAMESPACE_WL}:{SERVICE_ACCOUNT}",
-        f"{issuer}:aud": "sts.amazonaws.com",
-    }}
+    assert statement["Condition"] == {
+        "StringEquals": {
+            f"{issuer}:sub": f"system:serviceaccount:{NAMESPACE_WL}:{SERVICE_ACCOUNT}",
+            f"{issuer}:aud": "sts.amazonaws.com",
+        }
+    }
     assert provider_of(plan, role).inputs["region"] == "us-east-1"
 
 
@@ -292,11 +375,17 @@ def test_irsa_policy_grants_only_the_requested_buckets(workload_plan):
     policy = one(plan, "aws:iam/rolePolicy:RolePolicy", f"{CREATE}-{WORKLOAD}-irsa")
     assert policy.inputs["role"] == mock_id(role)
     statements = json.loads(policy.inputs["policy"])["Statement"]
-    names = [one(plan, "aws:s3/bucket:Bucket", f"{CREATE}-bucket-{p}").inputs["bucket"] for p in GRANTED]
+    names = [
+        one(plan, "aws:s3/bucket:Bucket", f"{CREATE}-bucket-{p}").inputs["bucket"] for p in GRANTED
+    ]
     resources = [res for s in statements for res in s["Resource"]]
-    assert {f"arn:aws:s3:::{n}" for n in names} | {f"arn:aws:s3:::{n}/*" for n in names} <= set(resources)
+    assert {f"arn:aws:s3:::{n}" for n in names} | {f"arn:aws:s3:::{n}/*" for n in names} <= set(
+        resources
+    )
     others = [p for p in BUCKET_PURPOSES if p not in GRANTED]
-    assert not any(f"-{p}" in res for p in others for res in resources), "no access to buckets it did not ask for"
+    assert not any(f"-{p}" in res for p in others for res in resources), (
+        "no access to buckets it did not ask for"
+    )
     assert mock_output(one(plan, "aws:kms/key:Key"), "arn") in resources
 
 
@@ -304,7 +393,12 @@ def test_service_account_is_annotated_with_the_role(workload_plan):
     plan = workload_plan
     sa = one(plan, "kubernetes:core/v1:ServiceAccount").inputs["metadata"]
     role = one(plan, "aws:iam/role:Role", f"{CREATE}-{WORKLOAD}-irsa")
-    assert sa == {"name": SERVICE_ACCOUNT, "namespace": NAMESPACE_WL,
-                  "annotations": {"eks.amazonaws.com/role-arn": mock_output(role, "arn")}}
+    assert sa == {
+        "name": SERVICE_ACCOUNT,
+        "namespace": NAMESPACE_WL,
+        "annotations": {"eks.amazonaws.com/role-arn": mock_output(role, "arn")},
+    }
     env = {e["name"] for e in plan.outputs["identity"]["env"]}
-    assert not env & {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}, "IRSA: no static credentials"
+    assert not env & {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}, (
+        "IRSA: no static credentials"
+    )

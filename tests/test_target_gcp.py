@@ -1,15 +1,11 @@
 """The GCP target as declared: explicit provider, private regional GKE, CMEK-encrypted GCS, Workload Identity."""
+
 from __future__ import annotations
 
 import json
 from ipaddress import IPv4Network
 
 import pytest
-
-from infra import versions
-from infra.plan.mocks import PROJECT_NUMBER
-from infra.targets.base import ABORT_MULTIPART_DAYS, BUCKET_PURPOSES, LABEL_PURPOSE
-from infra.targets.gcp import account_id
 from plantools import (
     GRANTED,
     NAMESPACE_WL,
@@ -28,6 +24,11 @@ from plantools import (
     target_only,
     workload,
 )
+
+from infra import versions
+from infra.plan.mocks import PROJECT_NUMBER
+from infra.targets.base import ABORT_MULTIPART_DAYS, BUCKET_PURPOSES, LABEL_PURPOSE
+from infra.targets.gcp import account_id
 
 STACK = "gcp-europe-west4"
 PROJECT = "acme-rtdi-prod"
@@ -73,13 +74,23 @@ def test_sample_project_and_region():
 
 def test_every_gcp_resource_uses_the_region_provider(plans, topology):
     full = plans[STACK]
-    assert assert_explicit_providers(full, "gcp", {"project": PROJECT, "region": REGION}, STACK) >= 15
+    assert (
+        assert_explicit_providers(full, "gcp", {"project": PROJECT, "region": REGION}, STACK) >= 15
+    )
     (provider,) = full.of_type("pulumi:providers:gcp")
-    assert json.loads(provider.inputs["defaultLabels"]) == {"rtdi-region": STACK, "rtdi-jurisdiction": topology.region(STACK).jurisdiction}
+    assert json.loads(provider.inputs["defaultLabels"]) == {
+        "rtdi-region": STACK,
+        "rtdi-jurisdiction": topology.region(STACK).jurisdiction,
+    }
 
 
 def test_workload_resources_use_the_region_provider(workload_plan):
-    assert assert_explicit_providers(workload_plan, "gcp", {"project": PROJECT, "region": REGION}, STACK) >= 20
+    assert (
+        assert_explicit_providers(
+            workload_plan, "gcp", {"project": PROJECT, "region": REGION}, STACK
+        )
+        >= 20
+    )
 
 
 def test_target_resources_sit_under_the_region(plan):
@@ -100,7 +111,10 @@ def test_kubernetes_resources_use_the_gke_provider(plans, plan):
     kubeconfig = kubeconfig_of(plan, sc)
     cluster = one(plan, "gcp:container/cluster:Cluster")
     assert kubeconfig["current-context"] == cluster.inputs["name"]
-    assert kubeconfig["clusters"][0]["cluster"]["server"] == f"https://{mock_output(cluster, 'endpoint')}"
+    assert (
+        kubeconfig["clusters"][0]["cluster"]["server"]
+        == f"https://{mock_output(cluster, 'endpoint')}"
+    )
     assert kubeconfig["users"][0]["user"]["exec"]["command"] == "gke-gcloud-auth-plugin"
 
 
@@ -108,7 +122,10 @@ def test_storage_class_is_zonal_cmek_pd_ssd(plan):
     sc = one(plan, "kubernetes:storage.k8s.io/v1:StorageClass").inputs
     assert sc["provisioner"] == "pd.csi.storage.gke.io"
     assert sc["volumeBindingMode"] == "WaitForFirstConsumer"
-    assert sc["parameters"] == {"type": "pd-ssd", "disk-encryption-kms-key": mock_id(one(plan, "gcp:kms/cryptoKey:CryptoKey"))}
+    assert sc["parameters"] == {
+        "type": "pd-ssd",
+        "disk-encryption-kms-key": mock_id(one(plan, "gcp:kms/cryptoKey:CryptoKey")),
+    }
 
 
 # --------------------------------------------------------------------------- GKE
@@ -132,7 +149,10 @@ def test_gke_spans_exactly_the_region_zones(plan, topology):
     assert pool["nodeLocations"] == zones
     assert pool["cluster"] == mock_id(one(plan, "gcp:container/cluster:Cluster"))
     assert pool["nodeCount"] == spec()["nodesPerZone"]
-    assert pool["autoscaling"] == {"minNodeCount": spec()["nodesPerZone"], "maxNodeCount": spec()["maxNodesPerZone"]}
+    assert pool["autoscaling"] == {
+        "minNodeCount": spec()["nodesPerZone"],
+        "maxNodeCount": spec()["maxNodesPerZone"],
+    }
     assert pool["nodeConfig"]["machineType"] == spec()["machineType"]
 
 
@@ -141,27 +161,40 @@ def test_gke_workload_identity_pool_and_metadata_server(plan):
     assert cluster["workloadIdentityConfig"] == {"workloadPool": f"{PROJECT}.svc.id.goog"}
     node = one(plan, "gcp:container/nodePool:NodePool").inputs["nodeConfig"]
     assert node["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
-    assert node["serviceAccount"] == mock_output(one(plan, "gcp:serviceaccount/account:Account"), "email")
+    assert node["serviceAccount"] == mock_output(
+        one(plan, "gcp:serviceaccount/account:Account"), "email"
+    )
 
 
 def test_gke_encrypts_secrets_and_disks_with_the_region_key(plan):
     key_id = mock_id(one(plan, "gcp:kms/cryptoKey:CryptoKey"))
     cluster = one(plan, "gcp:container/cluster:Cluster").inputs
     assert cluster["databaseEncryption"] == {"state": "ENCRYPTED", "keyName": key_id}
-    assert one(plan, "gcp:container/nodePool:NodePool").inputs["nodeConfig"]["bootDiskKmsKey"] == key_id
+    assert (
+        one(plan, "gcp:container/nodePool:NodePool").inputs["nodeConfig"]["bootDiskKmsKey"]
+        == key_id
+    )
     assert cluster["minMasterVersion"] == versions.GKE_VERSION
     assert cluster["releaseChannel"] == {"channel": versions.GKE_RELEASE_CHANNEL}
 
 
 def test_google_service_agents_may_use_the_key(plan):
     key_id = mock_id(one(plan, "gcp:kms/cryptoKey:CryptoKey"))
-    grants = {g.inputs["member"]: g.inputs for g in plan.of_type("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")}
+    grants = {
+        g.inputs["member"]: g.inputs
+        for g in plan.of_type("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+    }
     assert {
         f"serviceAccount:service-{PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com",
         f"serviceAccount:service-{PROJECT_NUMBER}@compute-system.iam.gserviceaccount.com",
     } <= set(grants), "GCS and Compute Engine must be able to use the key for buckets and disks"
-    assert all(m.startswith(f"serviceAccount:service-{PROJECT_NUMBER}@") for m in grants), "only Google service agents"
-    assert all(g["cryptoKeyId"] == key_id and g["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter" for g in grants.values())
+    assert all(m.startswith(f"serviceAccount:service-{PROJECT_NUMBER}@") for m in grants), (
+        "only Google service agents"
+    )
+    assert all(
+        g["cryptoKeyId"] == key_id and g["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+        for g in grants.values()
+    )
 
 
 # --------------------------------------------------------------------------- network
@@ -180,7 +213,10 @@ def test_created_network_is_vpc_native(plan):
     assert ranges == {"pods": net["podsCidr"], "services": net["servicesCidr"]}
     cluster = one(plan, "gcp:container/cluster:Cluster").inputs
     assert cluster["network"] == mock_id(network) and cluster["subnetwork"] == mock_id(subnet)
-    assert cluster["ipAllocationPolicy"] == {"clusterSecondaryRangeName": "pods", "servicesSecondaryRangeName": "services"}
+    assert cluster["ipAllocationPolicy"] == {
+        "clusterSecondaryRangeName": "pods",
+        "servicesSecondaryRangeName": "services",
+    }
     assert one(plan, "gcp:compute/routerNat:RouterNat").inputs["region"] == REGION
 
 
@@ -190,7 +226,10 @@ def test_existing_network_creates_none_and_uses_the_configured_names(existing_ne
     cluster = one(plan, "gcp:container/cluster:Cluster").inputs
     assert cluster["network"] == EXISTING_NETWORK["network"]
     assert cluster["subnetwork"] == EXISTING_NETWORK["subnetwork"]
-    assert cluster["ipAllocationPolicy"] == {"clusterSecondaryRangeName": "rtdi-pods", "servicesSecondaryRangeName": "rtdi-services"}
+    assert cluster["ipAllocationPolicy"] == {
+        "clusterSecondaryRangeName": "rtdi-pods",
+        "servicesSecondaryRangeName": "rtdi-services",
+    }
 
 
 # --------------------------------------------------------------------------- GCS
@@ -201,16 +240,24 @@ def _gcs_bucket_checks(plan, topology, purpose):
     assert bucket["name"] == f"{topology.name}-{STACK}-{purpose}"
     assert bucket["location"] == REGION.upper()
     assert bucket["labels"] == {LABEL_PURPOSE: purpose}
-    assert bucket["encryption"] == {"defaultKmsKeyName": mock_id(one(plan, "gcp:kms/cryptoKey:CryptoKey"))}
+    assert bucket["encryption"] == {
+        "defaultKmsKeyName": mock_id(one(plan, "gcp:kms/cryptoKey:CryptoKey"))
+    }
     assert bucket["publicAccessPrevention"] == "enforced"
     assert bucket["uniformBucketLevelAccess"] is True
     assert bucket["versioning"] == {"enabled": True}
     lifecycle = BUCKET_PURPOSES[purpose]
     rules = {r["action"]["type"]: r for r in bucket["lifecycleRules"]}
-    assert rules["Delete"]["condition"] == {"daysSinceNoncurrentTime": lifecycle.noncurrent_days, "withState": "ARCHIVED"}
+    assert rules["Delete"]["condition"] == {
+        "daysSinceNoncurrentTime": lifecycle.noncurrent_days,
+        "withState": "ARCHIVED",
+    }
     assert rules["AbortIncompleteMultipartUpload"]["condition"] == {"age": ABORT_MULTIPART_DAYS}
     if lifecycle.cold_after_days:
-        assert rules["SetStorageClass"]["condition"] == {"age": lifecycle.cold_after_days, "withState": "LIVE"}
+        assert rules["SetStorageClass"]["condition"] == {
+            "age": lifecycle.cold_after_days,
+            "withState": "LIVE",
+        }
     else:
         assert "SetStorageClass" not in rules
 
@@ -242,22 +289,39 @@ def test_only_the_kubernetes_service_account_may_impersonate(workload_plan):
 
 def test_service_account_reaches_only_the_requested_buckets(workload_plan):
     plan = workload_plan
-    email = mock_output(one(plan, "gcp:serviceaccount/account:Account", f"{STACK}-{WORKLOAD}-gsa"), "email")
+    email = mock_output(
+        one(plan, "gcp:serviceaccount/account:Account", f"{STACK}-{WORKLOAD}-gsa"), "email"
+    )
     grants = plan.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")
-    names = {one(plan, "gcp:storage/bucket:Bucket", f"{STACK}-bucket-{p}").inputs["name"] for p in GRANTED}
+    names = {
+        one(plan, "gcp:storage/bucket:Bucket", f"{STACK}-bucket-{p}").inputs["name"]
+        for p in GRANTED
+    }
     assert {g.inputs["bucket"] for g in grants} == names
-    assert all(g.inputs["member"] == f"serviceAccount:{email}" and g.inputs["role"] == "roles/storage.objectUser" for g in grants)
+    assert all(
+        g.inputs["member"] == f"serviceAccount:{email}"
+        and g.inputs["role"] == "roles/storage.objectUser"
+        for g in grants
+    )
 
 
 def test_kubernetes_service_account_is_annotated_with_the_google_one(workload_plan):
     plan = workload_plan
-    email = mock_output(one(plan, "gcp:serviceaccount/account:Account", f"{STACK}-{WORKLOAD}-gsa"), "email")
+    email = mock_output(
+        one(plan, "gcp:serviceaccount/account:Account", f"{STACK}-{WORKLOAD}-gsa"), "email"
+    )
     sa = one(plan, "kubernetes:core/v1:ServiceAccount").inputs["metadata"]
-    assert sa == {"name": SERVICE_ACCOUNT, "namespace": NAMESPACE_WL, "annotations": {"iam.gke.io/gcp-service-account": email}}
+    assert sa == {
+        "name": SERVICE_ACCOUNT,
+        "namespace": NAMESPACE_WL,
+        "annotations": {"iam.gke.io/gcp-service-account": email},
+    }
 
 
 def test_account_ids_fit_gcp_limits():
     assert account_id("flink", "europe-west4") == "flink-europe-west4"
     long = account_id("pinot-deep-store-writer", "northamerica-northeast1")
-    assert 6 <= len(long) <= 30 and long == account_id("pinot-deep-store-writer", "northamerica-northeast1")
+    assert 6 <= len(long) <= 30 and long == account_id(
+        "pinot-deep-store-writer", "northamerica-northeast1"
+    )
     assert long != account_id("pinot-deep-store-reader", "northamerica-northeast1")

@@ -1,17 +1,11 @@
 """The on-prem target as declared: an existing cluster by kubeconfig+context, no cloud, HDFS or S3-compatible storage."""
+
 from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from pulumi.runtime import rpc
-
-from infra.plan import engine
-from infra.plan.mocks import PlanMocks
-from infra.plan.writer import write
-from infra.targets.base import BUCKET_PURPOSES
-from infra.targets.onprem import HADOOP_CONF_DIR
 from plantools import (
     NAMESPACE_WL,
     SERVICE_ACCOUNT,
@@ -27,18 +21,43 @@ from plantools import (
     sample_config,
     workload,
 )
+from pulumi.runtime import rpc
+
+from infra.plan import engine
+from infra.plan.mocks import PlanMocks
+from infra.plan.writer import write
+from infra.targets.base import BUCKET_PURPOSES
+from infra.targets.onprem import HADOOP_CONF_DIR
 
 STACK = "onprem-dc1"
-CLUSTER = {"kubeconfig": "~/.kube/dc1.yaml", "context": "dc1-prod", "storageClass": "local-nvme",
-           "internalLoadBalancerAnnotations": {"metallb.universe.tf/address-pool": "dc1-internal"}}
+CLUSTER = {
+    "kubeconfig": "~/.kube/dc1.yaml",
+    "context": "dc1-prod",
+    "storageClass": "local-nvme",
+    "internalLoadBalancerAnnotations": {"metallb.universe.tf/address-pool": "dc1-internal"},
+}
 HDFS_URI = "hdfs://namenode.dc1.acme.internal:8020/rtdi"
 SECRET_VALUE = "plan-test-not-a-real-secret-0123456789"
-S3_STORE = {"kind": "s3", "endpoint": "https://rgw.dc1.acme.internal", "bucket": "rtdi-dc1", "accessKeyId": "RGWPLANTESTKEY"}
+S3_STORE = {
+    "kind": "s3",
+    "endpoint": "https://rgw.dc1.acme.internal",
+    "bucket": "rtdi-dc1",
+    "accessKeyId": "RGWPLANTESTKEY",
+}
 
 
 def s3_config():
-    return config(STACK, {"cloud": "onprem", "region": STACK, "kubernetes": CLUSTER, "objectStore": S3_STORE,
-                          "objectStoreSecretAccessKey": SECRET_VALUE}, secret_keys=["objectStoreSecretAccessKey"])
+    return config(
+        STACK,
+        {
+            "cloud": "onprem",
+            "region": STACK,
+            "kubernetes": CLUSTER,
+            "objectStore": S3_STORE,
+            "objectStoreSecretAccessKey": SECRET_VALUE,
+        },
+        secret_keys=["objectStoreSecretAccessKey"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +109,11 @@ def test_kubernetes_provider_is_the_configured_cluster(plan, hdfs_plan, s3_run, 
 
 
 def test_cross_region_listener_stays_on_the_sites_internal_network(plan):
-    (kafka,) = [r.inputs for r in plan.of_type("kubernetes:kafka.strimzi.io/v1:Kafka") if r.inputs["metadata"]["name"] == "regional"]
+    (kafka,) = [
+        r.inputs
+        for r in plan.of_type("kubernetes:kafka.strimzi.io/v1:Kafka")
+        if r.inputs["metadata"]["name"] == "regional"
+    ]
     template = kafka["spec"]["kafka"]["template"]
     for service in ("externalBootstrapService", "perPodService"):
         annotations = template[service]["metadata"]["annotations"]
@@ -102,11 +125,15 @@ def test_no_cloud_resources(plan, hdfs_plan, s3_run, which):
     p = {"sample": plan, "hdfs": hdfs_plan, "s3": s3_run[0]}[which]
     packages = {r.type.split(":")[0] for r in p.resources if r.custom}
     assert packages <= {"kubernetes", "pulumi"}, packages
-    assert {r.type for r in p.resources if r.type.startswith("pulumi:providers:")} == {"pulumi:providers:kubernetes"}
+    assert {r.type for r in p.resources if r.type.startswith("pulumi:providers:")} == {
+        "pulumi:providers:kubernetes"
+    }
 
 
 def test_uses_the_existing_storage_class(plan, hdfs_plan):
-    assert plan.of_type("kubernetes:storage.k8s.io/v1:StorageClass") == [], "rtdi does not own on-prem storage classes"
+    assert plan.of_type("kubernetes:storage.k8s.io/v1:StorageClass") == [], (
+        "rtdi does not own on-prem storage classes"
+    )
     assert hdfs_plan.outputs["storageClass"] == CLUSTER["storageClass"]
     assert plan.outputs["kubernetesCluster"] == CLUSTER["context"]
 
@@ -133,14 +160,19 @@ def test_hdfs_identity_is_a_core_site_config_map(hdfs_plan):
     cm = one(plan, "kubernetes:core/v1:ConfigMap", f"{STACK}-{WORKLOAD}-hadoop-conf")
     assert cm.parent == one(plan, "test:index:Workload").urn
     assert provider_of(plan, cm).inputs["context"] == CLUSTER["context"]
-    assert cm.inputs["metadata"]["name"] == "hadoop-conf" and cm.inputs["metadata"]["namespace"] == NAMESPACE_WL
+    assert (
+        cm.inputs["metadata"]["name"] == "hadoop-conf"
+        and cm.inputs["metadata"]["namespace"] == NAMESPACE_WL
+    )
     site = ET.fromstring(cm.inputs["data"]["core-site.xml"])
     props = {p.findtext("name"): p.findtext("value") for p in site.iter("property")}
     assert props == {"fs.defaultFS": "hdfs://namenode.dc1.acme.internal:8020"}
     identity = plan.outputs["identity"]
     assert identity["env"] == [{"name": "HADOOP_CONF_DIR", "value": HADOOP_CONF_DIR}]
     assert identity["volumes"] == [{"name": "hadoop-conf", "configMap": {"name": "hadoop-conf"}}]
-    assert identity["volumeMounts"] == [{"name": "hadoop-conf", "mountPath": HADOOP_CONF_DIR, "readOnly": True}]
+    assert identity["volumeMounts"] == [
+        {"name": "hadoop-conf", "mountPath": HADOOP_CONF_DIR, "readOnly": True}
+    ]
     assert plan.of_type("kubernetes:core/v1:Secret") == []
 
 
@@ -149,7 +181,9 @@ def test_hdfs_identity_is_a_core_site_config_map(hdfs_plan):
 
 def test_s3_buckets_are_prefixes_in_the_configured_bucket(s3_run):
     plan, _ = s3_run
-    assert plan.outputs["buckets"] == {p: f"s3://{S3_STORE['bucket']}/{STACK}/{p}/" for p in BUCKET_PURPOSES}
+    assert plan.outputs["buckets"] == {
+        p: f"s3://{S3_STORE['bucket']}/{STACK}/{p}/" for p in BUCKET_PURPOSES
+    }
 
 
 def test_s3_credentials_are_a_secret_masked_in_the_plan(s3_run, tmp_path):
@@ -165,8 +199,13 @@ def test_s3_credentials_are_a_secret_masked_in_the_plan(s3_run, tmp_path):
             assert SECRET_VALUE not in f.read_text(), f"{f.name} leaks the secret access key"
     # What the SDK hands the engine: the configured key, marked secret.
     sent = raw[("kubernetes:core/v1:Secret", secret.name)]["stringData"]
-    assert sent.get(rpc._special_sig_key) == rpc._special_secret_sig, "stringData is sent as a secret"
-    assert sent["value"] == {"AWS_ACCESS_KEY_ID": S3_STORE["accessKeyId"], "AWS_SECRET_ACCESS_KEY": SECRET_VALUE}
+    assert sent.get(rpc._special_sig_key) == rpc._special_secret_sig, (
+        "stringData is sent as a secret"
+    )
+    assert sent["value"] == {
+        "AWS_ACCESS_KEY_ID": S3_STORE["accessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": SECRET_VALUE,
+    }
 
 
 def test_s3_env_reads_the_secret(s3_run):
@@ -174,5 +213,8 @@ def test_s3_env_reads_the_secret(s3_run):
     env = {e["name"]: e for e in plan.outputs["identity"]["env"]}
     assert env["AWS_ENDPOINT_URL"]["value"] == S3_STORE["endpoint"]
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        assert env[key] == {"name": key, "valueFrom": {"secretKeyRef": {"name": f"{SERVICE_ACCOUNT}-object-store", "key": key}}}
+        assert env[key] == {
+            "name": key,
+            "valueFrom": {"secretKeyRef": {"name": f"{SERVICE_ACCOUNT}-object-store", "key": key}},
+        }
     assert plan.of_type("kubernetes:core/v1:ConfigMap") == []

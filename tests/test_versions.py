@@ -6,6 +6,7 @@ and flags: three-part versions (1.2.0, v1.20.4), EKS add-on builds (eksbuild), i
 to a name such as ``version``, ``addon_version``, ``kafkaVersion`` or ``tag``. IPv4 addresses and
 CIDRs are removed first; Kubernetes ``apiVersion`` values are not versions of anything rtdi deploys.
 """
+
 from __future__ import annotations
 
 import ast
@@ -13,7 +14,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from plantools import ROOT
 
 INFRA = ROOT / "infra"
@@ -37,7 +37,12 @@ def _docstrings(tree: ast.AST) -> set[int]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 ids.add(id(body[0].value))
     return ids
 
@@ -72,7 +77,12 @@ def version_strings(source: str, filename: str = "<source>") -> list[str]:
         text = IPV4.sub(" ", node.value)
         reasons = [why for why, pattern in PATTERNS.items() if pattern.search(text)]
         name = _name_for(node, parents)
-        if name and VERSION_NAME.search(name) and not NOT_A_VERSION_NAME.match(name) and VERSION_VALUE.match(text.strip()):
+        if (
+            name
+            and VERSION_NAME.search(name)
+            and not NOT_A_VERSION_NAME.match(name)
+            and VERSION_VALUE.match(text.strip())
+        ):
             reasons.append(f"version given to {name}")
         if reasons:
             found.append(f"{filename}:{node.lineno}: {node.value!r} ({', '.join(reasons)})")
@@ -85,7 +95,7 @@ def infra_sources() -> list[Path]:
 
 # --------------------------------------------------------------------------- the checker itself
 
-FLAGGED = '''
+FLAGGED = """
 import x
 IMAGE = "apache/flink:1.20"
 x.Addon(addon_version="v1.20.4-eksbuild.1")
@@ -94,7 +104,7 @@ spec = {"kafkaVersion": "4.3", "metadataVersion": "4.3-IV0", "note": f"needs kaf
 tag = "2.1"
 x.Msk(kafka_versions=["3.9.x.kraft"])
 x.Release(chart="strimzi-kafka-operator", version="1.2.0")
-'''
+"""
 
 CLEAN = '''
 """Docstrings may say Strimzi 1.2.0 supports Kafka 4.3.1."""
@@ -123,8 +133,12 @@ def test_checker_ignores_cidrs_ips_policy_dates_api_versions_and_docstrings():
 
 def test_versions_py_is_where_the_versions_are():
     found = version_strings(VERSIONS.read_text(), "infra/versions.py")
-    assert len(found) >= 6, "the checker must recognise the versions that versions.py pins:\n" + "\n".join(found)
-    assert any("eksbuild" in f for f in found) and any("EKS_VERSION" in f or "'1.33'" in f for f in found)
+    assert len(found) >= 6, (
+        "the checker must recognise the versions that versions.py pins:\n" + "\n".join(found)
+    )
+    assert any("eksbuild" in f for f in found) and any(
+        "EKS_VERSION" in f or "'1.33'" in f for f in found
+    )
 
 
 @pytest.mark.parametrize("path", infra_sources(), ids=lambda p: str(p.relative_to(ROOT)))
@@ -134,5 +148,10 @@ def test_no_version_outside_versions_py(path):
 
 def test_every_infra_module_is_checked():
     names = {str(p.relative_to(ROOT)) for p in infra_sources()}
-    assert {"infra/targets/aws.py", "infra/targets/gcp.py", "infra/topology/model.py", "infra/program.py"} <= names
+    assert {
+        "infra/targets/aws.py",
+        "infra/targets/gcp.py",
+        "infra/topology/model.py",
+        "infra/program.py",
+    } <= names
     assert "infra/versions.py" not in names

@@ -1,7 +1,8 @@
 """The offline plan: the Pulumi program under the SDK's mock engine, written to disk."""
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from infra.plan.engine import StackPlan, run_stack
 from infra.plan.project import Project, validate

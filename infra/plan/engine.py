@@ -4,12 +4,14 @@ Each stack runs in a fresh `contextvars.Context` and event loop, because the Pul
 settings, root stack and configuration in context variables: a fresh context is a fresh process
 as far as the SDK is concerned, without paying for one.
 """
+
 from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any
 
 import pulumi
 from pulumi.runtime import mocks as sdk_mocks
@@ -22,7 +24,9 @@ from infra.plan.mocks import PlanMocks
 from infra.topology.config import StackConfig
 
 PROJECT = "rtdi"
-ORGANIZATION = "organization"  # what the local backend (`pulumi login --local`) calls every organisation
+ORGANIZATION = (
+    "organization"  # what the local backend (`pulumi login --local`) calls every organisation
+)
 SECRET = "[secret]"
 
 
@@ -31,14 +35,20 @@ class Declared:
     urn: str
     type: str
     name: str
-    parent: Optional[str]
-    provider: Optional[str]
+    parent: str | None
+    provider: str | None
     custom: bool
     inputs: dict[str, Any]
 
     def as_json(self) -> dict[str, Any]:
-        return {"urn": self.urn, "type": self.type, "name": self.name, "parent": self.parent,
-                "provider": self.provider, "inputs": self.inputs}
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "provider": self.provider,
+            "inputs": self.inputs,
+        }
 
 
 @dataclass
@@ -66,7 +76,7 @@ class _Recorder(sdk_mocks.MockMonitor):
     def __init__(self, mocks: PlanMocks, plan: StackPlan):
         super().__init__(mocks)
         self.plan = plan
-        self.stack_urn: Optional[str] = None
+        self.stack_urn: str | None = None
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
@@ -81,7 +91,11 @@ class _Recorder(sdk_mocks.MockMonitor):
         return response
 
     def _record(self, urn: str, request, custom: bool, props) -> None:
-        inputs = _plain(rpc.deserialize_properties(props)) if request.type != "pulumi:pulumi:Stack" else {}
+        inputs = (
+            _plain(rpc.deserialize_properties(props))
+            if request.type != "pulumi:pulumi:Stack"
+            else {}
+        )
         self.plan.registered[urn] = Declared(
             urn=urn,
             type=request.type,
@@ -111,18 +125,26 @@ def _plain(value: Any, reveal: bool = False) -> Any:
     if isinstance(value, pulumi.Resource):
         return f"<resource {type(value).__name__}>"
     if isinstance(value, float) and value.is_integer():
-        return int(value)  # the wire format has only floats; a replica count is still a whole number
+        return int(
+            value
+        )  # the wire format has only floats; a replica count is still a whole number
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
 
 
-def run_stack(cfg: StackConfig, program: Callable[[], Awaitable[None]], stack_outputs: dict[str, dict[str, Any]]) -> StackPlan:
+def run_stack(
+    cfg: StackConfig,
+    program: Callable[[], Awaitable[None]],
+    stack_outputs: dict[str, dict[str, Any]],
+) -> StackPlan:
     """Run ``program`` as stack ``cfg.stack`` with the mock engine; return what it declared."""
     return run_entry(cfg, lambda: pulumi.run(program), stack_outputs)
 
 
-def run_entry(cfg: StackConfig, entry: Callable[[], Any], stack_outputs: dict[str, dict[str, Any]]) -> StackPlan:
+def run_entry(
+    cfg: StackConfig, entry: Callable[[], Any], stack_outputs: dict[str, dict[str, Any]]
+) -> StackPlan:
     """Run ``entry`` inside a fresh root stack, as the Pulumi language host runs a program's module."""
     plan = StackPlan(stack=cfg.stack)
     contextvars.Context().run(_run, cfg, entry, stack_outputs, plan)
@@ -135,9 +157,17 @@ def _run(cfg: StackConfig, entry, stack_outputs, plan: StackPlan) -> None:
     try:
         mocks = PlanMocks(stack_outputs)
         monitor = _Recorder(mocks, plan)
-        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=cfg.stack, preview=False, monitor=monitor,
-                                 organization=ORGANIZATION)
-        ROOT.set(None)  # set_mocks made a root stack already; run_in_stack makes the one the program runs in
+        pulumi.runtime.set_mocks(
+            mocks,
+            project=PROJECT,
+            stack=cfg.stack,
+            preview=False,
+            monitor=monitor,
+            organization=ORGANIZATION,
+        )
+        ROOT.set(
+            None
+        )  # set_mocks made a root stack already; run_in_stack makes the one the program runs in
         set_all_config(dict(cfg.values), sorted(cfg.secret_keys))
         loop.run_until_complete(run_in_stack(entry))
     finally:

@@ -1,9 +1,10 @@
 """Find the Pulumi project and its stacks, and validate stacks together before planning them."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import yaml
 
@@ -18,16 +19,20 @@ class Project:
     stacks_dir: Path
 
     @classmethod
-    def find(cls, start: Path | None = None) -> "Project":
+    def find(cls, start: Path | None = None) -> Project:
         here = (start or Path.cwd()).resolve()
         for folder in (here, *here.parents):
             if (folder / "Pulumi.yaml").is_file():
                 meta = yaml.safe_load((folder / "Pulumi.yaml").read_text()) or {}
                 return cls(folder, folder / meta.get("stackConfigDir", "."))
-        raise ConfigError([Issue(str(here), "", "no Pulumi.yaml here or above; run rtdi inside the project")])
+        raise ConfigError(
+            [Issue(str(here), "", "no Pulumi.yaml here or above; run rtdi inside the project")]
+        )
 
     def stack_names(self) -> list[str]:
-        return sorted(p.name[len("Pulumi."): -len(".yaml")] for p in self.stacks_dir.glob("Pulumi.*.yaml"))
+        return sorted(
+            p.name[len("Pulumi.") : -len(".yaml")] for p in self.stacks_dir.glob("Pulumi.*.yaml")
+        )
 
     def display(self, path: Path) -> str:
         try:
@@ -39,7 +44,9 @@ class Project:
         path = self.stacks_dir / f"Pulumi.{stack}.yaml"
         if not path.is_file():
             known = ", ".join(self.stack_names()) or "none"
-            raise ConfigError([Issue(self.display(path), "", f"no such stack {stack!r}; stacks here: {known}")])
+            raise ConfigError(
+                [Issue(self.display(path), "", f"no such stack {stack!r}; stacks here: {known}")]
+            )
         return read_stack_file(path, self.display(path))
 
 

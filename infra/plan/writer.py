@@ -1,4 +1,5 @@
 """Write a stack's plan: resources.json, outputs.json and every Kubernetes object as YAML."""
+
 from __future__ import annotations
 
 import json
@@ -22,11 +23,25 @@ def is_k8s_object(r: Declared) -> bool:
 def k8s_object(r: Declared) -> dict[str, Any]:
     """The object as the API server would receive it (the SDK already puts apiVersion and kind)."""
     obj = {k: v for k, v in r.inputs.items() if v is not None}
-    return {"apiVersion": obj.pop("apiVersion"), "kind": obj.pop("kind"), "metadata": obj.pop("metadata", {}), **obj}
+    return {
+        "apiVersion": obj.pop("apiVersion"),
+        "kind": obj.pop("kind"),
+        "metadata": obj.pop("metadata", {}),
+        **obj,
+    }
 
 
 def helm_release(r: Declared) -> dict[str, Any]:
-    keep = ("name", "chart", "version", "namespace", "repositoryOpts", "createNamespace", "atomic", "values")
+    keep = (
+        "name",
+        "chart",
+        "version",
+        "namespace",
+        "repositoryOpts",
+        "createNamespace",
+        "atomic",
+        "values",
+    )
     return {k: r.inputs[k] for k in keep if k in r.inputs}
 
 
@@ -36,7 +51,9 @@ def write(plan: StackPlan, out: Path) -> dict[str, int]:
         shutil.rmtree(folder)
     manifests = folder / "manifests"
     manifests.mkdir(parents=True)
-    (folder / "resources.json").write_text(json.dumps([r.as_json() for r in plan.resources], indent=1, sort_keys=True))
+    (folder / "resources.json").write_text(
+        json.dumps([r.as_json() for r in plan.resources], indent=1, sort_keys=True)
+    )
     (folder / "outputs.json").write_text(json.dumps(plan.outputs, indent=1, sort_keys=True))
     counts = Counter()
     for r in plan.resources:
@@ -62,5 +79,7 @@ def _dump(path: Path, doc: dict) -> None:
 
 def summary(stack: str, counts: dict[str, int], folder: Path) -> str:
     clouds = ", ".join(f"{counts[c]} {c}" for c in ("aws", "gcp", "kubernetes") if counts.get(c))
-    return (f"{stack}: {counts.get('resources', 0)} resources ({clouds or 'no cloud resources'}), "
-            f"{counts.get('k8s objects', 0)} Kubernetes objects, {counts.get('helm', 0)} Helm releases -> {folder}")
+    return (
+        f"{stack}: {counts.get('resources', 0)} resources ({clouds or 'no cloud resources'}), "
+        f"{counts.get('k8s objects', 0)} Kubernetes objects, {counts.get('helm', 0)} Helm releases -> {folder}"
+    )

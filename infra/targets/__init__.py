@@ -1,7 +1,7 @@
 """The only place that chooses a cloud."""
+
 from __future__ import annotations
 
-from typing import Optional
 
 import pulumi
 
@@ -9,7 +9,9 @@ from infra.targets.base import Target
 from infra.topology.model import RegionalBase, Topology
 
 
-def make_target(stack: RegionalBase, topology: Topology, opts: Optional[pulumi.ResourceOptions] = None) -> Target:
+def make_target(
+    stack: RegionalBase, topology: Topology, opts: pulumi.ResourceOptions | None = None
+) -> Target:
     if stack.cloud == "aws":  # type: ignore[attr-defined]
         from infra.targets.aws import AwsTarget
 

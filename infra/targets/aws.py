@@ -3,10 +3,11 @@
 Workloads reach S3 through IRSA: an IAM role per workload whose trust policy names exactly one
 Kubernetes service account of this cluster's OIDC issuer.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -16,11 +17,11 @@ from infra import versions
 from infra.targets.base import (
     ABORT_MULTIPART_DAYS,
     LABEL_PURPOSE,
+    ZONE_LABEL,
     Bucket,
     Lifecycle,
     Target,
     WorkloadIdentity,
-    ZONE_LABEL,
 )
 from infra.topology.checks import subnet_plan
 from infra.topology.model import AwsStack, Topology
@@ -36,10 +37,14 @@ STORAGE_CLASS = "rtdi-ssd"
 
 
 def _assume(service: str) -> str:
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
-    })
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+            ],
+        }
+    )
 
 
 class AwsTarget(Target):
@@ -48,7 +53,9 @@ class AwsTarget(Target):
         "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
     }
 
-    def __init__(self, stack: AwsStack, topology: Topology, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(
+        self, stack: AwsStack, topology: Topology, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("rtdi:aws:Region", stack, topology, opts)
         self.stack: AwsStack = stack
         self.provider = aws.Provider(
@@ -71,7 +78,9 @@ class AwsTarget(Target):
         )
         aws.kms.Alias(
             f"{self.name}-kms-alias",
-            aws.kms.AliasArgs(name=f"alias/{self.physical_name('data')}", target_key_id=self.kms_key.key_id),
+            aws.kms.AliasArgs(
+                name=f"alias/{self.physical_name('data')}", target_key_id=self.kms_key.key_id
+            ),
             opts=self._opts(),
         )
         self._network()
@@ -86,20 +95,31 @@ class AwsTarget(Target):
         net = self.stack.network
         if net.mode == "existing":
             self.vpc_id: pulumi.Input[str] = net.vpc_id  # type: ignore[assignment]
-            self.private_subnet_ids: dict[str, pulumi.Input[str]] = dict(net.private_subnet_ids or {})
+            self.private_subnet_ids: dict[str, pulumi.Input[str]] = dict(
+                net.private_subnet_ids or {}
+            )
             return
         n = f"{self.name}-vpc"
         private, public = subnet_plan(net.cidr, self.zones)
         vpc = aws.ec2.Vpc(
             n,
-            aws.ec2.VpcArgs(cidr_block=str(net.cidr), enable_dns_hostnames=True, enable_dns_support=True,
-                            tags={"Name": self.physical_name()}),
+            aws.ec2.VpcArgs(
+                cidr_block=str(net.cidr),
+                enable_dns_hostnames=True,
+                enable_dns_support=True,
+                tags={"Name": self.physical_name()},
+            ),
             opts=self._opts(),
         )
-        igw = aws.ec2.InternetGateway(f"{n}-igw", aws.ec2.InternetGatewayArgs(vpc_id=vpc.id), opts=self._opts())
+        igw = aws.ec2.InternetGateway(
+            f"{n}-igw", aws.ec2.InternetGatewayArgs(vpc_id=vpc.id), opts=self._opts()
+        )
         public_rt = aws.ec2.RouteTable(
             f"{n}-public",
-            aws.ec2.RouteTableArgs(vpc_id=vpc.id, routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)]),
+            aws.ec2.RouteTableArgs(
+                vpc_id=vpc.id,
+                routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
+            ),
             opts=self._opts(),
         )
         private_rts = []
@@ -107,32 +127,67 @@ class AwsTarget(Target):
         for zone in self.zones:
             pub = aws.ec2.Subnet(
                 f"{n}-public-{zone}",
-                aws.ec2.SubnetArgs(vpc_id=vpc.id, cidr_block=str(public[zone]), availability_zone=zone,
-                                   tags={"Name": self.physical_name("public", zone), "kubernetes.io/role/elb": "1"}),
+                aws.ec2.SubnetArgs(
+                    vpc_id=vpc.id,
+                    cidr_block=str(public[zone]),
+                    availability_zone=zone,
+                    tags={
+                        "Name": self.physical_name("public", zone),
+                        "kubernetes.io/role/elb": "1",
+                    },
+                ),
                 opts=self._opts(),
             )
-            aws.ec2.RouteTableAssociation(f"{n}-public-{zone}", aws.ec2.RouteTableAssociationArgs(subnet_id=pub.id, route_table_id=public_rt.id), opts=self._opts())
+            aws.ec2.RouteTableAssociation(
+                f"{n}-public-{zone}",
+                aws.ec2.RouteTableAssociationArgs(subnet_id=pub.id, route_table_id=public_rt.id),
+                opts=self._opts(),
+            )
             eip = aws.ec2.Eip(f"{n}-nat-{zone}", aws.ec2.EipArgs(domain="vpc"), opts=self._opts())
-            nat = aws.ec2.NatGateway(f"{n}-nat-{zone}", aws.ec2.NatGatewayArgs(subnet_id=pub.id, allocation_id=eip.id), opts=self._opts())
+            nat = aws.ec2.NatGateway(
+                f"{n}-nat-{zone}",
+                aws.ec2.NatGatewayArgs(subnet_id=pub.id, allocation_id=eip.id),
+                opts=self._opts(),
+            )
             priv = aws.ec2.Subnet(
                 f"{n}-private-{zone}",
-                aws.ec2.SubnetArgs(vpc_id=vpc.id, cidr_block=str(private[zone]), availability_zone=zone,
-                                   tags={"Name": self.physical_name("private", zone), "kubernetes.io/role/internal-elb": "1"}),
+                aws.ec2.SubnetArgs(
+                    vpc_id=vpc.id,
+                    cidr_block=str(private[zone]),
+                    availability_zone=zone,
+                    tags={
+                        "Name": self.physical_name("private", zone),
+                        "kubernetes.io/role/internal-elb": "1",
+                    },
+                ),
                 opts=self._opts(),
             )
             rt = aws.ec2.RouteTable(
                 f"{n}-private-{zone}",
-                aws.ec2.RouteTableArgs(vpc_id=vpc.id, routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)]),
+                aws.ec2.RouteTableArgs(
+                    vpc_id=vpc.id,
+                    routes=[
+                        aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)
+                    ],
+                ),
                 opts=self._opts(),
             )
-            aws.ec2.RouteTableAssociation(f"{n}-private-{zone}", aws.ec2.RouteTableAssociationArgs(subnet_id=priv.id, route_table_id=rt.id), opts=self._opts())
+            aws.ec2.RouteTableAssociation(
+                f"{n}-private-{zone}",
+                aws.ec2.RouteTableAssociationArgs(subnet_id=priv.id, route_table_id=rt.id),
+                opts=self._opts(),
+            )
             private_rts.append(rt.id)
             self.private_subnet_ids[zone] = priv.id
         # S3 traffic (tiered storage, checkpoints, archive) stays off the NAT gateways.
         aws.ec2.VpcEndpoint(
             f"{n}-s3",
-            aws.ec2.VpcEndpointArgs(vpc_id=vpc.id, service_name=f"com.amazonaws.{self.region.name}.s3",
-                                    vpc_endpoint_type="Gateway", route_table_ids=private_rts),
+            aws.ec2.VpcEndpointArgs(
+                vpc_id=vpc.id,
+                service_name=f"com.amazonaws.{self.region.name}.s3",
+                vpc_endpoint_type="Gateway",
+                route_table_ids=private_rts,
+            ),
             opts=self._opts(),
         )
         self.vpc_id = vpc.id
@@ -143,7 +198,13 @@ class AwsTarget(Target):
         spec = self.stack.kubernetes
         n = f"{self.name}-eks"
         self.cluster_name = self.physical_name()
-        role = aws.iam.Role(n, aws.iam.RoleArgs(name=self.physical_name("eks"), assume_role_policy=_assume("eks.amazonaws.com")), opts=self._opts())
+        role = aws.iam.Role(
+            n,
+            aws.iam.RoleArgs(
+                name=self.physical_name("eks"), assume_role_policy=_assume("eks.amazonaws.com")
+            ),
+            opts=self._opts(),
+        )
         attachments = self._attach(n, role, _EKS_CLUSTER_POLICIES)
         public = [str(c) for c in spec.public_access_cidrs]
         self.cluster = aws.eks.Cluster(
@@ -159,10 +220,12 @@ class AwsTarget(Target):
                     public_access_cidrs=public or None,
                 ),
                 access_config=aws.eks.ClusterAccessConfigArgs(
-                    authentication_mode="API", bootstrap_cluster_creator_admin_permissions=True,
+                    authentication_mode="API",
+                    bootstrap_cluster_creator_admin_permissions=True,
                 ),
                 encryption_config=aws.eks.ClusterEncryptionConfigArgs(
-                    resources=["secrets"], provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=self.kms_key.arn),
+                    resources=["secrets"],
+                    provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=self.kms_key.arn),
                 ),
                 enabled_cluster_log_types=["api", "audit", "authenticator"],
                 deletion_protection=True,
@@ -177,81 +240,127 @@ class AwsTarget(Target):
         )
         self.oidc_issuer = issuer.apply(lambda url: url.removeprefix("https://"))
 
-        node_role = aws.iam.Role(f"{n}-nodes", aws.iam.RoleArgs(name=self.physical_name("eks-nodes"), assume_role_policy=_assume("ec2.amazonaws.com")), opts=self._opts())
+        node_role = aws.iam.Role(
+            f"{n}-nodes",
+            aws.iam.RoleArgs(
+                name=self.physical_name("eks-nodes"),
+                assume_role_policy=_assume("ec2.amazonaws.com"),
+            ),
+            opts=self._opts(),
+        )
         node_attachments = self._attach(f"{n}-nodes", node_role, _EKS_NODE_POLICIES)
         # One node group per zone: stateful pods are pinned to a zone by their volumes, so the
         # autoscaler must be able to add a node in exactly that zone.
         groups = []
         for zone, subnet in self.private_subnet_ids.items():
-            groups.append(aws.eks.NodeGroup(
-                f"{n}-{zone}",
-                aws.eks.NodeGroupArgs(
-                    cluster_name=self.cluster.name,
-                    node_group_name=f"{zone}",
-                    node_role_arn=node_role.arn,
-                    subnet_ids=[subnet],
-                    instance_types=[spec.instance_type],
-                    disk_size=spec.disk_gib,
-                    scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                        desired_size=spec.nodes_per_zone, min_size=spec.nodes_per_zone, max_size=spec.max_nodes_per_zone,
+            groups.append(
+                aws.eks.NodeGroup(
+                    f"{n}-{zone}",
+                    aws.eks.NodeGroupArgs(
+                        cluster_name=self.cluster.name,
+                        node_group_name=f"{zone}",
+                        node_role_arn=node_role.arn,
+                        subnet_ids=[subnet],
+                        instance_types=[spec.instance_type],
+                        disk_size=spec.disk_gib,
+                        scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                            desired_size=spec.nodes_per_zone,
+                            min_size=spec.nodes_per_zone,
+                            max_size=spec.max_nodes_per_zone,
+                        ),
+                        update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+                        labels={ZONE_LABEL: zone},
                     ),
-                    update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
-                    labels={ZONE_LABEL: zone},
-                ),
-                opts=self._opts(depends_on=node_attachments),
-            ))
-        ebs_role = self._irsa_role(f"{n}-ebs-csi", "ebs-csi", "kube-system", "ebs-csi-controller-sa", parent=self)
+                    opts=self._opts(depends_on=node_attachments),
+                )
+            )
+        ebs_role = self._irsa_role(
+            f"{n}-ebs-csi", "ebs-csi", "kube-system", "ebs-csi-controller-sa", parent=self
+        )
         self._attach(f"{n}-ebs-csi", ebs_role, [_EBS_CSI_POLICY])
         addons = []
         for addon, version in versions.EKS_ADDONS.items():
-            addons.append(aws.eks.Addon(
-                f"{n}-{addon}",
-                aws.eks.AddonArgs(
-                    cluster_name=self.cluster.name,
-                    addon_name=addon,
-                    addon_version=version,
-                    resolve_conflicts_on_create="OVERWRITE",
-                    resolve_conflicts_on_update="OVERWRITE",
-                    service_account_role_arn=ebs_role.arn if addon == "aws-ebs-csi-driver" else None,
-                ),
-                opts=self._opts(depends_on=groups),
-            ))
-        kubeconfig = pulumi.Output.all(self.cluster.endpoint, self.cluster.certificate_authority.data, self.cluster.name).apply(
-            lambda a: _kubeconfig(a[0], a[1], a[2], self.region.name)
+            addons.append(
+                aws.eks.Addon(
+                    f"{n}-{addon}",
+                    aws.eks.AddonArgs(
+                        cluster_name=self.cluster.name,
+                        addon_name=addon,
+                        addon_version=version,
+                        resolve_conflicts_on_create="OVERWRITE",
+                        resolve_conflicts_on_update="OVERWRITE",
+                        service_account_role_arn=ebs_role.arn
+                        if addon == "aws-ebs-csi-driver"
+                        else None,
+                    ),
+                    opts=self._opts(depends_on=groups),
+                )
+            )
+        kubeconfig = pulumi.Output.all(
+            self.cluster.endpoint, self.cluster.certificate_authority.data, self.cluster.name
+        ).apply(lambda a: _kubeconfig(a[0], a[1], a[2], self.region.name))
+        self.k8s = k8s.Provider(
+            f"{self.name}-k8s",
+            k8s.ProviderArgs(kubeconfig=kubeconfig),
+            opts=self.child(depends_on=addons),
         )
-        self.k8s = k8s.Provider(f"{self.name}-k8s", k8s.ProviderArgs(kubeconfig=kubeconfig), opts=self.child(depends_on=addons))
         self.storage_class = STORAGE_CLASS
         k8s.storage.v1.StorageClass(
             f"{self.name}-{STORAGE_CLASS}",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=STORAGE_CLASS),
             provisioner="ebs.csi.aws.com",
-            parameters={"type": "gp3", "encrypted": "true", "kmsKeyId": self.kms_key.arn, "csi.storage.k8s.io/fstype": "xfs"},
+            parameters={
+                "type": "gp3",
+                "encrypted": "true",
+                "kmsKeyId": self.kms_key.arn,
+                "csi.storage.k8s.io/fstype": "xfs",
+            },
             volume_binding_mode="WaitForFirstConsumer",
             allow_volume_expansion=True,
             reclaim_policy="Retain",
             opts=self.k8s_opts(self),
         )
 
-    def _attach(self, prefix: str, role: aws.iam.Role, arns: list[str]) -> list[aws.iam.RolePolicyAttachment]:
+    def _attach(
+        self, prefix: str, role: aws.iam.Role, arns: list[str]
+    ) -> list[aws.iam.RolePolicyAttachment]:
         return [
-            aws.iam.RolePolicyAttachment(f"{prefix}-{arn.rsplit('/', 1)[1]}", aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=arn),
-                                         opts=self._opts())
+            aws.iam.RolePolicyAttachment(
+                f"{prefix}-{arn.rsplit('/', 1)[1]}",
+                aws.iam.RolePolicyAttachmentArgs(role=role.name, policy_arn=arn),
+                opts=self._opts(),
+            )
             for arn in arns
         ]
 
-    def _irsa_role(self, resource_name: str, role: str, namespace: str, service_account: str, parent: pulumi.Resource) -> aws.iam.Role:
-        trust = pulumi.Output.all(self.oidc.arn, self.oidc_issuer).apply(lambda a: json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Effect": "Allow",
-                "Principal": {"Federated": a[0]},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {"StringEquals": {
-                    f"{a[1]}:sub": f"system:serviceaccount:{namespace}:{service_account}",
-                    f"{a[1]}:aud": "sts.amazonaws.com",
-                }},
-            }],
-        }))
+    def _irsa_role(
+        self,
+        resource_name: str,
+        role: str,
+        namespace: str,
+        service_account: str,
+        parent: pulumi.Resource,
+    ) -> aws.iam.Role:
+        trust = pulumi.Output.all(self.oidc.arn, self.oidc_issuer).apply(
+            lambda a: json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Federated": a[0]},
+                            "Action": "sts:AssumeRoleWithWebIdentity",
+                            "Condition": {
+                                "StringEquals": {
+                                    f"{a[1]}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                                    f"{a[1]}:aud": "sts.amazonaws.com",
+                                }
+                            },
+                        }
+                    ],
+                }
+            )
+        )
         return aws.iam.Role(
             resource_name,
             aws.iam.RoleArgs(name=self.physical_name(role)[:64], assume_role_policy=trust),
@@ -264,67 +373,163 @@ class AwsTarget(Target):
         n = f"{self.name}-bucket-{purpose}"
         name = self.physical_name(purpose)
         opts = self._opts()
-        bucket = aws.s3.Bucket(n, aws.s3.BucketArgs(bucket=name, tags={LABEL_PURPOSE: purpose}), opts=opts)
+        bucket = aws.s3.Bucket(
+            n, aws.s3.BucketArgs(bucket=name, tags={LABEL_PURPOSE: purpose}), opts=opts
+        )
         guards = [
-            aws.s3.BucketPublicAccessBlock(n, aws.s3.BucketPublicAccessBlockArgs(
-                bucket=bucket.id, block_public_acls=True, block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
-            ), opts=opts),
-            aws.s3.BucketOwnershipControls(n, aws.s3.BucketOwnershipControlsArgs(
-                bucket=bucket.id, rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            ), opts=opts),
-            aws.s3.BucketServerSideEncryptionConfiguration(n, aws.s3.BucketServerSideEncryptionConfigurationInitArgs(
-                bucket=bucket.id,
-                rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm="aws:kms", kms_master_key_id=self.kms_key.arn,
+            aws.s3.BucketPublicAccessBlock(
+                n,
+                aws.s3.BucketPublicAccessBlockArgs(
+                    bucket=bucket.id,
+                    block_public_acls=True,
+                    block_public_policy=True,
+                    ignore_public_acls=True,
+                    restrict_public_buckets=True,
+                ),
+                opts=opts,
+            ),
+            aws.s3.BucketOwnershipControls(
+                n,
+                aws.s3.BucketOwnershipControlsArgs(
+                    bucket=bucket.id,
+                    rule=aws.s3.BucketOwnershipControlsRuleArgs(
+                        object_ownership="BucketOwnerEnforced"
                     ),
-                    bucket_key_enabled=True,
-                )],
-            ), opts=opts),
-            aws.s3.BucketVersioning(n, aws.s3.BucketVersioningInitArgs(
-                bucket=bucket.id, versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-            ), opts=opts),
-            aws.s3.BucketPolicy(n, aws.s3.BucketPolicyArgs(
-                bucket=bucket.id,
-                policy=bucket.arn.apply(lambda arn: json.dumps({
-                    "Version": "2012-10-17",
-                    "Statement": [{
-                        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                        "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    }],
-                })),
-            ), opts=opts),
+                ),
+                opts=opts,
+            ),
+            aws.s3.BucketServerSideEncryptionConfiguration(
+                n,
+                aws.s3.BucketServerSideEncryptionConfigurationInitArgs(
+                    bucket=bucket.id,
+                    rules=[
+                        aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                            apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                                sse_algorithm="aws:kms",
+                                kms_master_key_id=self.kms_key.arn,
+                            ),
+                            bucket_key_enabled=True,
+                        )
+                    ],
+                ),
+                opts=opts,
+            ),
+            aws.s3.BucketVersioning(
+                n,
+                aws.s3.BucketVersioningInitArgs(
+                    bucket=bucket.id,
+                    versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+                        status="Enabled"
+                    ),
+                ),
+                opts=opts,
+            ),
+            aws.s3.BucketPolicy(
+                n,
+                aws.s3.BucketPolicyArgs(
+                    bucket=bucket.id,
+                    policy=bucket.arn.apply(
+                        lambda arn: json.dumps(
+                            {
+                                "Version": "2012-10-17",
+                                "Statement": [
+                                    {
+                                        "Sid": "DenyInsecureTransport",
+                                        "Effect": "Deny",
+                                        "Principal": "*",
+                                        "Action": "s3:*",
+                                        "Resource": [arn, f"{arn}/*"],
+                                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                                    }
+                                ],
+                            }
+                        )
+                    ),
+                ),
+                opts=opts,
+            ),
         ]
         transitions = None
         if lifecycle.cold_after_days:
-            transitions = [aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(days=lifecycle.cold_after_days, storage_class="STANDARD_IA")]
-        guards.append(aws.s3.BucketLifecycleConfiguration(n, aws.s3.BucketLifecycleConfigurationArgs(
-            bucket=bucket.id,
-            rules=[aws.s3.BucketLifecycleConfigurationRuleArgs(
-                id=f"rtdi-{purpose}",
-                status="Enabled",
-                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(days_after_initiation=ABORT_MULTIPART_DAYS),
-                noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(noncurrent_days=lifecycle.noncurrent_days),
-                transitions=transitions,
-            )],
-        ), opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[guards[3]])))
-        return Bucket(purpose=purpose, scheme="s3", name=bucket.bucket, uri=bucket.bucket.apply(lambda b: f"s3://{b}"),
-                      resources=[bucket, *guards], cloud_region=self.region.name)
+            transitions = [
+                aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
+                    days=lifecycle.cold_after_days, storage_class="STANDARD_IA"
+                )
+            ]
+        guards.append(
+            aws.s3.BucketLifecycleConfiguration(
+                n,
+                aws.s3.BucketLifecycleConfigurationArgs(
+                    bucket=bucket.id,
+                    rules=[
+                        aws.s3.BucketLifecycleConfigurationRuleArgs(
+                            id=f"rtdi-{purpose}",
+                            status="Enabled",
+                            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                            abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                                days_after_initiation=ABORT_MULTIPART_DAYS
+                            ),
+                            noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                                noncurrent_days=lifecycle.noncurrent_days
+                            ),
+                            transitions=transitions,
+                        )
+                    ],
+                ),
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=self.provider, depends_on=[guards[3]]
+                ),
+            )
+        )
+        return Bucket(
+            purpose=purpose,
+            scheme="s3",
+            name=bucket.bucket,
+            uri=bucket.bucket.apply(lambda b: f"s3://{b}"),
+            resources=[bucket, *guards],
+            cloud_region=self.region.name,
+        )
 
-    def workload_identity(self, name, namespace, service_account, buckets: Sequence[Bucket], parent, depends_on=()) -> WorkloadIdentity:
-        role = self._irsa_role(f"{name}-irsa", name.removeprefix(f"{self.name}-"), namespace, service_account, parent)
-        policy = pulumi.Output.all(self.kms_key.arn, *[b.name for b in buckets]).apply(lambda a: json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"], "Resource": [f"arn:aws:s3:::{b}" for b in a[1:]]},
-                {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-                 "Resource": [f"arn:aws:s3:::{b}/*" for b in a[1:]]},
-                {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [a[0]]},
-            ],
-        }))
-        access = aws.iam.RolePolicy(f"{name}-irsa", aws.iam.RolePolicyArgs(role=role.id, policy=policy),
-                                    opts=pulumi.ResourceOptions(parent=parent, provider=self.provider))
+    def workload_identity(
+        self, name, namespace, service_account, buckets: Sequence[Bucket], parent, depends_on=()
+    ) -> WorkloadIdentity:
+        role = self._irsa_role(
+            f"{name}-irsa", name.removeprefix(f"{self.name}-"), namespace, service_account, parent
+        )
+        policy = pulumi.Output.all(self.kms_key.arn, *[b.name for b in buckets]).apply(
+            lambda a: json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                            "Resource": [f"arn:aws:s3:::{b}" for b in a[1:]],
+                        },
+                        {
+                            "Effect": "Allow",
+                            "Action": [
+                                "s3:GetObject",
+                                "s3:PutObject",
+                                "s3:DeleteObject",
+                                "s3:AbortMultipartUpload",
+                            ],
+                            "Resource": [f"arn:aws:s3:::{b}/*" for b in a[1:]],
+                        },
+                        {
+                            "Effect": "Allow",
+                            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                            "Resource": [a[0]],
+                        },
+                    ],
+                }
+            )
+        )
+        access = aws.iam.RolePolicy(
+            f"{name}-irsa",
+            aws.iam.RolePolicyArgs(role=role.id, policy=policy),
+            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
+        )
         return WorkloadIdentity(
             service_account=service_account,
             namespace=namespace,
@@ -335,15 +540,40 @@ class AwsTarget(Target):
 
 
 def _kubeconfig(endpoint: str, ca_data: str, cluster_name: str, region: str) -> str:
-    return json.dumps({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
-        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
-        "current-context": cluster_name,
-        "users": [{"name": cluster_name, "user": {"exec": {
-            "apiVersion": "client.authentication.k8s.io/v1beta1",
-            "command": "aws",
-            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region, "--output", "json"],
-        }}}],
-    })
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": cluster_name,
+                    "cluster": {"server": endpoint, "certificate-authority-data": ca_data},
+                }
+            ],
+            "contexts": [
+                {"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}
+            ],
+            "current-context": cluster_name,
+            "users": [
+                {
+                    "name": cluster_name,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "aws",
+                            "args": [
+                                "eks",
+                                "get-token",
+                                "--cluster-name",
+                                cluster_name,
+                                "--region",
+                                region,
+                                "--output",
+                                "json",
+                            ],
+                        }
+                    },
+                }
+            ],
+        }
+    )

@@ -5,11 +5,12 @@ the zones, a storage class for zonal block volumes, object-store buckets by purp
 wiring that lets a pod's service account reach those buckets. Only the three implementations
 (`aws.py`, `gcp.py`, `onprem.py`) know the cloud.
 """
+
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -27,7 +28,7 @@ class Lifecycle:
     """How long a purpose keeps what it overwrites, and when its data may move to a colder class."""
 
     noncurrent_days: int
-    cold_after_days: Optional[int] = None
+    cold_after_days: int | None = None
 
 
 # Every bucket rtdi creates, by purpose. A purpose is created only when a component asks for it.
@@ -48,8 +49,8 @@ class Bucket:
     uri: pulumi.Output[str]
     resources: Sequence[pulumi.Resource] = ()
     prefix: str = ""  # key prefix inside the bucket, where several purposes share one (on-prem S3)
-    endpoint: Optional[str] = None  # an S3-compatible endpoint; None means the cloud's own
-    cloud_region: Optional[str] = None  # the cloud's region name for the bucket's API
+    endpoint: str | None = None  # an S3-compatible endpoint; None means the cloud's own
+    cloud_region: str | None = None  # the cloud's region name for the bucket's API
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,13 @@ class Target(pulumi.ComponentResource, abc.ABC):
     # Annotations that make a Service of type LoadBalancer private to the region's network.
     internal_load_balancer_annotations: dict[str, str] = {}
 
-    def __init__(self, type_: str, stack: RegionalBase, topology: Topology, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(
+        self,
+        type_: str,
+        stack: RegionalBase,
+        topology: Topology,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
         self.stack = stack
         self.topology = topology
         self.region: Region = topology.region(stack.region)
@@ -103,7 +110,9 @@ class Target(pulumi.ComponentResource, abc.ABC):
     def bucket(self, purpose: str) -> Bucket:
         """The region's bucket for ``purpose``, created on first request."""
         if purpose not in BUCKET_PURPOSES:
-            raise ValueError(f"unknown bucket purpose {purpose!r}; known: {', '.join(BUCKET_PURPOSES)}")
+            raise ValueError(
+                f"unknown bucket purpose {purpose!r}; known: {', '.join(BUCKET_PURPOSES)}"
+            )
         if purpose not in self._buckets:
             self._buckets[purpose] = self._create_bucket(purpose, BUCKET_PURPOSES[purpose])
         return self._buckets[purpose]

@@ -3,18 +3,26 @@
 Workloads reach GCS through Workload Identity: one Google service account per workload that only
 its Kubernetes service account may impersonate.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from infra import versions
-from infra.targets.base import ABORT_MULTIPART_DAYS, LABEL_PURPOSE, Bucket, Lifecycle, Target, WorkloadIdentity
+from infra.targets.base import (
+    ABORT_MULTIPART_DAYS,
+    LABEL_PURPOSE,
+    Bucket,
+    Lifecycle,
+    Target,
+    WorkloadIdentity,
+)
 from infra.topology.model import GcpStack, Topology
 
 STORAGE_CLASS = "rtdi-ssd"
@@ -40,13 +48,17 @@ def account_id(*parts: str) -> str:
 class GcpTarget(Target):
     internal_load_balancer_annotations = {"networking.gke.io/load-balancer-type": "Internal"}
 
-    def __init__(self, stack: GcpStack, topology: Topology, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(
+        self, stack: GcpStack, topology: Topology, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("rtdi:gcp:Region", stack, topology, opts)
         self.stack: GcpStack = stack
         self.project = stack.gcp_project
         self.provider = gcp.Provider(
             f"{self.name}-gcp",
-            gcp.ProviderArgs(project=self.project, region=self.region.name, default_labels=self.labels),
+            gcp.ProviderArgs(
+                project=self.project, region=self.region.name, default_labels=self.labels
+            ),
             opts=self.child(),
         )
         self._kms()
@@ -58,11 +70,25 @@ class GcpTarget(Target):
 
     def _kms(self) -> None:
         n = f"{self.name}-kms"
-        ring = gcp.kms.KeyRing(n, gcp.kms.KeyRingArgs(name=self.physical_name(), location=self.region.name), opts=self._opts(retain_on_delete=True))  # GCP never deletes key rings
+        ring = gcp.kms.KeyRing(
+            n,
+            gcp.kms.KeyRingArgs(name=self.physical_name(), location=self.region.name),
+            opts=self._opts(retain_on_delete=True),
+        )  # GCP never deletes key rings
         self.kms_key = gcp.kms.CryptoKey(
-            n, gcp.kms.CryptoKeyArgs(name="data", key_ring=ring.id, rotation_period=KEY_ROTATION, purpose="ENCRYPT_DECRYPT"), opts=self._opts(),
+            n,
+            gcp.kms.CryptoKeyArgs(
+                name="data",
+                key_ring=ring.id,
+                rotation_period=KEY_ROTATION,
+                purpose="ENCRYPT_DECRYPT",
+            ),
+            opts=self._opts(),
         )
-        number = gcp.organizations.get_project_output(project_id=self.project, opts=pulumi.InvokeOutputOptions(provider=self.provider, parent=self)).number
+        number = gcp.organizations.get_project_output(
+            project_id=self.project,
+            opts=pulumi.InvokeOutputOptions(provider=self.provider, parent=self),
+        ).number
         # Google's service agents encrypt on our behalf: GCS objects, persistent disks, managed Kafka.
         self.kms_grants = [
             gcp.kms.CryptoKeyIAMMember(
@@ -89,7 +115,13 @@ class GcpTarget(Target):
             self.pods_range, self.services_range = net.pods_range_name, net.services_range_name
             return
         n = f"{self.name}-vpc"
-        network = gcp.compute.Network(n, gcp.compute.NetworkArgs(name=self.physical_name(), auto_create_subnetworks=False, routing_mode="REGIONAL"), opts=self._opts())
+        network = gcp.compute.Network(
+            n,
+            gcp.compute.NetworkArgs(
+                name=self.physical_name(), auto_create_subnetworks=False, routing_mode="REGIONAL"
+            ),
+            opts=self._opts(),
+        )
         self.pods_range, self.services_range = "pods", "services"
         subnet = gcp.compute.Subnetwork(
             n,
@@ -100,19 +132,34 @@ class GcpTarget(Target):
                 ip_cidr_range=str(net.cidr),
                 private_ip_google_access=True,
                 secondary_ip_ranges=[
-                    gcp.compute.SubnetworkSecondaryIpRangeArgs(range_name=self.pods_range, ip_cidr_range=str(net.pods_cidr)),
-                    gcp.compute.SubnetworkSecondaryIpRangeArgs(range_name=self.services_range, ip_cidr_range=str(net.services_cidr)),
+                    gcp.compute.SubnetworkSecondaryIpRangeArgs(
+                        range_name=self.pods_range, ip_cidr_range=str(net.pods_cidr)
+                    ),
+                    gcp.compute.SubnetworkSecondaryIpRangeArgs(
+                        range_name=self.services_range, ip_cidr_range=str(net.services_cidr)
+                    ),
                 ],
-                log_config=gcp.compute.SubnetworkLogConfigArgs(aggregation_interval="INTERVAL_5_SEC", flow_sampling=0.5),
+                log_config=gcp.compute.SubnetworkLogConfigArgs(
+                    aggregation_interval="INTERVAL_5_SEC", flow_sampling=0.5
+                ),
             ),
             opts=self._opts(),
         )
-        router = gcp.compute.Router(n, gcp.compute.RouterArgs(name=self.physical_name(), network=network.id, region=self.region.name), opts=self._opts())
+        router = gcp.compute.Router(
+            n,
+            gcp.compute.RouterArgs(
+                name=self.physical_name(), network=network.id, region=self.region.name
+            ),
+            opts=self._opts(),
+        )
         gcp.compute.RouterNat(
             n,
             gcp.compute.RouterNatArgs(
-                name=self.physical_name(), router=router.name, region=self.region.name,
-                nat_ip_allocate_option="AUTO_ONLY", source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
+                name=self.physical_name(),
+                router=router.name,
+                region=self.region.name,
+                nat_ip_allocate_option="AUTO_ONLY",
+                source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
             ),
             opts=self._opts(),
         )
@@ -123,17 +170,27 @@ class GcpTarget(Target):
         n = f"{self.name}-gke"
         self.cluster_name = self.physical_name()
         node_sa = gcp.serviceaccount.Account(
-            f"{n}-nodes", gcp.serviceaccount.AccountArgs(account_id=account_id("gke-nodes", self.region.name), display_name=f"rtdi {self.name} GKE nodes"),
+            f"{n}-nodes",
+            gcp.serviceaccount.AccountArgs(
+                account_id=account_id("gke-nodes", self.region.name),
+                display_name=f"rtdi {self.name} GKE nodes",
+            ),
             opts=self._opts(),
         )
         for role in _NODE_ROLES:
             gcp.projects.IAMMember(
                 f"{n}-nodes-{role.split('/')[1]}",
-                gcp.projects.IAMMemberArgs(project=self.project, role=role, member=node_sa.email.apply(lambda e: f"serviceAccount:{e}")),
+                gcp.projects.IAMMemberArgs(
+                    project=self.project,
+                    role=role,
+                    member=node_sa.email.apply(lambda e: f"serviceAccount:{e}"),
+                ),
                 opts=self._opts(),
             )
         authorized = [
-            gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(cidr_block=str(c), display_name=f"authorized-{i}")
+            gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                cidr_block=str(c), display_name=f"authorized-{i}"
+            )
             for i, c in enumerate(spec.authorized_cidrs)
         ]
         self.cluster = gcp.container.Cluster(
@@ -143,25 +200,38 @@ class GcpTarget(Target):
                 location=self.region.name,
                 node_locations=self.zones,
                 min_master_version=spec.version,
-                release_channel=gcp.container.ClusterReleaseChannelArgs(channel=versions.GKE_RELEASE_CHANNEL),
+                release_channel=gcp.container.ClusterReleaseChannelArgs(
+                    channel=versions.GKE_RELEASE_CHANNEL
+                ),
                 network=self.network,
                 subnetwork=self.subnetwork,
                 networking_mode="VPC_NATIVE",
                 ip_allocation_policy=gcp.container.ClusterIpAllocationPolicyArgs(
-                    cluster_secondary_range_name=self.pods_range, services_secondary_range_name=self.services_range,
+                    cluster_secondary_range_name=self.pods_range,
+                    services_secondary_range_name=self.services_range,
                 ),
                 private_cluster_config=gcp.container.ClusterPrivateClusterConfigArgs(
-                    enable_private_nodes=True, enable_private_endpoint=True, master_ipv4_cidr_block=str(spec.master_cidr),
+                    enable_private_nodes=True,
+                    enable_private_endpoint=True,
+                    master_ipv4_cidr_block=str(spec.master_cidr),
                 ),
-                master_authorized_networks_config=gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(cidr_blocks=authorized),
-                workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(workload_pool=f"{self.project}.svc.id.goog"),
-                database_encryption=gcp.container.ClusterDatabaseEncryptionArgs(state="ENCRYPTED", key_name=self.kms_key.id),
+                master_authorized_networks_config=gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
+                    cidr_blocks=authorized
+                ),
+                workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
+                    workload_pool=f"{self.project}.svc.id.goog"
+                ),
+                database_encryption=gcp.container.ClusterDatabaseEncryptionArgs(
+                    state="ENCRYPTED", key_name=self.kms_key.id
+                ),
                 enable_shielded_nodes=True,
                 remove_default_node_pool=True,
                 initial_node_count=1,
                 deletion_protection=True,
                 addons_config=gcp.container.ClusterAddonsConfigArgs(
-                    gce_persistent_disk_csi_driver_config=gcp.container.ClusterAddonsConfigGcePersistentDiskCsiDriverConfigArgs(enabled=True),
+                    gce_persistent_disk_csi_driver_config=gcp.container.ClusterAddonsConfigGcePersistentDiskCsiDriverConfigArgs(
+                        enabled=True
+                    ),
                 ),
             ),
             opts=self._opts(depends_on=self.kms_grants),
@@ -174,8 +244,12 @@ class GcpTarget(Target):
                 location=self.region.name,
                 node_locations=self.zones,
                 node_count=spec.nodes_per_zone,
-                autoscaling=gcp.container.NodePoolAutoscalingArgs(min_node_count=spec.nodes_per_zone, max_node_count=spec.max_nodes_per_zone),
-                management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
+                autoscaling=gcp.container.NodePoolAutoscalingArgs(
+                    min_node_count=spec.nodes_per_zone, max_node_count=spec.max_nodes_per_zone
+                ),
+                management=gcp.container.NodePoolManagementArgs(
+                    auto_repair=True, auto_upgrade=True
+                ),
                 node_config=gcp.container.NodePoolNodeConfigArgs(
                     machine_type=spec.machine_type,
                     disk_size_gb=spec.disk_gib,
@@ -183,16 +257,24 @@ class GcpTarget(Target):
                     boot_disk_kms_key=self.kms_key.id,
                     service_account=node_sa.email,
                     oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
-                    workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(mode="GKE_METADATA"),
-                    shielded_instance_config=gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(enable_secure_boot=True, enable_integrity_monitoring=True),
+                    workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
+                        mode="GKE_METADATA"
+                    ),
+                    shielded_instance_config=gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(
+                        enable_secure_boot=True, enable_integrity_monitoring=True
+                    ),
                 ),
             ),
             opts=self._opts(),
         )
-        kubeconfig = pulumi.Output.all(self.cluster.endpoint, self.cluster.master_auth.cluster_ca_certificate).apply(
-            lambda a: _kubeconfig(self.cluster_name, a[0], a[1])
+        kubeconfig = pulumi.Output.all(
+            self.cluster.endpoint, self.cluster.master_auth.cluster_ca_certificate
+        ).apply(lambda a: _kubeconfig(self.cluster_name, a[0], a[1]))
+        self.k8s = k8s.Provider(
+            f"{self.name}-k8s",
+            k8s.ProviderArgs(kubeconfig=kubeconfig),
+            opts=self.child(depends_on=[pool]),
         )
-        self.k8s = k8s.Provider(f"{self.name}-k8s", k8s.ProviderArgs(kubeconfig=kubeconfig), opts=self.child(depends_on=[pool]))
         self.storage_class = STORAGE_CLASS
         k8s.storage.v1.StorageClass(
             f"{self.name}-{STORAGE_CLASS}",
@@ -209,18 +291,28 @@ class GcpTarget(Target):
         rules = [
             gcp.storage.BucketLifecycleRuleArgs(
                 action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
-                condition=gcp.storage.BucketLifecycleRuleConditionArgs(days_since_noncurrent_time=lifecycle.noncurrent_days, with_state="ARCHIVED"),
+                condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                    days_since_noncurrent_time=lifecycle.noncurrent_days, with_state="ARCHIVED"
+                ),
             ),
             gcp.storage.BucketLifecycleRuleArgs(
-                action=gcp.storage.BucketLifecycleRuleActionArgs(type="AbortIncompleteMultipartUpload"),
+                action=gcp.storage.BucketLifecycleRuleActionArgs(
+                    type="AbortIncompleteMultipartUpload"
+                ),
                 condition=gcp.storage.BucketLifecycleRuleConditionArgs(age=ABORT_MULTIPART_DAYS),
             ),
         ]
         if lifecycle.cold_after_days:
-            rules.append(gcp.storage.BucketLifecycleRuleArgs(
-                action=gcp.storage.BucketLifecycleRuleActionArgs(type="SetStorageClass", storage_class="NEARLINE"),
-                condition=gcp.storage.BucketLifecycleRuleConditionArgs(age=lifecycle.cold_after_days, with_state="LIVE"),
-            ))
+            rules.append(
+                gcp.storage.BucketLifecycleRuleArgs(
+                    action=gcp.storage.BucketLifecycleRuleActionArgs(
+                        type="SetStorageClass", storage_class="NEARLINE"
+                    ),
+                    condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                        age=lifecycle.cold_after_days, with_state="LIVE"
+                    ),
+                )
+            )
         bucket = gcp.storage.Bucket(
             f"{self.name}-bucket-{purpose}",
             gcp.storage.BucketArgs(
@@ -236,31 +328,50 @@ class GcpTarget(Target):
             ),
             opts=self._opts(depends_on=self.kms_grants),
         )
-        return Bucket(purpose=purpose, scheme="gs", name=bucket.name, uri=bucket.name.apply(lambda b: f"gs://{b}"), resources=[bucket])
+        return Bucket(
+            purpose=purpose,
+            scheme="gs",
+            name=bucket.name,
+            uri=bucket.name.apply(lambda b: f"gs://{b}"),
+            resources=[bucket],
+        )
 
-    def workload_identity(self, name, namespace, service_account, buckets: Sequence[Bucket], parent, depends_on=()) -> WorkloadIdentity:
+    def workload_identity(
+        self, name, namespace, service_account, buckets: Sequence[Bucket], parent, depends_on=()
+    ) -> WorkloadIdentity:
         opts = pulumi.ResourceOptions(parent=parent, provider=self.provider)
         short = name.removeprefix(f"{self.name}-")
         gsa = gcp.serviceaccount.Account(
             f"{name}-gsa",
-            gcp.serviceaccount.AccountArgs(account_id=account_id(short, self.region.name), display_name=f"rtdi {name}"),
-            opts=opts,
-        )
-        grants: list[pulumi.Resource] = [gsa, gcp.serviceaccount.IAMMember(
-            f"{name}-wi",
-            gcp.serviceaccount.IAMMemberArgs(
-                service_account_id=gsa.name,
-                role="roles/iam.workloadIdentityUser",
-                member=f"serviceAccount:{self.project}.svc.id.goog[{namespace}/{service_account}]",
+            gcp.serviceaccount.AccountArgs(
+                account_id=account_id(short, self.region.name), display_name=f"rtdi {name}"
             ),
             opts=opts,
-        )]
-        for bucket in buckets:
-            grants.append(gcp.storage.BucketIAMMember(
-                f"{name}-{bucket.purpose}",
-                gcp.storage.BucketIAMMemberArgs(bucket=bucket.name, role="roles/storage.objectUser", member=gsa.email.apply(lambda e: f"serviceAccount:{e}")),
+        )
+        grants: list[pulumi.Resource] = [
+            gsa,
+            gcp.serviceaccount.IAMMember(
+                f"{name}-wi",
+                gcp.serviceaccount.IAMMemberArgs(
+                    service_account_id=gsa.name,
+                    role="roles/iam.workloadIdentityUser",
+                    member=f"serviceAccount:{self.project}.svc.id.goog[{namespace}/{service_account}]",
+                ),
                 opts=opts,
-            ))
+            ),
+        ]
+        for bucket in buckets:
+            grants.append(
+                gcp.storage.BucketIAMMember(
+                    f"{name}-{bucket.purpose}",
+                    gcp.storage.BucketIAMMemberArgs(
+                        bucket=bucket.name,
+                        role="roles/storage.objectUser",
+                        member=gsa.email.apply(lambda e: f"serviceAccount:{e}"),
+                    ),
+                    opts=opts,
+                )
+            )
         return WorkloadIdentity(
             service_account=service_account,
             namespace=namespace,
@@ -270,15 +381,31 @@ class GcpTarget(Target):
 
 
 def _kubeconfig(cluster_name: str, endpoint: str, ca: str) -> str:
-    return json.dumps({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": cluster_name, "cluster": {"server": f"https://{endpoint}", "certificate-authority-data": ca}}],
-        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
-        "current-context": cluster_name,
-        "users": [{"name": cluster_name, "user": {"exec": {
-            "apiVersion": "client.authentication.k8s.io/v1beta1",
-            "command": "gke-gcloud-auth-plugin",
-            "provideClusterInfo": True,
-        }}}],
-    })
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": cluster_name,
+                    "cluster": {"server": f"https://{endpoint}", "certificate-authority-data": ca},
+                }
+            ],
+            "contexts": [
+                {"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}
+            ],
+            "current-context": cluster_name,
+            "users": [
+                {
+                    "name": cluster_name,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "gke-gcloud-auth-plugin",
+                            "provideClusterInfo": True,
+                        }
+                    },
+                }
+            ],
+        }
+    )

@@ -5,9 +5,10 @@ rtdi does not own on-prem storage: the platform's storage team provisions the HD
 bucket, with its encryption, snapshots or versioning and retention. rtdi lays out one prefix per
 purpose under it and hands workloads the Hadoop configuration or the S3 credentials they need.
 """
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
 import pulumi
@@ -22,7 +23,9 @@ S3_COMPATIBLE_REGION = "us-east-1"
 
 
 class OnpremTarget(Target):
-    def __init__(self, stack: OnpremStack, topology: Topology, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(
+        self, stack: OnpremStack, topology: Topology, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("rtdi:onprem:Region", stack, topology, opts)
         self.stack: OnpremStack = stack
         cluster = stack.kubernetes
@@ -39,19 +42,34 @@ class OnpremTarget(Target):
         store = self.stack.object_store
         if store.kind == "hdfs":
             uri = f"{store.uri.rstrip('/')}/{self.region.id}/{purpose}"  # type: ignore[union-attr]
-            return Bucket(purpose=purpose, scheme="hdfs", name=pulumi.Output.from_input(uri), uri=pulumi.Output.from_input(uri))
+            return Bucket(
+                purpose=purpose,
+                scheme="hdfs",
+                name=pulumi.Output.from_input(uri),
+                uri=pulumi.Output.from_input(uri),
+            )
         prefix = f"{self.region.id}/{purpose}/"
-        return Bucket(purpose=purpose, scheme="s3", name=pulumi.Output.from_input(str(store.bucket)),
-                      uri=pulumi.Output.from_input(f"s3://{store.bucket}/{prefix}"), prefix=prefix,
-                      endpoint=store.endpoint, cloud_region=S3_COMPATIBLE_REGION)
+        return Bucket(
+            purpose=purpose,
+            scheme="s3",
+            name=pulumi.Output.from_input(str(store.bucket)),
+            uri=pulumi.Output.from_input(f"s3://{store.bucket}/{prefix}"),
+            prefix=prefix,
+            endpoint=store.endpoint,
+            cloud_region=S3_COMPATIBLE_REGION,
+        )
 
-    def workload_identity(self, name, namespace, service_account, buckets: Sequence[Bucket], parent, depends_on=()) -> WorkloadIdentity:
+    def workload_identity(
+        self, name, namespace, service_account, buckets: Sequence[Bucket], parent, depends_on=()
+    ) -> WorkloadIdentity:
         store = self.stack.object_store
         opts = self.k8s_opts(parent, depends_on=list(depends_on))
         if store.kind == "hdfs":
             conf = k8s.core.v1.ConfigMap(
                 f"{name}-hadoop-conf",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name="hadoop-conf", namespace=namespace, labels=self.labels),
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name="hadoop-conf", namespace=namespace, labels=self.labels
+                ),
                 data={"core-site.xml": _core_site({"fs.defaultFS": _authority(store.uri)})},  # type: ignore[arg-type]
                 opts=opts,
             )
@@ -60,23 +78,37 @@ class OnpremTarget(Target):
                 namespace=namespace,
                 env=[{"name": "HADOOP_CONF_DIR", "value": HADOOP_CONF_DIR}],
                 volumes=[{"name": "hadoop-conf", "configMap": {"name": "hadoop-conf"}}],
-                volume_mounts=[{"name": "hadoop-conf", "mountPath": HADOOP_CONF_DIR, "readOnly": True}],
+                volume_mounts=[
+                    {"name": "hadoop-conf", "mountPath": HADOOP_CONF_DIR, "readOnly": True}
+                ],
                 resources=[conf],
             )
         secret_name = f"{service_account}-object-store"
         secret = k8s.core.v1.Secret(
             f"{name}-object-store",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=secret_name, namespace=namespace, labels=self.labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=secret_name, namespace=namespace, labels=self.labels
+            ),
             type="Opaque",
             string_data={
                 "AWS_ACCESS_KEY_ID": store.access_key_id,
-                "AWS_SECRET_ACCESS_KEY": pulumi.Output.secret(self.stack.object_store_secret_access_key),
+                "AWS_SECRET_ACCESS_KEY": pulumi.Output.secret(
+                    self.stack.object_store_secret_access_key
+                ),
             },
             opts=opts,
         )
-        env = [{"name": "AWS_ENDPOINT_URL", "value": store.endpoint}, {"name": "AWS_REGION", "value": S3_COMPATIBLE_REGION}]
-        env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}} for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
-        return WorkloadIdentity(service_account=service_account, namespace=namespace, env=env, resources=[secret])
+        env = [
+            {"name": "AWS_ENDPOINT_URL", "value": store.endpoint},
+            {"name": "AWS_REGION", "value": S3_COMPATIBLE_REGION},
+        ]
+        env += [
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
+            for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        ]
+        return WorkloadIdentity(
+            service_account=service_account, namespace=namespace, env=env, resources=[secret]
+        )
 
 
 def _authority(uri: str) -> str:
@@ -85,5 +117,8 @@ def _authority(uri: str) -> str:
 
 
 def _core_site(props: dict[str, str]) -> str:
-    body = "".join(f"  <property><name>{escape(k)}</name><value>{escape(v)}</value></property>\n" for k, v in props.items())
+    body = "".join(
+        f"  <property><name>{escape(k)}</name><value>{escape(v)}</value></property>\n"
+        for k, v in props.items()
+    )
     return f'<?xml version="1.0"?>\n<configuration>\n{body}</configuration>\n'

@@ -5,21 +5,30 @@ The engine gives the program flat ``namespace:key`` strings, with structured val
 and the tests); `from_engine` reads it inside a real ``pulumi up``. Both feed `parse`, so a bad value
 gets the same one-line message in either place.
 """
+
 from __future__ import annotations
 
 import difflib
 import json
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any, Union
 
 import pydantic
 import yaml
 
 from infra.topology import checks
 from infra.topology.errors import ConfigError, Issue, key_path
-from infra.topology.model import CLOUDS, REGIONAL_MODELS, GlobalStack, RegionalBase, Strict, Topology
+from infra.topology.model import (
+    CLOUDS,
+    REGIONAL_MODELS,
+    GlobalStack,
+    RegionalBase,
+    Strict,
+    Topology,
+)
 
 NAMESPACE = "rtdi"
 SECRET_PLACEHOLDER = "[secret]"
@@ -46,11 +55,13 @@ def stack_file(stack: str, stacks_dir: str = "stacks") -> str:
 def read_stack_file(path: Path, display: str | None = None) -> StackConfig:
     """Load ``Pulumi.<stack>.yaml``; YAML errors become one `Issue` with line and column."""
     shown = display or str(path)
-    stack = path.name[len("Pulumi."): -len(".yaml")]
+    stack = path.name[len("Pulumi.") : -len(".yaml")]
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ConfigError([Issue(shown, "", f"cannot read the stack file: {exc.strerror}")]) from None
+        raise ConfigError(
+            [Issue(shown, "", f"cannot read the stack file: {exc.strerror}")]
+        ) from None
     try:
         doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -60,9 +71,19 @@ def read_stack_file(path: Path, display: str | None = None) -> StackConfig:
         raise ConfigError([Issue(where, "", f"invalid YAML: {problem}")]) from None
     if not isinstance(doc, dict):
         raise ConfigError([Issue(shown, "", "a stack file must be a mapping with a `config:` key")])
-    extra = sorted(set(doc) - {"config", "encryptionsalt", "secretsprovider", "encryptedkey", "environment"})
+    extra = sorted(
+        set(doc) - {"config", "encryptionsalt", "secretsprovider", "encryptedkey", "environment"}
+    )
     if extra:
-        raise ConfigError([Issue(shown, extra[0], "unknown top-level key; allowed: config, encryptionsalt, secretsprovider, encryptedkey, environment")])
+        raise ConfigError(
+            [
+                Issue(
+                    shown,
+                    extra[0],
+                    "unknown top-level key; allowed: config, encryptionsalt, secretsprovider, encryptedkey, environment",
+                )
+            ]
+        )
     config = doc.get("config") or {}
     if not isinstance(config, dict):
         raise ConfigError([Issue(shown, "config", "must be a mapping of keys to values", config)])
@@ -83,8 +104,12 @@ def from_engine(stack: str) -> StackConfig:
     from pulumi.runtime import config as runtime_config
 
     values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    secrets = set(runtime_config.get_config_secret_keys_env()) | set(runtime_config._SECRET_KEYS.get())
-    return StackConfig(stack=stack, file=stack_file(stack), values=dict(values), secret_keys=secrets)
+    secrets = set(runtime_config.get_config_secret_keys_env()) | set(
+        runtime_config._SECRET_KEYS.get()
+    )
+    return StackConfig(
+        stack=stack, file=stack_file(stack), values=dict(values), secret_keys=secrets
+    )
 
 
 def parse_global(cfg: StackConfig) -> GlobalStack:
@@ -99,9 +124,26 @@ def parse_regional(cfg: StackConfig, topology: Topology | None) -> RegionalBase:
     """Validate a regional stack; with ``topology`` also check it against the global stack."""
     cloud = cfg.values.get(f"{NAMESPACE}:cloud")
     if cloud is None:
-        raise ConfigError([Issue(cfg.file, f"{NAMESPACE}:cloud", f"required in a regional stack; allowed: {', '.join(CLOUDS)}")])
+        raise ConfigError(
+            [
+                Issue(
+                    cfg.file,
+                    f"{NAMESPACE}:cloud",
+                    f"required in a regional stack; allowed: {', '.join(CLOUDS)}",
+                )
+            ]
+        )
     if cloud not in CLOUDS:
-        raise ConfigError([Issue(cfg.file, f"{NAMESPACE}:cloud", f"unknown cloud; allowed: {', '.join(CLOUDS)}", cloud)])
+        raise ConfigError(
+            [
+                Issue(
+                    cfg.file,
+                    f"{NAMESPACE}:cloud",
+                    f"unknown cloud; allowed: {', '.join(CLOUDS)}",
+                    cloud,
+                )
+            ]
+        )
     model_cls = REGIONAL_MODELS[cloud]
     model = _validate(cfg, model_cls, _model_input(cfg, model_cls))
     if topology is not None:
@@ -115,12 +157,24 @@ def _model_input(cfg: StackConfig, model: type[Strict]) -> dict[str, Any]:
     for key, raw in cfg.values.items():
         namespace, _, name = key.partition(":")
         if namespace != NAMESPACE:
-            issues.append(Issue(cfg.file, key, f"rtdi configures every provider explicitly, so provider defaults are never read; allowed keys: {', '.join(allowed)}"))
+            issues.append(
+                Issue(
+                    cfg.file,
+                    key,
+                    f"rtdi configures every provider explicitly, so provider defaults are never read; allowed keys: {', '.join(allowed)}",
+                )
+            )
             continue
         if key not in allowed:
             guess = difflib.get_close_matches(key, allowed, n=1)
             hint = f" (did you mean {guess[0]}?)" if guess else ""
-            issues.append(Issue(cfg.file, key, f"unknown key{hint}; allowed keys in this stack: {', '.join(allowed)}"))
+            issues.append(
+                Issue(
+                    cfg.file,
+                    key,
+                    f"unknown key{hint}; allowed keys in this stack: {', '.join(allowed)}",
+                )
+            )
             continue
         data[name] = _decode(raw)
     if issues:
@@ -144,7 +198,11 @@ def _validate(cfg: StackConfig, model: type[Strict], data: dict[str, Any]):
         errors = exc.errors()
         # A misspelt key is both unknown and, under its right name, missing: say it once, as the typo.
         typo_parents = {tuple(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"}
-        errors = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"][:-1]) in typo_parents)]
+        errors = [
+            e
+            for e in errors
+            if not (e["type"] == "missing" and tuple(e["loc"][:-1]) in typo_parents)
+        ]
         raise ConfigError([_issue(cfg, model, err) for err in errors]) from None
 
 
@@ -160,9 +218,16 @@ def _issue(cfg: StackConfig, model: type[Strict], err: Any) -> Issue:
     if kind == "missing":
         return Issue(cfg.file, key, "required key is missing")
     if kind == "too_short":
-        return Issue(cfg.file, key, f"too few items; allowed: at least {err['ctx']['min_length']} item(s)", err.get("input"))
+        return Issue(
+            cfg.file,
+            key,
+            f"too few items; allowed: at least {err['ctx']['min_length']} item(s)",
+            err.get("input"),
+        )
     message = err["msg"].removeprefix("Value error, ")
-    message = message.replace("Input should be", "allowed:").replace("String should match pattern", "allowed: a value matching")
+    message = message.replace("Input should be", "allowed:").replace(
+        "String should match pattern", "allowed: a value matching"
+    )
     return Issue(cfg.file, key, message, err.get("input"))
 
 

@@ -3,10 +3,12 @@
 A platform engineer who mistypes a key must learn which file, which key, what they wrote and
 what is allowed, without reading a Python traceback.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 _MISSING = object()
 

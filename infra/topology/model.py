@@ -4,10 +4,11 @@ Pydantic checks structure and types; `checks.py` checks what relates one value t
 (zones to regions, primaries to regions, regional stacks to the global topology). Every model
 forbids unknown keys, because a typo that passes silently is a misconfiguration in production.
 """
+
 from __future__ import annotations
 
 from ipaddress import IPv4Network
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from pydantic.alias_generators import to_camel
@@ -46,12 +47,14 @@ class KafkaCluster(Strict):
     storage_gib: PositiveInt = 500
     broker_cpu: PositiveInt = 4
     broker_memory_gib: PositiveInt = 16
-    tiered_storage_image: Optional[str] = Field(
+    tiered_storage_image: str | None = Field(
         default=None,
         description="strimzi only: a Kafka image holding the Aiven tiered-storage plugin in "
-                    "/opt/kafka/plugins/tiered-storage; set it to tier old segments to the region's object store.",
+        "/opt/kafka/plugins/tiered-storage; set it to tier old segments to the region's object store.",
     )
-    msk_instance_type: str = Field(default="kafka.m7g.xlarge", pattern=r"^kafka\.[a-z0-9]+\.[a-z0-9]+$", description="msk only")
+    msk_instance_type: str = Field(
+        default="kafka.m7g.xlarge", pattern=r"^kafka\.[a-z0-9]+\.[a-z0-9]+$", description="msk only"
+    )
 
 
 class RegionKafka(Strict):
@@ -63,9 +66,13 @@ class RegionKafka(Strict):
 
 class Region(Strict):
     cloud: Cloud
-    name: str = Field(description="The cloud's region name (us-east-1, europe-west4) or the on-prem site.")
+    name: str = Field(
+        description="The cloud's region name (us-east-1, europe-west4) or the on-prem site."
+    )
     zones: list[str] = Field(min_length=1)
-    jurisdiction: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$", description="Data-residency label, e.g. us, eu.")
+    jurisdiction: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{0,30}$", description="Data-residency label, e.g. us, eu."
+    )
     kafka: RegionKafka = RegionKafka()
 
     @property
@@ -110,7 +117,9 @@ class Topic(Strict):
 
 
 class DataClass(Strict):
-    jurisdictions: list[str] = Field(min_length=1, description="Jurisdictions whose regions may hold this data.")
+    jurisdictions: list[str] = Field(
+        min_length=1, description="Jurisdictions whose regions may hold this data."
+    )
 
 
 class Kafka(Strict):
@@ -144,8 +153,8 @@ class GlobalStack(Strict):
 class AwsNetwork(Strict):
     mode: Literal["create", "existing"] = "create"
     cidr: IPv4Network = IPv4Network("10.0.0.0/16")
-    vpc_id: Optional[str] = Field(default=None, pattern=r"^vpc-[0-9a-f]{8,17}$")
-    private_subnet_ids: Optional[dict[str, str]] = Field(default=None, description="zone -> subnet id")
+    vpc_id: str | None = Field(default=None, pattern=r"^vpc-[0-9a-f]{8,17}$")
+    private_subnet_ids: dict[str, str] | None = Field(default=None, description="zone -> subnet id")
 
 
 class GcpNetwork(Strict):
@@ -153,10 +162,10 @@ class GcpNetwork(Strict):
     cidr: IPv4Network = IPv4Network("10.0.0.0/20")
     pods_cidr: IPv4Network = IPv4Network("10.4.0.0/14")
     services_cidr: IPv4Network = IPv4Network("10.8.0.0/20")
-    network: Optional[str] = None
-    subnetwork: Optional[str] = None
-    pods_range_name: Optional[str] = None
-    services_range_name: Optional[str] = None
+    network: str | None = None
+    subnetwork: str | None = None
+    pods_range_name: str | None = None
+    services_range_name: str | None = None
 
 
 class NodePool(Strict):
@@ -187,11 +196,13 @@ class GkeCluster(NodePool):
 class ExistingCluster(Strict):
     kubeconfig: str = Field(min_length=1, description="Path to a kubeconfig file.")
     context: str = Field(min_length=1)
-    storage_class: str = Field(min_length=1, description="A zonal block-storage StorageClass for stateful workloads.")
+    storage_class: str = Field(
+        min_length=1, description="A zonal block-storage StorageClass for stateful workloads."
+    )
     internal_load_balancer_annotations: dict[str, str] = Field(
         default_factory=dict,
         description="Annotations that keep a LoadBalancer Service on the site's internal network, "
-                    "e.g. a MetalLB address pool; Kafka's cross-region listener uses them.",
+        "e.g. a MetalLB address pool; Kafka's cross-region listener uses them.",
     )
 
 
@@ -205,20 +216,26 @@ class GcsStore(Strict):
 
 class OnpremStore(Strict):
     kind: Literal["hdfs", "s3"]
-    uri: Optional[str] = Field(default=None, pattern=r"^hdfs://[^/\s]+(:\d+)?(/\S*)?$", description="hdfs only")
-    endpoint: Optional[str] = Field(default=None, pattern=r"^https?://[^/\s]+(:\d+)?/?$", description="s3 only")
-    bucket: Optional[str] = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="s3 only")
-    access_key_id: Optional[str] = Field(default=None, description="s3 only")
+    uri: str | None = Field(
+        default=None, pattern=r"^hdfs://[^/\s]+(:\d+)?(/\S*)?$", description="hdfs only"
+    )
+    endpoint: str | None = Field(
+        default=None, pattern=r"^https?://[^/\s]+(:\d+)?/?$", description="s3 only"
+    )
+    bucket: str | None = Field(
+        default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="s3 only"
+    )
+    access_key_id: str | None = Field(default=None, description="s3 only")
 
 
 class RegionalBase(Strict):
     region: str = Field(description="The topology region this stack deploys, <cloud>-<region>.")
-    global_stack: Optional[str] = Field(default=None, description="Fully qualified global stack name.")
+    global_stack: str | None = Field(default=None, description="Fully qualified global stack name.")
 
 
 class AwsStack(RegionalBase):
     cloud: Literal["aws"]
-    aws_account_id: Optional[str] = Field(default=None, pattern=r"^\d{12}$")
+    aws_account_id: str | None = Field(default=None, pattern=r"^\d{12}$")
     network: AwsNetwork = AwsNetwork()
     kubernetes: EksCluster = EksCluster()
     object_store: S3Store = S3Store()
@@ -236,7 +253,11 @@ class OnpremStack(RegionalBase):
     cloud: Literal["onprem"]
     kubernetes: ExistingCluster
     object_store: OnpremStore
-    object_store_secret_access_key: Optional[str] = Field(default=None, description="secret; s3 only")
+    object_store_secret_access_key: str | None = Field(default=None, description="secret; s3 only")
 
 
-REGIONAL_MODELS: dict[str, type[RegionalBase]] = {"aws": AwsStack, "gcp": GcpStack, "onprem": OnpremStack}
+REGIONAL_MODELS: dict[str, type[RegionalBase]] = {
+    "aws": AwsStack,
+    "gcp": GcpStack,
+    "onprem": OnpremStack,
+}

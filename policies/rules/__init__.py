@@ -2,6 +2,7 @@
 
 Importing this package constructs no PolicyPack (only ``policies/__main__.py`` does).
 """
+
 from __future__ import annotations
 
 from policies.engine import Rule

@@ -1,9 +1,10 @@
 """Helpers several rules share: Strimzi objects, MirrorMaker 2 shapes, buckets, data classes."""
+
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any
 
 from policies.engine import Param
 from policies.view import (
@@ -48,14 +49,21 @@ def mirror_makers(view: StackView) -> list[Resource]:
 
 def node_pools(view: StackView, kafka: Resource) -> list[Resource]:
     """The KafkaNodePools of a Kafka cluster: label strimzi.io/cluster = its name, same namespace."""
-    return [p for p in view.of_kind(STRIMZI, "KafkaNodePool")
-            if p.labels.get("strimzi.io/cluster") == kafka.k8s_name and p.k8s_namespace == kafka.k8s_namespace]
+    return [
+        p
+        for p in view.of_kind(STRIMZI, "KafkaNodePool")
+        if p.labels.get("strimzi.io/cluster") == kafka.k8s_name
+        and p.k8s_namespace == kafka.k8s_namespace
+    ]
 
 
-def cluster_of(view: StackView, obj: Resource) -> Optional[Resource]:
+def cluster_of(view: StackView, obj: Resource) -> Resource | None:
     """The Kafka a KafkaTopic/KafkaUser/KafkaNodePool belongs to (its strimzi.io/cluster label)."""
     name = obj.labels.get("strimzi.io/cluster")
-    return next((k for k in kafkas(view) if k.k8s_name == name and k.k8s_namespace == obj.k8s_namespace), None)
+    return next(
+        (k for k in kafkas(view) if k.k8s_name == name and k.k8s_namespace == obj.k8s_namespace),
+        None,
+    )
 
 
 def pool_roles(pool: Resource) -> list[str]:
@@ -65,8 +73,16 @@ def pool_roles(pool: Resource) -> list[str]:
 def pool_zones(pool: Resource) -> set[str]:
     """Zones a node pool's pods are pinned to: required node affinity on the zone label, else its rtdi-zone label."""
     zones: set[str] = set()
-    terms = dig(pool.props, "spec", "template", "pod", "affinity", "nodeAffinity",
-                "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms")
+    terms = dig(
+        pool.props,
+        "spec",
+        "template",
+        "pod",
+        "affinity",
+        "nodeAffinity",
+        "requiredDuringSchedulingIgnoredDuringExecution",
+        "nodeSelectorTerms",
+    )
     for term in items(terms):
         for expr in items(dig(term, "matchExpressions")):
             if dig(expr, "key") == ZONE_KEY and dig(expr, "operator") == "In":
@@ -76,11 +92,11 @@ def pool_zones(pool: Resource) -> set[str]:
     return zones
 
 
-def kafka_role(r: Resource) -> Optional[str]:
+def kafka_role(r: Resource) -> str | None:
     return r.labels.get("rtdi-kafka-role")
 
 
-def mm2_sources(mm2: Resource) -> list[tuple[Optional[str], Any]]:
+def mm2_sources(mm2: Resource) -> list[tuple[str | None, Any]]:
     """(alias, connection) per mirror. Strimzi v1: ``mirrors[].source``; v1beta2: ``mirrors[].sourceCluster``
     naming an entry of ``spec.clusters``."""
     clusters = {dig(c, "alias"): c for c in items(dig(mm2.props, "spec", "clusters"))}
@@ -95,7 +111,7 @@ def mm2_sources(mm2: Resource) -> list[tuple[Optional[str], Any]]:
     return out
 
 
-def mm2_target(mm2: Resource) -> tuple[Optional[str], Any]:
+def mm2_target(mm2: Resource) -> tuple[str | None, Any]:
     """(alias, connection) of the cluster MirrorMaker 2 writes to and keeps its Connect topics in."""
     target = dig(mm2.props, "spec", "target")
     if isinstance(target, Mapping):
@@ -107,7 +123,7 @@ def mm2_target(mm2: Resource) -> tuple[Optional[str], Any]:
     return alias, None
 
 
-def csv(value: Optional[str]) -> list[str]:
+def csv(value: str | None) -> list[str]:
     """The data classes in an rtdi-data-classes annotation or tag: separated by commas, or by dots or
     spaces in AWS tags (which allow no commas); "none" (or nothing) means no class."""
     parts = [part for part in re.split(r"[,.\s]+", value or "") if part]
@@ -127,8 +143,8 @@ def guards_of(view: StackView, bucket: Resource, *types: str) -> list[Resource]:
 DATA_CLASSES = Param(
     "dataClasses",
     {},
-    "Data class -> the jurisdictions whose regions may hold it, e.g. {\"personal-eu\": [\"eu\"], \"operational\": "
-    "[\"us\", \"eu\"]}. A class listed here overrides what the global stack publishes (rtdi:kafka.dataClasses).",
+    'Data class -> the jurisdictions whose regions may hold it, e.g. {"personal-eu": ["eu"], "operational": '
+    '["us", "eu"]}. A class listed here overrides what the global stack publishes (rtdi:kafka.dataClasses).',
     {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
 )
 FALLBACK_TO_PUBLISHED = Param(
@@ -140,7 +156,9 @@ FALLBACK_TO_PUBLISHED = Param(
 )
 
 
-def class_jurisdictions(view: StackView, params: Mapping[str, Any], data_class: str) -> Optional[list[str]]:
+def class_jurisdictions(
+    view: StackView, params: Mapping[str, Any], data_class: str
+) -> list[str] | None:
     """Jurisdictions that may hold ``data_class``, or None when neither the policy nor the topology says."""
     configured = params.get("dataClasses") or {}
     if data_class in configured:
@@ -155,15 +173,25 @@ def class_jurisdictions(view: StackView, params: Mapping[str, Any], data_class: 
 def unknown_class(view: StackView, rule_id: str, data_class: str) -> str:
     """Why a data class has no allowed jurisdictions, and what to do about it."""
     if view.published is None:
-        return (f"data class {data_class!r} is not in {rule_id}.dataClasses and the global stack's published classes "
-                f"are not available here; list it in the policy config, or check this stack with its global stack's plan")
-    return (f"data class {data_class!r} has no allowed jurisdictions; declare it in {rule_id}.dataClasses or in the "
-            f"global stack's rtdi:kafka.dataClasses")
+        return (
+            f"data class {data_class!r} is not in {rule_id}.dataClasses and the global stack's published classes "
+            f"are not available here; list it in the policy config, or check this stack with its global stack's plan"
+        )
+    return (
+        f"data class {data_class!r} has no allowed jurisdictions; declare it in {rule_id}.dataClasses or in the "
+        f"global stack's rtdi:kafka.dataClasses"
+    )
 
 
-def region_jurisdiction(view: StackView, region_id: Optional[str], fallback: Optional[Resource] = None) -> Optional[str]:
+def region_jurisdiction(
+    view: StackView, region_id: str | None, fallback: Resource | None = None
+) -> str | None:
     """The topology's jurisdiction for a region id, else the resource's own rtdi-jurisdiction label."""
     found = view.jurisdiction_of_region(region_id)
-    if found is None and fallback is not None and (fallback.labels.get(LABEL_REGION) in (None, region_id)):
+    if (
+        found is None
+        and fallback is not None
+        and (fallback.labels.get(LABEL_REGION) in (None, region_id))
+    ):
         found = fallback.labels.get(LABEL_JURISDICTION)
     return found

@@ -1,4 +1,5 @@
 """Durability: each Kubernetes cluster has nodes in at least three zones."""
+
 from __future__ import annotations
 
 import re
@@ -14,11 +15,15 @@ _GCP_ZONE = re.compile(r"^[a-z]+-[a-z]+\d+-[a-z]$")
 class KubernetesNodesAcrossZones(Rule):
     id = "kubernetes-nodes-across-zones"
     category = "durability"
-    description = ("Every EKS cluster's managed node groups cover at least minZones zones (by their "
-                   "topology.kubernetes.io/zone label, else one zone per subnet); every GKE cluster and node pool runs "
-                   "in at least minZones nodeLocations (a regional cluster without nodeLocations gets three).")
-    why = ("Zonal stateful pods (brokers, Flink, Pinot) can only be rescheduled into a zone that has nodes; a cluster "
-           "in fewer zones than the data's replicas cannot survive a zone outage.")
+    description = (
+        "Every EKS cluster's managed node groups cover at least minZones zones (by their "
+        "topology.kubernetes.io/zone label, else one zone per subnet); every GKE cluster and node pool runs "
+        "in at least minZones nodeLocations (a regional cluster without nodeLocations gets three)."
+    )
+    why = (
+        "Zonal stateful pods (brokers, Flink, Pinot) can only be rescheduled into a zone that has nodes; a cluster "
+        "in fewer zones than the data's replicas cannot survive a zone outage."
+    )
     severity = "high"
     params = (MIN_ZONES,)
 
@@ -31,21 +36,34 @@ class KubernetesNodesAcrossZones(Rule):
                 zones: set[str] = set()
                 for g in mine:
                     zone = str_map(safe(lambda g=g: g.props.get("labels"))).get(ZONE_KEY)
-                    zones |= {zone} if zone else {f"subnet {s}" for s in items(dig(g.props, "subnetIds"))}
+                    zones |= (
+                        {zone}
+                        if zone
+                        else {f"subnet {s}" for s in items(dig(g.props, "subnetIds"))}
+                    )
                 if len(zones) < need:
-                    ctx.report(cluster, f"EKS node groups cover {len(zones)} zone(s); declare node groups in at least "
-                                        f"{need} zones (one per zone, labelled {ZONE_KEY})")
+                    ctx.report(
+                        cluster,
+                        f"EKS node groups cover {len(zones)} zone(s); declare node groups in at least "
+                        f"{need} zones (one per zone, labelled {ZONE_KEY})",
+                    )
         for cluster in ctx.view.of_type(GKE_CLUSTER):
             with ctx.guard(cluster):
                 count = _gke_zones(cluster)
                 if count < need:
-                    ctx.report(cluster, f"GKE cluster runs in {count} zone(s); make it regional or set nodeLocations to at "
-                                        f"least {need} zones")
+                    ctx.report(
+                        cluster,
+                        f"GKE cluster runs in {count} zone(s); make it regional or set nodeLocations to at "
+                        f"least {need} zones",
+                    )
         for pool in ctx.view.of_type(GKE_NODE_POOL):
             with ctx.guard(pool):
                 locations = items(dig(pool.props, "nodeLocations"))
                 if locations and len(locations) < need:
-                    ctx.report(pool, f"GKE node pool runs in {len(locations)} zone(s); set nodeLocations to at least {need} zones")
+                    ctx.report(
+                        pool,
+                        f"GKE node pool runs in {len(locations)} zone(s); set nodeLocations to at least {need} zones",
+                    )
 
 
 def _same_eks(group: Resource, cluster: Resource) -> bool:

@@ -1,4 +1,5 @@
 """Availability: stateful workloads are protected by PodDisruptionBudgets."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,34 +15,60 @@ PDB = ("policy", "PodDisruptionBudget")
 class StatefulWorkloadsHavePdb(Rule):
     id = "stateful-workloads-have-pdb"
     category = "availability"
-    description = ("Every StatefulSet has a PodDisruptionBudget in its namespace whose selector matches its pod labels; "
-                   "every Strimzi Kafka keeps its PodDisruptionBudget at maxUnavailable <= maxUnavailable (Strimzi "
-                   "creates one with maxUnavailable 1 when spec.kafka.template.podDisruptionBudget is unset). "
-                   "StatefulSets inside Helm releases are not visible to the rule.")
-    why = ("Node drains during upgrades evict pods freely without a budget: draining two brokers (or two replicas of "
-           "any quorum) at once takes partitions offline or loses the quorum.")
+    description = (
+        "Every StatefulSet has a PodDisruptionBudget in its namespace whose selector matches its pod labels; "
+        "every Strimzi Kafka keeps its PodDisruptionBudget at maxUnavailable <= maxUnavailable (Strimzi "
+        "creates one with maxUnavailable 1 when spec.kafka.template.podDisruptionBudget is unset). "
+        "StatefulSets inside Helm releases are not visible to the rule."
+    )
+    why = (
+        "Node drains during upgrades evict pods freely without a budget: draining two brokers (or two replicas of "
+        "any quorum) at once takes partitions offline or loses the quorum."
+    )
     severity = "medium"
     enforcement = "advisory"
-    params = (Param("maxUnavailable", 1, "Most Kafka broker pods a voluntary disruption may take at once.",
-                    {"type": "integer", "minimum": 0}),)
+    params = (
+        Param(
+            "maxUnavailable",
+            1,
+            "Most Kafka broker pods a voluntary disruption may take at once.",
+            {"type": "integer", "minimum": 0},
+        ),
+    )
 
     def check(self, ctx: Context) -> None:
         budgets = ctx.view.of_kind(*PDB)
         for sts in ctx.view.of_kind(*STATEFUL_SET):
             with ctx.guard(sts):
                 labels = str_map(dig(sts.props, "spec", "template", "metadata", "labels"))
-                if not any(b.k8s_namespace == sts.k8s_namespace and _selects(dig(b.props, "spec", "selector"), labels)
-                           for b in budgets):
-                    ctx.report(sts, f"StatefulSet {sts.k8s_name} has no PodDisruptionBudget selecting its pods "
-                                    f"({_show(labels)}); add one with maxUnavailable: 1 in namespace {sts.k8s_namespace}")
+                if not any(
+                    b.k8s_namespace == sts.k8s_namespace
+                    and _selects(dig(b.props, "spec", "selector"), labels)
+                    for b in budgets
+                ):
+                    ctx.report(
+                        sts,
+                        f"StatefulSet {sts.k8s_name} has no PodDisruptionBudget selecting its pods "
+                        f"({_show(labels)}); add one with maxUnavailable: 1 in namespace {sts.k8s_namespace}",
+                    )
         most = ctx["maxUnavailable"]
         for kafka in kafkas(ctx.view):
             with ctx.guard(kafka):
-                raw = dig(kafka.props, "spec", "kafka", "template", "podDisruptionBudget", "maxUnavailable")
+                raw = dig(
+                    kafka.props,
+                    "spec",
+                    "kafka",
+                    "template",
+                    "podDisruptionBudget",
+                    "maxUnavailable",
+                )
                 value = as_int(raw)
                 if raw is not None and (value is None or value > most):
-                    ctx.report(kafka, f"Kafka {kafka.k8s_name}: podDisruptionBudget.maxUnavailable is {show(raw)}; set "
-                                      f"spec.kafka.template.podDisruptionBudget.maxUnavailable to at most {most}")
+                    ctx.report(
+                        kafka,
+                        f"Kafka {kafka.k8s_name}: podDisruptionBudget.maxUnavailable is {show(raw)}; set "
+                        f"spec.kafka.template.podDisruptionBudget.maxUnavailable to at most {most}",
+                    )
 
 
 def _selects(selector: Any, labels: dict[str, str]) -> bool:

@@ -8,6 +8,7 @@ the pom) makes later runs a no-op until either changes.
 Without Maven, Java or a registry, the step warns and exits 0 so that the rest of ``make test`` runs
 and the integration test skips with a reason; with ``CI`` set it exits 1 instead.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +18,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -36,11 +36,11 @@ def kafka_version() -> str:
     return KAFKA_VERSION
 
 
-def cache_dir(version: Optional[str] = None) -> Path:
+def cache_dir(version: str | None = None) -> Path:
     return CACHE / (version or kafka_version())
 
 
-def jars_dir(version: Optional[str] = None) -> Path:
+def jars_dir(version: str | None = None) -> Path:
     return cache_dir(version) / "jars"
 
 
@@ -52,16 +52,20 @@ def _stamp_text(version: str) -> str:
     return f"kafka {version} pom {hashlib.sha256(POM.read_bytes()).hexdigest()[:16]}\n"
 
 
-def fetched(version: Optional[str] = None) -> Optional[Path]:
+def fetched(version: str | None = None) -> Path | None:
     """The jar directory if a complete fetch for this version and this pom is cached, else None."""
     version = version or kafka_version()
     stamp = _stamp_path(version)
-    if stamp.is_file() and stamp.read_text() == _stamp_text(version) and any(jars_dir(version).glob("*.jar")):
+    if (
+        stamp.is_file()
+        and stamp.read_text() == _stamp_text(version)
+        and any(jars_dir(version).glob("*.jar"))
+    ):
         return jars_dir(version)
     return None
 
 
-def fetch(version: Optional[str] = None) -> Path:
+def fetch(version: str | None = None) -> Path:
     """Resolve the pom with Maven into the cache (idempotent); raise FetchError with Maven's output."""
     version = version or kafka_version()
     if fetched(version):
@@ -73,16 +77,31 @@ def fetch(version: Optional[str] = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     partial, log = out / "jars.partial", out / "maven.log"
     shutil.rmtree(partial, ignore_errors=True)
-    cmd = ["mvn", "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
-           f"-Dkafka.version={version}", f"-DoutputDirectory={partial}", "-DincludeScope=runtime"]
+    cmd = [
+        "mvn",
+        "-B",
+        "-q",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        f"-Dkafka.version={version}",
+        f"-DoutputDirectory={partial}",
+        "-DincludeScope=runtime",
+    ]
     with log.open("w") as sink:
         try:
-            done = subprocess.run(cmd, stdout=sink, stderr=subprocess.STDOUT, timeout=MAVEN_TIMEOUT_SECONDS)
+            done = subprocess.run(
+                cmd, stdout=sink, stderr=subprocess.STDOUT, timeout=MAVEN_TIMEOUT_SECONDS
+            )
         except subprocess.TimeoutExpired:
-            raise FetchError(f"Maven did not finish within {MAVEN_TIMEOUT_SECONDS} s (see {log})") from None
+            raise FetchError(
+                f"Maven did not finish within {MAVEN_TIMEOUT_SECONDS} s (see {log})"
+            ) from None
     if done.returncode != 0 or not any(partial.glob("*.jar")):
         tail = "\n".join(log.read_text().splitlines()[-15:])
-        raise FetchError(f"`{' '.join(cmd)}` failed with exit code {done.returncode} (full log {log}):\n{tail}")
+        raise FetchError(
+            f"`{' '.join(cmd)}` failed with exit code {done.returncode} (full log {log}):\n{tail}"
+        )
     shutil.rmtree(jars_dir(version), ignore_errors=True)
     partial.rename(jars_dir(version))
     _stamp_path(version).write_text(_stamp_text(version))
@@ -92,20 +111,30 @@ def fetch(version: Optional[str] = None) -> Path:
 def main() -> int:
     version = kafka_version()
     if fetched(version):
-        print(f"kafka-jars: Apache Kafka {version} jars cached in {jars_dir(version).relative_to(ROOT)}")
+        print(
+            f"kafka-jars: Apache Kafka {version} jars cached in {jars_dir(version).relative_to(ROOT)}"
+        )
         return 0
     started = time.monotonic()
-    print(f"kafka-jars: fetching Apache Kafka {version} jars with Maven (once; cached in .cache/kafka)...", flush=True)
+    print(
+        f"kafka-jars: fetching Apache Kafka {version} jars with Maven (once; cached in .cache/kafka)...",
+        flush=True,
+    )
     try:
         path = fetch(version)
     except FetchError as e:
         if os.environ.get("CI"):
             print(f"kafka-jars: ERROR: {e}", file=sys.stderr)
             return 1
-        print(f"kafka-jars: WARNING: {e}\nkafka-jars: the Kafka integration tests will be skipped", file=sys.stderr)
+        print(
+            f"kafka-jars: WARNING: {e}\nkafka-jars: the Kafka integration tests will be skipped",
+            file=sys.stderr,
+        )
         return 0
     count = len(list(path.glob("*.jar")))
-    print(f"kafka-jars: {count} jars in {path.relative_to(ROOT)} ({time.monotonic() - started:.0f} s)")
+    print(
+        f"kafka-jars: {count} jars in {path.relative_to(ROOT)} ({time.monotonic() - started:.0f} s)"
+    )
     return 0
 
 

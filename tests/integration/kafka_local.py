@@ -7,6 +7,7 @@ kafka_jars.py caches, listens on 127.0.0.1 only, lives in a temporary directory 
 properties file of MirrorMaker 2's dedicated mode; ``single_broker`` rewrites only what one broker
 cannot satisfy (replication factors and minimum ISRs). Both are pure, so they are tested without Java.
 """
+
 from __future__ import annotations
 
 import base64
@@ -17,16 +18,23 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 import pytest
 
 from infra.components.kafka.durability import as_strings
 
 LOOPBACK = "127.0.0.1"
-JAVA_OPTS = ["-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true"]
+JAVA_OPTS = [
+    "-Xms64m",
+    "-Xmx512m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-Djava.awt.headless=true",
+]
 MIN_JAVA = 17  # Kafka 4 brokers and Connect need Java 17
 MIRROR_MAKER = "org.apache.kafka.connect.mirror.MirrorMaker"
 # Kafka's own test RemoteStorageManager (kafka-storage test jar) stands in for a tiered-storage plugin.
@@ -37,7 +45,7 @@ TIERED_TOPIC_KEYS = ("remote.storage.enable", "local.retention.ms", "local.reten
 # --------------------------------------------------------------------------- what a test needs
 
 
-def require_kafka(jars: Optional[Path], env: Optional[dict] = None) -> Path:
+def require_kafka(jars: Path | None, env: dict | None = None) -> Path:
     """``jars`` when Java and the jars are there; otherwise skip (a user's machine) or fail (CI)."""
     env = os.environ if env is None else env
     problem = None
@@ -51,7 +59,9 @@ def require_kafka(jars: Optional[Path], env: Optional[dict] = None) -> Path:
     if problem is None:
         return jars
     if env.get("CI"):
-        pytest.fail(f"{problem}, but CI is set: CI must run the Kafka integration tests", pytrace=False)
+        pytest.fail(
+            f"{problem}, but CI is set: CI must run the Kafka integration tests", pytrace=False
+        )
     pytest.skip(problem)
 
 
@@ -82,7 +92,7 @@ def write_properties(path: Path, props: dict[str, str]) -> Path:
     return path
 
 
-def log4j2_config(path: Path, log_file: Path, levels: Optional[dict[str, str]] = None) -> Path:
+def log4j2_config(path: Path, log_file: Path, levels: dict[str, str] | None = None) -> Path:
     lines = [
         "status = warn",
         "appender.file.type = File",
@@ -128,23 +138,47 @@ class JavaProcess:
 
 
 def java_command(jars: Path, main: str, args: Iterable[str], log_config: Path) -> list[str]:
-    return ["java", *JAVA_OPTS, f"-Dlog4j2.configurationFile={log_config}",
-            "-cp", f"{jars}/*", main, *args]
+    return [
+        "java",
+        *JAVA_OPTS,
+        f"-Dlog4j2.configurationFile={log_config}",
+        "-cp",
+        f"{jars}/*",
+        main,
+        *args,
+    ]
 
 
-def start_java(name: str, jars: Path, workdir: Path, main: str, args: Iterable[str],
-               levels: Optional[dict[str, str]] = None) -> JavaProcess:
+def start_java(
+    name: str,
+    jars: Path,
+    workdir: Path,
+    main: str,
+    args: Iterable[str],
+    levels: dict[str, str] | None = None,
+) -> JavaProcess:
     log = workdir / f"{name}.log"
     config = log4j2_config(workdir / f"{name}-log4j2.properties", log, levels)
     console = workdir / f"{name}.out"
     with console.open("w") as out:
-        popen = subprocess.Popen(java_command(jars, main, args, config), stdout=out, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, cwd=workdir)
+        popen = subprocess.Popen(
+            java_command(jars, main, args, config),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=workdir,
+        )
     return JavaProcess(name, popen, log, console)
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.5,
-             alive: Iterable[JavaProcess] = (), last: Optional[Callable[[], str]] = None) -> Any:
+def wait_for(
+    what: str,
+    probe: Callable[[], Any],
+    timeout: float,
+    interval: float = 0.5,
+    alive: Iterable[JavaProcess] = (),
+    last: Callable[[], str] | None = None,
+) -> Any:
     """Poll ``probe`` until it returns a truthy value; fail after ``timeout`` or if a process died."""
     deadline = time.monotonic() + timeout
     while True:
@@ -153,26 +187,37 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: floa
             return value
         for p in alive:
             if not p.alive():
-                pytest.fail(f"{p.name} exited with code {p.popen.returncode} while waiting for {what}:\n{p.tail()}",
-                            pytrace=False)
+                pytest.fail(
+                    f"{p.name} exited with code {p.popen.returncode} while waiting for {what}:\n{p.tail()}",
+                    pytrace=False,
+                )
         if time.monotonic() > deadline:
             seen = f"; last seen: {last()}" if last else ""
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}{seen}", pytrace=False)
         time.sleep(interval)
 
 
-def retry(what: str, action: Callable[[], Any], timeout: float, alive: Iterable[JavaProcess] = ()) -> Any:
+def retry(
+    what: str, action: Callable[[], Any], timeout: float, alive: Iterable[JavaProcess] = ()
+) -> Any:
     """Call ``action`` until it stops raising; fail with its last error after ``timeout``."""
     errors: list[Exception] = []
 
     def attempt():
         try:
             return (action(),)
-        except Exception as e:  # noqa: BLE001 - any failure is retried, the last one reported
+        except Exception as e:
             errors.append(e)
             return None
 
-    return wait_for(what, attempt, timeout, interval=1, alive=alive, last=lambda: repr(errors[-1]) if errors else "")[0]
+    return wait_for(
+        what,
+        attempt,
+        timeout,
+        interval=1,
+        alive=alive,
+        last=lambda: repr(errors[-1]) if errors else "",
+    )[0]
 
 
 def port_open(port: int) -> bool:
@@ -191,7 +236,10 @@ def single_broker(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """
     out, changed = dict(config), []
     for key, value in config.items():
-        if re.search(r"(replication\.factor|min\.insync\.replicas|min\.isr)$", key) and str(value) != "1":
+        if (
+            re.search(r"(replication\.factor|min\.insync\.replicas|min\.isr)$", key)
+            and str(value) != "1"
+        ):
             out[key] = 1
             changed.append(key)
     return out, changed
@@ -210,7 +258,7 @@ class Broker:
     port: int
     controller_port: int
     config: dict[str, str]
-    process: Optional[JavaProcess] = None
+    process: JavaProcess | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -249,14 +297,16 @@ def broker(name: str, root: Path, rtdi_config: dict[str, Any], tiered: bool = Fa
     }
     if tiered:
         (workdir / "remote").mkdir()
-        props.update({
-            "remote.log.storage.system.enable": "true",
-            "remote.log.storage.manager.class.name": LOCAL_TIERED_STORAGE,
-            "remote.log.storage.manager.impl.prefix": "rsm.config.",
-            "rsm.config.dir": str(workdir / "remote"),
-            "remote.log.metadata.manager.listener.name": "PLAINTEXT",
-            "rlmm.config.remote.log.metadata.topic.replication.factor": "1",
-        })
+        props.update(
+            {
+                "remote.log.storage.system.enable": "true",
+                "remote.log.storage.manager.class.name": LOCAL_TIERED_STORAGE,
+                "remote.log.storage.manager.impl.prefix": "rsm.config.",
+                "rsm.config.dir": str(workdir / "remote"),
+                "remote.log.metadata.manager.listener.name": "PLAINTEXT",
+                "rlmm.config.remote.log.metadata.topic.replication.factor": "1",
+            }
+        )
     return Broker(name, workdir, port, controller_port, props)
 
 
@@ -267,18 +317,48 @@ def start_brokers(brokers: list[Broker], jars: Path, timeout: float = 60) -> Non
     formats = []
     for b in brokers:
         config = log4j2_config(b.workdir / "format-log4j2.properties", b.workdir / "format.log")
-        cmd = java_command(jars, "kafka.tools.StorageTool",
-                           ["format", "--standalone", "-t", kafka_uuid(), "-c", str(b.workdir / "server.properties")], config)
-        formats.append((b, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                            stdin=subprocess.DEVNULL)))
+        cmd = java_command(
+            jars,
+            "kafka.tools.StorageTool",
+            [
+                "format",
+                "--standalone",
+                "-t",
+                kafka_uuid(),
+                "-c",
+                str(b.workdir / "server.properties"),
+            ],
+            config,
+        )
+        formats.append(
+            (
+                b,
+                subprocess.Popen(
+                    cmd,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    stdin=subprocess.DEVNULL,
+                ),
+            )
+        )
     for b, p in formats:
         out, _ = p.communicate(timeout=timeout)
         if p.returncode != 0:
-            pytest.fail(f"formatting {b.name}'s storage failed ({p.returncode}):\n{out}", pytrace=False)
+            pytest.fail(
+                f"formatting {b.name}'s storage failed ({p.returncode}):\n{out}", pytrace=False
+            )
     for b in brokers:
-        b.process = start_java(b.name, jars, b.workdir, "kafka.Kafka", [str(b.workdir / "server.properties")])
+        b.process = start_java(
+            b.name, jars, b.workdir, "kafka.Kafka", [str(b.workdir / "server.properties")]
+        )
     for b in brokers:
-        wait_for(f"broker {b.name} on {b.bootstrap}", lambda b=b: port_open(b.port), timeout, alive=[b.process])
+        wait_for(
+            f"broker {b.name} on {b.bootstrap}",
+            lambda b=b: port_open(b.port),
+            timeout,
+            alive=[b.process],
+        )
 
 
 # --------------------------------------------------------------------------- MirrorMaker 2
@@ -291,8 +371,10 @@ class MirrorConfig:
     source: str
     target: str
     properties: dict[str, str]
-    connector: dict[str, Any]            # the rtdi connector config, source and checkpoint merged
-    overridden: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (rtdi value, test value)
+    connector: dict[str, Any]  # the rtdi connector config, source and checkpoint merged
+    overridden: dict[str, tuple[str, str]] = field(
+        default_factory=dict
+    )  # key -> (rtdi value, test value)
 
     @property
     def flow(self) -> str:
@@ -323,8 +405,13 @@ def mm2_properties(spec: dict, source_alias: str, bootstrap: dict[str, str]) -> 
     src, tgt = source_alias, target["alias"]
     if src == tgt:
         raise ValueError(f"dedicated mode needs two aliases; the source and target are both {src}")
-    source_cfg, checkpoint_cfg = mirror["sourceConnector"]["config"], mirror["checkpointConnector"]["config"]
-    clashes = {k for k in source_cfg.keys() & checkpoint_cfg.keys() if source_cfg[k] != checkpoint_cfg[k]}
+    source_cfg, checkpoint_cfg = (
+        mirror["sourceConnector"]["config"],
+        mirror["checkpointConnector"]["config"],
+    )
+    clashes = {
+        k for k in source_cfg.keys() & checkpoint_cfg.keys() if source_cfg[k] != checkpoint_cfg[k]
+    }
     if clashes:
         raise ValueError(f"source and checkpoint connectors set {sorted(clashes)} differently")
     connector = {**source_cfg, **checkpoint_cfg}
@@ -352,17 +439,25 @@ def mm2_properties(spec: dict, source_alias: str, bootstrap: dict[str, str]) -> 
 
 def start_mirror_maker(config: MirrorConfig, jars: Path, workdir: Path) -> JavaProcess:
     path = write_properties(workdir / "mm2.properties", config.properties)
-    return start_java("mirror-maker", jars, workdir, MIRROR_MAKER, [str(path)],
-                      levels={"org.apache.kafka.clients.NetworkClient": "WARN"})
+    return start_java(
+        "mirror-maker",
+        jars,
+        workdir,
+        MIRROR_MAKER,
+        [str(path)],
+        levels={"org.apache.kafka.clients.NetworkClient": "WARN"},
+    )
 
 
 def logged_configs(log: str, name: str) -> list[dict[str, str]]:
     """Every ``<name> values:`` block that Kafka's AbstractConfig logged, as key -> value."""
     blocks, lines = [], log.splitlines()
     for i, line in enumerate(lines):
-        if line.rstrip().endswith(f" {name} values: ") or line.rstrip().endswith(f" {name} values:"):
+        if line.rstrip().endswith(f" {name} values: ") or line.rstrip().endswith(
+            f" {name} values:"
+        ):
             block = {}
-            for entry in lines[i + 1:]:
+            for entry in lines[i + 1 :]:
                 if not entry.startswith("\t"):
                     break
                 key, _, value = entry.strip().partition(" = ")
@@ -393,7 +488,9 @@ def create_topic(bootstrap: str, name: str, partitions: int, config: dict[str, A
     from confluent_kafka.admin import NewTopic
 
     client = admin(bootstrap)
-    futures = client.create_topics([NewTopic(name, partitions, 1, config=as_strings(config))], request_timeout=30)
+    futures = client.create_topics(
+        [NewTopic(name, partitions, 1, config=as_strings(config))], request_timeout=30
+    )
     futures[name].result(timeout=60)
 
 
@@ -434,25 +531,49 @@ def produce(bootstrap: str, topic: str, keys: Iterable[str]) -> dict[str, Record
             key = msg.key().decode()
             stored[key] = Record(key, msg.value().decode(), msg.partition(), msg.offset())
 
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                         "linger.ms": 5, "log_level": 0})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "log_level": 0,
+        }
+    )
     keys = list(keys)
     for key in keys:
-        producer.produce(topic, key=key.encode(), value=f"value-{key}".encode(), on_delivery=delivered)
+        producer.produce(
+            topic, key=key.encode(), value=f"value-{key}".encode(), on_delivery=delivered
+        )
     left = producer.flush(60)
-    assert left == 0 and not errors and len(stored) == len(keys), f"produce to {topic}: {left} left, errors {errors}"
+    assert left == 0 and not errors and len(stored) == len(keys), (
+        f"produce to {topic}: {left} left, errors {errors}"
+    )
     return stored
 
 
 def consumer(bootstrap: str, group: str, reset: str):
     from confluent_kafka import Consumer
 
-    return Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-                     "auto.offset.reset": reset, "log_level": 0})
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": reset,
+            "log_level": 0,
+        }
+    )
 
 
-def consume(bootstrap: str, group: str, topic: str, done: Callable[[list[Record]], bool],
-            reset: str = "earliest", timeout: float = 60) -> tuple[list[Record], Any]:
+def consume(
+    bootstrap: str,
+    group: str,
+    topic: str,
+    done: Callable[[list[Record]], bool],
+    reset: str = "earliest",
+    timeout: float = 60,
+) -> tuple[list[Record], Any]:
     """Subscribe as ``group`` and poll until ``done(records)``; return the records and the open consumer.
 
     With ``reset="error"`` a partition without a committed offset is an error, not a silent reset:
@@ -465,14 +586,19 @@ def consume(bootstrap: str, group: str, topic: str, done: Callable[[list[Record]
     while not done(records):
         if time.monotonic() > deadline:
             c.close()
-            pytest.fail(f"{group} on {topic}: timed out after {timeout:.0f} s with {len(records)} records", pytrace=False)
+            pytest.fail(
+                f"{group} on {topic}: timed out after {timeout:.0f} s with {len(records)} records",
+                pytrace=False,
+            )
         msg = c.poll(0.5)
         if msg is None:
             continue
         if msg.error():
             c.close()
             pytest.fail(f"{group} on {topic}: {msg.error()}", pytrace=False)
-        records.append(Record(msg.key().decode(), msg.value().decode(), msg.partition(), msg.offset()))
+        records.append(
+            Record(msg.key().decode(), msg.value().decode(), msg.partition(), msg.offset())
+        )
     return records, c
 
 
@@ -481,7 +607,9 @@ def commit(c, topic: str, offsets: dict[int, int], close: bool = False) -> None:
     from confluent_kafka import TopicPartition
 
     try:
-        c.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+        c.commit(
+            offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False
+        )
     finally:
         if close:
             c.close()

@@ -13,6 +13,7 @@ The scenario, as in production: MirrorMaker 2 runs; ``eta-service`` consumes ``t
 region and commits; that region's consumers are lost while producers there go on (100 more records,
 still mirrored); ``eta-service`` restarts against the aggregate on ``aws-us-east-1.trips``.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,12 +27,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import kafka_jars  # noqa: E402
-import kafka_local as kl  # noqa: E402
-from infra import versions  # noqa: E402
+import kafka_jars
+import kafka_local as kl
+
+from infra import versions
 
 CR = "kubernetes:kafka.strimzi.io/v1:"
-SOURCE, TARGET = "aws-us-east-1", "gcp-europe-west4"  # a Strimzi regional cluster (tiered) -> a Strimzi aggregate
+SOURCE, TARGET = (
+    "aws-us-east-1",
+    "gcp-europe-west4",
+)  # a Strimzi regional cluster (tiered) -> a Strimzi aggregate
 TOPIC, GROUP, LAGGING = "trips", "eta-service", "surge-pricing"
 REMOTE = f"{SOURCE}.{TOPIC}"  # DefaultReplicationPolicy: <source alias>.<topic>
 PARTITIONS, FIRST, MORE = 3, 200, 100
@@ -60,8 +65,12 @@ def cr(plan, kind: str, name: str) -> dict:
 
 
 def kafka_topic(plans, stack: str, topic: str) -> dict:
-    (found,) = [r.inputs["spec"] for r in plans[stack].of_type(CR + "KafkaTopic")
-                if r.inputs["spec"]["topicName"] == topic and r.inputs["metadata"]["labels"]["strimzi.io/cluster"] == "regional"]
+    (found,) = [
+        r.inputs["spec"]
+        for r in plans[stack].of_type(CR + "KafkaTopic")
+        if r.inputs["spec"]["topicName"] == topic
+        and r.inputs["metadata"]["labels"]["strimzi.io/cluster"] == "regional"
+    ]
     return found
 
 
@@ -89,10 +98,20 @@ def mirror_config(plans, bootstrap: dict[str, str]) -> kl.MirrorConfig:
 def test_pom_leaves_the_kafka_version_to_infra_versions():
     ns = {"m": "http://maven.apache.org/POM/4.0.0"}
     pom = ET.parse(kafka_jars.POM).getroot()
-    kafka = [d for d in pom.iterfind("m:dependencies/m:dependency", ns) if d.findtext("m:groupId", namespaces=ns) == "org.apache.kafka"]
-    assert {d.findtext("m:artifactId", namespaces=ns) for d in kafka} >= {"kafka_2.13", "connect-runtime", "connect-mirror"}
+    kafka = [
+        d
+        for d in pom.iterfind("m:dependencies/m:dependency", ns)
+        if d.findtext("m:groupId", namespaces=ns) == "org.apache.kafka"
+    ]
+    assert {d.findtext("m:artifactId", namespaces=ns) for d in kafka} >= {
+        "kafka_2.13",
+        "connect-runtime",
+        "connect-mirror",
+    }
     assert {d.findtext("m:version", namespaces=ns) for d in kafka} == {"${kafka.version}"}
-    assert pom.find("m:properties/m:kafka.version", ns) is None, "kafka.version must come from infra/versions.py"
+    assert pom.find("m:properties/m:kafka.version", ns) is None, (
+        "kafka.version must come from infra/versions.py"
+    )
     assert versions.KAFKA_VERSION not in kafka_jars.POM.read_text()
 
 
@@ -101,8 +120,15 @@ def test_mm2_properties_carry_rtdi_connector_settings(plans):
     (mirror,) = [m for m in spec["mirrors"] if m["source"]["alias"] == SOURCE]
     config = kl.mm2_properties(spec, SOURCE, {SOURCE: "s:1", TARGET: "t:1"})
     p, flow = config.properties, f"{SOURCE}->{TARGET}."
-    assert p["clusters"] == f"{SOURCE}, {TARGET}" and p[flow + "enabled"] == "true" and p[f"{TARGET}->{SOURCE}.enabled"] == "false"
-    assert p[flow + "topics"] == mirror["topicsPattern"] and p[flow + "groups"] == mirror["groupsPattern"]
+    assert (
+        p["clusters"] == f"{SOURCE}, {TARGET}"
+        and p[flow + "enabled"] == "true"
+        and p[f"{TARGET}->{SOURCE}.enabled"] == "false"
+    )
+    assert (
+        p[flow + "topics"] == mirror["topicsPattern"]
+        and p[flow + "groups"] == mirror["groupsPattern"]
+    )
     for connector in ("sourceConnector", "checkpointConnector"):
         for k, v in mirror[connector]["config"].items():
             assert p[flow + k] == (str(v).lower() if isinstance(v, bool) else str(v)), k
@@ -115,11 +141,22 @@ def test_mm2_properties_carry_rtdi_connector_settings(plans):
 
 
 def test_single_broker_changes_only_replication_factors_and_min_isr():
-    config, changed = kl.single_broker({"replication.factor": 3, "min.insync.replicas": 2, "transaction.state.log.min.isr": 2,
-                                        "rlmm.config.remote.log.metadata.topic.replication.factor": 3, "retention.ms": 5,
-                                        "unclean.leader.election.enable": False})
-    assert sorted(changed) == ["min.insync.replicas", "replication.factor", "rlmm.config.remote.log.metadata.topic.replication.factor",
-                               "transaction.state.log.min.isr"]
+    config, changed = kl.single_broker(
+        {
+            "replication.factor": 3,
+            "min.insync.replicas": 2,
+            "transaction.state.log.min.isr": 2,
+            "rlmm.config.remote.log.metadata.topic.replication.factor": 3,
+            "retention.ms": 5,
+            "unclean.leader.election.enable": False,
+        }
+    )
+    assert sorted(changed) == [
+        "min.insync.replicas",
+        "replication.factor",
+        "rlmm.config.remote.log.metadata.topic.replication.factor",
+        "transaction.state.log.min.isr",
+    ]
     assert config["retention.ms"] == 5 and config["unclean.leader.election.enable"] is False
 
 
@@ -142,9 +179,20 @@ def jars() -> Path:
 def test_fetched_jars_are_the_version_rtdi_deploys(jars):
     names = {p.name for p in jars.glob("*.jar")}
     v = versions.KAFKA_VERSION
-    assert {f"kafka_2.13-{v}.jar", f"connect-mirror-{v}.jar", f"connect-runtime-{v}.jar", f"kafka-server-{v}.jar"} <= names
-    log4j = {m.group(1): m.group(2) for n in names if (m := re.fullmatch(r"(log4j-core|log4j-slf4j-impl)-(.+)\.jar", n))}
-    assert len(log4j) == 2 and len(set(log4j.values())) == 1, f"the logging binding must match log4j-core: {log4j}"
+    assert {
+        f"kafka_2.13-{v}.jar",
+        f"connect-mirror-{v}.jar",
+        f"connect-runtime-{v}.jar",
+        f"kafka-server-{v}.jar",
+    } <= names
+    log4j = {
+        m.group(1): m.group(2)
+        for n in names
+        if (m := re.fullmatch(r"(log4j-core|log4j-slf4j-impl)-(.+)\.jar", n))
+    }
+    assert len(log4j) == 2 and len(set(log4j.values())) == 1, (
+        f"the logging binding must match log4j-core: {log4j}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -163,16 +211,35 @@ def world(plans, jars, tmp_path_factory):
         processes += [src.process, tgt.process]
         trips = kafka_topic(plans, SOURCE, TOPIC)
         # The tiered keys are left to test_tiered_topic_reaches_an_aggregate_without_tiered_storage.
-        topic_config, _ = kl.single_broker({k: v for k, v in trips["config"].items() if k not in kl.TIERED_TOPIC_KEYS})
-        kl.retry(f"{TOPIC} created on the source", lambda: kl.create_topic(src.bootstrap, TOPIC, PARTITIONS, topic_config),
-                 30, alive=processes)
+        topic_config, _ = kl.single_broker(
+            {k: v for k, v in trips["config"].items() if k not in kl.TIERED_TOPIC_KEYS}
+        )
+        kl.retry(
+            f"{TOPIC} created on the source",
+            lambda: kl.create_topic(src.bootstrap, TOPIC, PARTITIONS, topic_config),
+            30,
+            alive=processes,
+        )
         config = mirror_config(plans, {SOURCE: src.bootstrap, TARGET: tgt.bootstrap})
         mm2 = kl.start_mirror_maker(config, jars, root)
         processes.append(mm2)
-        kl.wait_for(f"MirrorMaker 2 to create {REMOTE} on the target", lambda: REMOTE in kl.topics(tgt.bootstrap), WAIT,
-                    interval=1, alive=processes, last=lambda: mm2.tail(5))
-        yield SimpleNamespace(src=src, tgt=tgt, mm2=mm2, config=config, trips=trips, root=root,
-                              startup=time.monotonic() - started)
+        kl.wait_for(
+            f"MirrorMaker 2 to create {REMOTE} on the target",
+            lambda: REMOTE in kl.topics(tgt.bootstrap),
+            WAIT,
+            interval=1,
+            alive=processes,
+            last=lambda: mm2.tail(5),
+        )
+        yield SimpleNamespace(
+            src=src,
+            tgt=tgt,
+            mm2=mm2,
+            config=config,
+            trips=trips,
+            root=root,
+            startup=time.monotonic() - started,
+        )
     finally:
         for p in reversed(processes):
             p.stop()
@@ -209,12 +276,20 @@ def test_consumer_group_resumes_on_the_aggregate_from_translated_offsets(world):
     """
     src, tgt = world.src, world.tgt
     first = kl.produce(src.bootstrap, TOPIC, [key(i) for i in range(FIRST)])
-    ends = {p: 1 + max((r.offset for r in first.values() if r.partition == p), default=-1) for p in range(PARTITIONS)}
-    assert sum(ends.values()) == FIRST and all(ends.values()), f"keys must spread over {PARTITIONS} partitions: {ends}"
+    ends = {
+        p: 1 + max((r.offset for r in first.values() if r.partition == p), default=-1)
+        for p in range(PARTITIONS)
+    }
+    assert sum(ends.values()) == FIRST and all(ends.values()), (
+        f"keys must spread over {PARTITIONS} partitions: {ends}"
+    )
 
     # eta-service consumes everything so far in the source region and commits.
     seen, c = kl.consume(src.bootstrap, GROUP, TOPIC, lambda rs: len(rs) >= FIRST)
-    source_offsets = {p: 1 + max((r.offset for r in seen if r.partition == p), default=-1) for p in range(PARTITIONS)}
+    source_offsets = {
+        p: 1 + max((r.offset for r in seen if r.partition == p), default=-1)
+        for p in range(PARTITIONS)
+    }
     kl.commit(c, TOPIC, source_offsets)
     c.close()
     assert source_offsets == ends and {r.key for r in seen} == set(first)
@@ -222,53 +297,92 @@ def test_consumer_group_resumes_on_the_aggregate_from_translated_offsets(world):
     lagging = {p: end // 2 for p, end in ends.items()}
     kl.commit(kl.consumer(src.bootstrap, LAGGING, "earliest"), TOPIC, lagging, close=True)
 
-    kl.wait_for(f"{GROUP}'s offsets on {REMOTE} to equal its source offsets {source_offsets}",
-                lambda: kl.committed(tgt.bootstrap, GROUP, REMOTE, PARTITIONS) == source_offsets, WAIT,
-                alive=[world.mm2], last=lambda: kl.committed(tgt.bootstrap, GROUP, REMOTE, PARTITIONS))
-    translated = kl.wait_for(f"{LAGGING}'s offsets on {REMOTE}",
-                             lambda: (t := kl.committed(tgt.bootstrap, LAGGING, REMOTE, PARTITIONS)) and len(t) == PARTITIONS and t,
-                             WAIT, alive=[world.mm2])
+    kl.wait_for(
+        f"{GROUP}'s offsets on {REMOTE} to equal its source offsets {source_offsets}",
+        lambda: kl.committed(tgt.bootstrap, GROUP, REMOTE, PARTITIONS) == source_offsets,
+        WAIT,
+        alive=[world.mm2],
+        last=lambda: kl.committed(tgt.bootstrap, GROUP, REMOTE, PARTITIONS),
+    )
+    translated = kl.wait_for(
+        f"{LAGGING}'s offsets on {REMOTE}",
+        lambda: (
+            (t := kl.committed(tgt.bootstrap, LAGGING, REMOTE, PARTITIONS))
+            and len(t) == PARTITIONS
+            and t
+        ),
+        WAIT,
+        alive=[world.mm2],
+    )
 
     # The source region's consumers are gone; its producers go on, and MirrorMaker 2 keeps mirroring.
     more = kl.produce(src.bootstrap, TOPIC, [key(i) for i in range(FIRST, FIRST + MORE)])
     produced = {**first, **more}
-    kl.wait_for(f"all {FIRST + MORE} records on {REMOTE}",
-                lambda: sum(kl.end_offsets(tgt.bootstrap, REMOTE, PARTITIONS).values()) == FIRST + MORE, WAIT,
-                alive=[world.mm2], last=lambda: kl.end_offsets(tgt.bootstrap, REMOTE, PARTITIONS))
+    kl.wait_for(
+        f"all {FIRST + MORE} records on {REMOTE}",
+        lambda: sum(kl.end_offsets(tgt.bootstrap, REMOTE, PARTITIONS).values()) == FIRST + MORE,
+        WAIT,
+        alive=[world.mm2],
+        last=lambda: kl.end_offsets(tgt.bootstrap, REMOTE, PARTITIONS),
+    )
     target_ends = kl.end_offsets(tgt.bootstrap, REMOTE, PARTITIONS)
 
     # eta-service fails over to the aggregate.
-    resumed, c = kl.consume(tgt.bootstrap, GROUP, REMOTE, lambda rs: _read_to_end(rs, target_ends, source_offsets),
-                            reset="error", timeout=WAIT)
+    resumed, c = kl.consume(
+        tgt.bootstrap,
+        GROUP,
+        REMOTE,
+        lambda rs: _read_to_end(rs, target_ends, source_offsets),
+        reset="error",
+        timeout=WAIT,
+    )
     c.close()
     keys = [r.key for r in resumed]
     assert len(keys) == len(set(keys)), "no record twice"
-    assert set(keys) == set(more), (f"exactly the {MORE} records produced after the commit: "
-                                    f"{len(set(keys) - set(more))} re-read, {len(set(more) - set(keys))} lost")
+    assert set(keys) == set(more), (
+        f"exactly the {MORE} records produced after the commit: "
+        f"{len(set(keys) - set(more))} re-read, {len(set(more) - set(keys))} lost"
+    )
     for r in resumed:
         assert (r.partition, r.value) == (produced[r.key].partition, produced[r.key].value), r
     for p in range(PARTITIONS):
         in_p = [r for r in resumed if r.partition == p]
-        assert [r.key for r in in_p] == [k for k, s in sorted(more.items(), key=lambda kv: kv[1].offset) if s.partition == p]
+        assert [r.key for r in in_p] == [
+            k for k, s in sorted(more.items(), key=lambda kv: kv[1].offset) if s.partition == p
+        ]
 
     # surge-pricing fails over too: translated conservatively, so it re-reads the gap and loses nothing.
-    assert all(1 <= translated[p] <= lagging[p] for p in range(PARTITIONS)), f"translated {translated}, source {lagging}"
-    resumed, c = kl.consume(tgt.bootstrap, LAGGING, REMOTE, lambda rs: _read_to_end(rs, target_ends, lagging),
-                            reset="error", timeout=WAIT)
+    assert all(1 <= translated[p] <= lagging[p] for p in range(PARTITIONS)), (
+        f"translated {translated}, source {lagging}"
+    )
+    resumed, c = kl.consume(
+        tgt.bootstrap,
+        LAGGING,
+        REMOTE,
+        lambda rs: _read_to_end(rs, target_ends, lagging),
+        reset="error",
+        timeout=WAIT,
+    )
     c.close()
     starts = {}
     for p in range(PARTITIONS):
         offsets = [r.offset for r in resumed if r.partition == p]
         starts[p] = offsets[0]
-        assert 1 <= starts[p] <= lagging[p], f"partition {p} resumed at {starts[p]}; source commit {lagging[p]}"
-        assert offsets == list(range(starts[p], target_ends[p])), f"partition {p}: a gap or a repeat"
+        assert 1 <= starts[p] <= lagging[p], (
+            f"partition {p} resumed at {starts[p]}; source commit {lagging[p]}"
+        )
+        assert offsets == list(range(starts[p], target_ends[p])), (
+            f"partition {p}: a gap or a repeat"
+        )
     unread = {k for k, r in produced.items() if r.offset >= lagging[r.partition]}
     got = [r.key for r in resumed]
     assert unread <= set(got), f"lost {sorted(unread - set(got))[:10]}"
     duplicates = len(got) - len(unread)
     assert duplicates == sum(lagging[p] - starts[p] for p in range(PARTITIONS))
-    print(f"\n{LAGGING}: committed {lagging} on the source, resumed at {starts} on the aggregate: "
-          f"{duplicates} records re-read; setup {world.startup:.0f} s")
+    print(
+        f"\n{LAGGING}: committed {lagging} on the source, resumed at {starts} on the aggregate: "
+        f"{duplicates} records re-read; setup {world.startup:.0f} s"
+    )
 
 
 @pytest.mark.integration
@@ -277,43 +391,79 @@ def test_mirror_maker_applies_rtdi_settings(world, plans):
     rtdi's value unless INTERVALS or single_broker changed it; offset sync and checkpoints were not."""
     config, spec = world.config, mm2_spec(plans)
     (mirror,) = [m for m in spec["mirrors"] if m["source"]["alias"] == SOURCE]
-    source_cfg, checkpoint_cfg = mirror["sourceConnector"]["config"], mirror["checkpointConnector"]["config"]
+    source_cfg, checkpoint_cfg = (
+        mirror["sourceConnector"]["config"],
+        mirror["checkpointConnector"]["config"],
+    )
     flow = config.flow
-    untouched = ["sync.group.offsets.enabled", "emit.checkpoints.enabled", "producer.override.acks",
-                 "producer.override.enable.idempotence", "offset-syncs.topic.location", "sync.topic.configs.enabled"]
+    untouched = [
+        "sync.group.offsets.enabled",
+        "emit.checkpoints.enabled",
+        "producer.override.acks",
+        "producer.override.enable.idempotence",
+        "offset-syncs.topic.location",
+        "sync.topic.configs.enabled",
+    ]
     for k in untouched:
         assert flow + k not in config.overridden
-        assert config.properties[flow + k] == kl.as_strings({k: {**source_cfg, **checkpoint_cfg}[k]})[k]
-    assert checkpoint_cfg["sync.group.offsets.enabled"] is True and checkpoint_cfg["emit.checkpoints.enabled"] is True
+        assert (
+            config.properties[flow + k]
+            == kl.as_strings({k: {**source_cfg, **checkpoint_cfg}[k]})[k]
+        )
+    assert (
+        checkpoint_cfg["sync.group.offsets.enabled"] is True
+        and checkpoint_cfg["emit.checkpoints.enabled"] is True
+    )
 
     log = world.mm2.log_text()
-    blocks = {name: kl.logged_configs(log, name) for name in ("MirrorSourceConfig", "MirrorCheckpointConfig", "DistributedConfig", "ProducerConfig")}
+    blocks = {
+        name: kl.logged_configs(log, name)
+        for name in (
+            "MirrorSourceConfig",
+            "MirrorCheckpointConfig",
+            "DistributedConfig",
+            "ProducerConfig",
+        )
+    }
     assert all(blocks.values()), {k: len(v) for k, v in blocks.items()}
 
     def expected(k: str) -> str:
         return config.properties[k]
 
     problems = []
-    for name, cfg in (("MirrorSourceConfig", source_cfg), ("MirrorCheckpointConfig", checkpoint_cfg)):
+    for name, cfg in (
+        ("MirrorSourceConfig", source_cfg),
+        ("MirrorCheckpointConfig", checkpoint_cfg),
+    ):
         for k in cfg:
             if k.startswith("producer.override."):
                 continue
             values = {_as_logged(b.get(k)) for b in blocks[name]}
             if values != {_as_logged(expected(flow + k))}:
                 problems.append(f"{name} {k}: logged {values}, set {expected(flow + k)!r}")
-    producers = [b for b in blocks["ProducerConfig"] if "MirrorSourceConnector" in b.get("client.id", "")]
+    producers = [
+        b for b in blocks["ProducerConfig"] if "MirrorSourceConnector" in b.get("client.id", "")
+    ]
     assert producers, "no producer of MirrorSourceConnector's tasks was logged"
     for b in producers:
         if (b["acks"], b["enable.idempotence"]) != ("-1", "true"):
-            problems.append(f"task producer {b['client.id']}: acks={b['acks']} enable.idempotence={b['enable.idempotence']}")
+            problems.append(
+                f"task producer {b['client.id']}: acks={b['acks']} enable.idempotence={b['enable.idempotence']}"
+            )
     workers = blocks["DistributedConfig"]
     target = spec["target"]
-    worker_expected = {"group.id": target["groupId"], "config.storage.topic": target["configStorageTopic"],
-                       "offset.storage.topic": target["offsetStorageTopic"], "status.storage.topic": target["statusStorageTopic"],
-                       **{k: expected(f"{TARGET}.{k}") for k in target["config"]}}
+    worker_expected = {
+        "group.id": target["groupId"],
+        "config.storage.topic": target["configStorageTopic"],
+        "offset.storage.topic": target["offsetStorageTopic"],
+        "status.storage.topic": target["statusStorageTopic"],
+        **{k: expected(f"{TARGET}.{k}") for k in target["config"]},
+    }
     for k, v in worker_expected.items():
         if {b.get(k) for b in workers} != {v}:
-            problems.append(f"DistributedConfig {k}: logged {({b.get(k) for b in workers})}, set {v!r}")
+            problems.append(
+                f"DistributedConfig {k}: logged { ({b.get(k) for b in workers}) }, set {v!r}"
+            )
     assert not problems, "\n".join(problems)
 
 
@@ -346,10 +496,21 @@ def test_tiered_topic_reaches_an_aggregate_without_tiered_storage(world, plans):
     failure = re.compile(rf"Could not create topic {re.escape(remote)}\..*\n(.*)")
 
     def mirrored():
-        if (m := failure.search(world.mm2.log_text())):
+        if m := failure.search(world.mm2.log_text()):
             if TIERED_REJECTED in m.group(1):
-                pytest.fail(f"the tiered-storage keys were copied to the aggregate: {m.group(1)}", pytrace=False)
-            pytest.fail(f"MirrorMaker 2 could not create {remote} on the aggregate: {m.group(1)}", pytrace=False)
-        return remote in kl.topics(tgt.bootstrap) and sum(kl.end_offsets(tgt.bootstrap, remote, 1).values()) == 10
+                pytest.fail(
+                    f"the tiered-storage keys were copied to the aggregate: {m.group(1)}",
+                    pytrace=False,
+                )
+            pytest.fail(
+                f"MirrorMaker 2 could not create {remote} on the aggregate: {m.group(1)}",
+                pytrace=False,
+            )
+        return (
+            remote in kl.topics(tgt.bootstrap)
+            and sum(kl.end_offsets(tgt.bootstrap, remote, 1).values()) == 10
+        )
 
-    kl.wait_for(f"{remote} with 10 records on the aggregate", mirrored, WAIT, interval=1, alive=[world.mm2])
+    kl.wait_for(
+        f"{remote} with 10 records on the aggregate", mirrored, WAIT, interval=1, alive=[world.mm2]
+    )

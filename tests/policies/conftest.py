@@ -1,4 +1,5 @@
 """Fixtures of the policy tests: the sample stacks planned once to a temporary folder."""
+
 from __future__ import annotations
 
 import sys

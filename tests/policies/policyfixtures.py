@@ -25,13 +25,14 @@ Fixture document::
 
 The string "<unknown>" in props stands for a value unknown until deploy (preview form only).
 """
+
 from __future__ import annotations
 
 import contextlib
 import io
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from pulumi_policy import (
     PolicyCustomTimeouts,
@@ -74,8 +75,13 @@ def _resources(spec: dict[str, Any]) -> list[dict[str, Any]]:
     out = [{"type": STACK, "name": f"rtdi-{stack}", "props": spec.get("outputs") or {}}]
     if "topology" in spec or "kafka" in spec:
         published = {"topology": spec.get("topology"), "kafka": spec.get("kafka", {})}
-        out.append({"type": STACK_REFERENCE, "name": "organization/rtdi/global",
-                    "props": {"name": "organization/rtdi/global", "outputs": {"rtdi": published}}})
+        out.append(
+            {
+                "type": STACK_REFERENCE,
+                "name": "organization/rtdi/global",
+                "props": {"name": "organization/rtdi/global", "outputs": {"rtdi": published}},
+            }
+        )
     return out + list(spec.get("resources") or [])
 
 
@@ -101,30 +107,52 @@ def _unknown(value: Any) -> Any:
 def as_plan(spec: dict[str, Any]) -> StackView:
     stack = spec.get("stack", "test")
     resources = _resources(spec)
-    providers = {r["name"]: urn(stack, r["type"], r["name"]) for r in resources if r["type"].startswith("pulumi:providers:")}
+    providers = {
+        r["name"]: urn(stack, r["type"], r["name"])
+        for r in resources
+        if r["type"].startswith("pulumi:providers:")
+    }
     entries = []
     for r in resources:
-        entries.append({
-            "urn": urn(stack, r["type"], r["name"]),
-            "type": r["type"],
-            "name": r["name"],
-            "parent": None if r["type"] == STACK else stack_urn(stack),
-            "provider": f"{providers[r['provider']]}::{r['provider']}-plan-placeholder-id" if r.get("provider") else None,
-            "inputs": {} if r["type"] == STACK else _known(r.get("props") or {}),
-        })
+        entries.append(
+            {
+                "urn": urn(stack, r["type"], r["name"]),
+                "type": r["type"],
+                "name": r["name"],
+                "parent": None if r["type"] == STACK else stack_urn(stack),
+                "provider": f"{providers[r['provider']]}::{r['provider']}-plan-placeholder-id"
+                if r.get("provider")
+                else None,
+                "inputs": {} if r["type"] == STACK else _known(r.get("props") or {}),
+            }
+        )
     return from_plan(entries, stack, spec.get("outputs"), None)
 
 
 def as_policy_args(spec: dict[str, Any]) -> StackValidationArgs:
     stack = spec.get("stack", "test")
     resources = _resources(spec)
-    providers = {r["name"]: PolicyProviderResource(r["type"], _unknown(r.get("props") or {}), urn(stack, r["type"], r["name"]), r["name"])
-                 for r in resources if r["type"].startswith("pulumi:providers:")}
+    providers = {
+        r["name"]: PolicyProviderResource(
+            r["type"], _unknown(r.get("props") or {}), urn(stack, r["type"], r["name"]), r["name"]
+        )
+        for r in resources
+        if r["type"].startswith("pulumi:providers:")
+    }
     built: dict[str, PolicyResource] = {}
     for r in resources:
         props = unknown_checking_proxy(_unknown(r.get("props") or {}))
-        built[r["name"]] = PolicyResource(r["type"], props, urn(stack, r["type"], r["name"]), r["name"], OPTS,
-                                          providers.get(r.get("provider")), None, [], {})
+        built[r["name"]] = PolicyResource(
+            r["type"],
+            props,
+            urn(stack, r["type"], r["name"]),
+            r["name"],
+            OPTS,
+            providers.get(r.get("provider")),
+            None,
+            [],
+            {},
+        )
     root = built[f"rtdi-{stack}"]
     for r in resources:
         res = built[r["name"]]
@@ -143,7 +171,7 @@ def as_preview(spec: dict[str, Any]) -> StackView:
 def resolve_target(expected: str, stacks: list[dict[str, Any]]) -> str:
     """``"<stack>"``/``"<stack:NAME>"`` -> that stack's URN; a resource name -> its URN (first stack having it)."""
     if expected.startswith("<stack"):
-        name = expected[len("<stack:"):-1] if ":" in expected else stacks[0].get("stack", "test")
+        name = expected[len("<stack:") : -1] if ":" in expected else stacks[0].get("stack", "test")
         return stack_urn(name)
     for spec in stacks:
         for r in _resources(spec):
@@ -152,7 +180,7 @@ def resolve_target(expected: str, stacks: list[dict[str, Any]]) -> str:
     raise AssertionError(f"fixture expects a violation on {expected!r}, which it does not declare")
 
 
-def fixture_files(kind: Optional[str] = None) -> list[Path]:
+def fixture_files(kind: str | None = None) -> list[Path]:
     return sorted(p for p in FIXTURES.glob("*/*.json") if kind is None or p.name.startswith(kind))
 
 

@@ -1,4 +1,5 @@
 """``rtdi check``: the sample stacks pass; edited plans are caught; bad input exits 2 in one line."""
+
 from __future__ import annotations
 
 import json
@@ -6,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from policyfixtures import ROOT, run_cli
-from policies.engine import Report, Violation
+
 from policies.checker import render_text
+from policies.engine import Report, Violation
 
 
 def test_every_sample_stack_passes_with_no_mandatory_violation():
@@ -23,7 +24,9 @@ def test_json_format_of_all_stacks():
     code, out, _ = run_cli(["check", "--all", "--format", "json"])
     doc = json.loads(out)
     assert code == 0 and doc["summary"]["mandatory"] == 0 and doc["summary"]["passed"] is True
-    assert sorted(doc["summary"]["stacks"]) == sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+    assert sorted(doc["summary"]["stacks"]) == sorted(
+        p.name[len("Pulumi.") : -len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml")
+    )
     assert doc["summary"]["rules"] == 19
     for v in doc["violations"]:
         assert set(v) == {"rule", "enforcement", "urn", "message"}
@@ -36,7 +39,11 @@ def test_check_named_stack_reads_its_topology():
 
 
 def test_existing_plan_files_pass(planned_dir):
-    args = ["check"] + [a for s in sorted(p.name for p in planned_dir.iterdir()) for a in ("--plan", str(planned_dir / s / "resources.json"))]
+    args = ["check"] + [
+        a
+        for s in sorted(p.name for p in planned_dir.iterdir())
+        for a in ("--plan", str(planned_dir / s / "resources.json"))
+    ]
     code, out, err = run_cli(args)
     assert code == 0, out + err
 
@@ -60,56 +67,144 @@ def _edit(planned_dir: Path, tmp_path: Path, type_: str, edit) -> Path:
 MSK = "aws:msk/cluster:Cluster"
 
 
-@pytest.mark.parametrize("type_, edit, rule, says", [
-    ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
-     lambda i: i.update(blockPublicAcls=False), "bucket-not-public", "blockPublicAcls not true"),
-    ("aws:eks/cluster:Cluster",
-     lambda i: i["vpcConfig"].update(endpointPublicAccess=True), "kubernetes-api-private", "API endpoint is public"),
-    ("aws:s3/bucketVersioning:BucketVersioning",
-     lambda i: i["versioningConfiguration"].update(status="Suspended"), "bucket-versioned", "is not versioned"),
-    ("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-     lambda i: i["rules"][0]["applyServerSideEncryptionByDefault"].update(sseAlgorithm="AES256", kmsMasterKeyId=None),
-     "bucket-encrypted", "encrypts with AES256"),
-    ("gcp:storage/bucket:Bucket",
-     lambda i: i.update(location="US"), "bucket-colocated-with-cluster", "is in gcp us"),
-    ("gcp:container/cluster:Cluster",
-     lambda i: (i["privateClusterConfig"].update(enablePrivateEndpoint=False), i.pop("masterAuthorizedNetworksConfig")),
-     "kubernetes-api-private", "public to any address"),
-    ("kubernetes:kafka.strimzi.io/v1:Kafka",
-     lambda i: i["spec"]["kafka"]["config"].update({"min.insync.replicas": 1}), "kafka-cluster-durability", "min.insync.replicas is 1"),
-    ("kubernetes:kafka.strimzi.io/v1:Kafka",
-     lambda i: i["spec"]["kafka"]["listeners"][0].update(tls=False), "kafka-tls-only", "is plaintext"),
-    ("kubernetes:kafka.strimzi.io/v1:Kafka",
-     lambda i: i["spec"]["kafka"].pop("rack"), "kafka-brokers-across-zones", "has no rack awareness"),
-    ("kubernetes:kafka.strimzi.io/v1:KafkaMirrorMaker2",
-     lambda i: i["metadata"]["annotations"].update({"rtdi-data-classes": "operational,secret-sauce"}),
-     "replication-destination-allowed", "data class 'secret-sauce' has no allowed jurisdictions"),
-    ("kubernetes:kafka.strimzi.io/v1:KafkaMirrorMaker2",
-     lambda i: i["spec"].update(mirrors=i["spec"]["mirrors"][:1]), "aggregate-receives-all-regions", "receives nothing from"),
-    ("kubernetes:kafka.strimzi.io/v1:KafkaMirrorMaker2",
-     lambda i: i["spec"]["mirrors"][0]["checkpointConnector"]["config"].update({"sync.group.offsets.enabled": False}),
-     "mirrormaker-durability", "sync.group.offsets.enabled is false"),
-    ("kubernetes:kafka.strimzi.io/v1:KafkaTopic",
-     lambda i: i["spec"].update(replicas=1), "kafka-topic-durability", "replication factor 1"),
-    (MSK, lambda i: i["brokerNodeGroupInfo"].update(connectivityInfo={"publicAccess": {"type": "SERVICE_PROVIDED_EIPS"}}),
-     "kafka-no-public-access", "brokers have public IPs"),
-    (MSK, lambda i: i["encryptionInfo"].pop("encryptionAtRestKmsKeyArn"), "kafka-encryption-at-rest", "AWS-managed key"),
-    ("aws:msk/configuration:Configuration", lambda i: i.update(serverProperties="min.insync.replicas=1\n"),
-     "kafka-cluster-durability", "min.insync.replicas is 1"),
-    ("gcp:managedkafka/topic:Topic", lambda i: i.update(replicationFactor=2), "kafka-topic-durability", "replication factor 2"),
-])
+@pytest.mark.parametrize(
+    "type_, edit, rule, says",
+    [
+        (
+            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+            lambda i: i.update(blockPublicAcls=False),
+            "bucket-not-public",
+            "blockPublicAcls not true",
+        ),
+        (
+            "aws:eks/cluster:Cluster",
+            lambda i: i["vpcConfig"].update(endpointPublicAccess=True),
+            "kubernetes-api-private",
+            "API endpoint is public",
+        ),
+        (
+            "aws:s3/bucketVersioning:BucketVersioning",
+            lambda i: i["versioningConfiguration"].update(status="Suspended"),
+            "bucket-versioned",
+            "is not versioned",
+        ),
+        (
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+            lambda i: i["rules"][0]["applyServerSideEncryptionByDefault"].update(
+                sseAlgorithm="AES256", kmsMasterKeyId=None
+            ),
+            "bucket-encrypted",
+            "encrypts with AES256",
+        ),
+        (
+            "gcp:storage/bucket:Bucket",
+            lambda i: i.update(location="US"),
+            "bucket-colocated-with-cluster",
+            "is in gcp us",
+        ),
+        (
+            "gcp:container/cluster:Cluster",
+            lambda i: (
+                i["privateClusterConfig"].update(enablePrivateEndpoint=False),
+                i.pop("masterAuthorizedNetworksConfig"),
+            ),
+            "kubernetes-api-private",
+            "public to any address",
+        ),
+        (
+            "kubernetes:kafka.strimzi.io/v1:Kafka",
+            lambda i: i["spec"]["kafka"]["config"].update({"min.insync.replicas": 1}),
+            "kafka-cluster-durability",
+            "min.insync.replicas is 1",
+        ),
+        (
+            "kubernetes:kafka.strimzi.io/v1:Kafka",
+            lambda i: i["spec"]["kafka"]["listeners"][0].update(tls=False),
+            "kafka-tls-only",
+            "is plaintext",
+        ),
+        (
+            "kubernetes:kafka.strimzi.io/v1:Kafka",
+            lambda i: i["spec"]["kafka"].pop("rack"),
+            "kafka-brokers-across-zones",
+            "has no rack awareness",
+        ),
+        (
+            "kubernetes:kafka.strimzi.io/v1:KafkaMirrorMaker2",
+            lambda i: i["metadata"]["annotations"].update(
+                {"rtdi-data-classes": "operational,secret-sauce"}
+            ),
+            "replication-destination-allowed",
+            "data class 'secret-sauce' has no allowed jurisdictions",
+        ),
+        (
+            "kubernetes:kafka.strimzi.io/v1:KafkaMirrorMaker2",
+            lambda i: i["spec"].update(mirrors=i["spec"]["mirrors"][:1]),
+            "aggregate-receives-all-regions",
+            "receives nothing from",
+        ),
+        (
+            "kubernetes:kafka.strimzi.io/v1:KafkaMirrorMaker2",
+            lambda i: i["spec"]["mirrors"][0]["checkpointConnector"]["config"].update(
+                {"sync.group.offsets.enabled": False}
+            ),
+            "mirrormaker-durability",
+            "sync.group.offsets.enabled is false",
+        ),
+        (
+            "kubernetes:kafka.strimzi.io/v1:KafkaTopic",
+            lambda i: i["spec"].update(replicas=1),
+            "kafka-topic-durability",
+            "replication factor 1",
+        ),
+        (
+            MSK,
+            lambda i: i["brokerNodeGroupInfo"].update(
+                connectivityInfo={"publicAccess": {"type": "SERVICE_PROVIDED_EIPS"}}
+            ),
+            "kafka-no-public-access",
+            "brokers have public IPs",
+        ),
+        (
+            MSK,
+            lambda i: i["encryptionInfo"].pop("encryptionAtRestKmsKeyArn"),
+            "kafka-encryption-at-rest",
+            "AWS-managed key",
+        ),
+        (
+            "aws:msk/configuration:Configuration",
+            lambda i: i.update(serverProperties="min.insync.replicas=1\n"),
+            "kafka-cluster-durability",
+            "min.insync.replicas is 1",
+        ),
+        (
+            "gcp:managedkafka/topic:Topic",
+            lambda i: i.update(replicationFactor=2),
+            "kafka-topic-durability",
+            "replication factor 2",
+        ),
+    ],
+)
 def test_edited_plan_is_caught(planned_dir, tmp_path, type_, edit, rule, says):
     path = _edit(planned_dir, tmp_path, type_, edit)
     code, out, err = run_cli(["check", "--plan", str(path)])
     assert code == 1, out + err
-    lines = [line for line in out.splitlines() if line.startswith(f"{rule} [mandatory] ") and says in line]
+    lines = [
+        line
+        for line in out.splitlines()
+        if line.startswith(f"{rule} [mandatory] ") and says in line
+    ]
     assert lines, out
     assert "rtdi check FAILED" in out.splitlines()[-1]
 
 
 def test_edited_plan_as_json(planned_dir, tmp_path):
-    path = _edit(planned_dir, tmp_path, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
-                 lambda i: i.update(restrictPublicBuckets=False))
+    path = _edit(
+        planned_dir,
+        tmp_path,
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        lambda i: i.update(restrictPublicBuckets=False),
+    )
     code, out, _ = run_cli(["check", "--plan", str(path.parent), "--format", "json"])
     doc = json.loads(out)
     assert code == 1 and doc["summary"]["passed"] is False and doc["summary"]["mandatory"] == 1
@@ -119,8 +214,12 @@ def test_edited_plan_as_json(planned_dir, tmp_path):
 
 
 def test_policy_config_can_demote_a_rule(planned_dir, tmp_path):
-    path = _edit(planned_dir, tmp_path, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
-                 lambda i: i.update(blockPublicAcls=False))
+    path = _edit(
+        planned_dir,
+        tmp_path,
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        lambda i: i.update(blockPublicAcls=False),
+    )
     cfg = tmp_path / "policy.json"
     cfg.write_text(json.dumps({"bucket-not-public": {"enforcementLevel": "advisory"}}))
     code, out, _ = run_cli(["check", "--plan", str(path), "--config", str(cfg)])
@@ -137,49 +236,71 @@ def test_cross_stack_primary_over_plan_files(planned_dir, tmp_path):
     doc = json.loads(outputs.read_text())
     doc["primary"] = True
     outputs.write_text(json.dumps(doc))
-    args = ["check"] + [a for s in ("aws-us-east-1", "aws-eu-west-1") for a in ("--plan", str(copy / s / "resources.json"))]
+    args = ["check"] + [
+        a
+        for s in ("aws-us-east-1", "aws-eu-west-1")
+        for a in ("--plan", str(copy / s / "resources.json"))
+    ]
     code, out, _ = run_cli(args)
     assert code == 1
-    assert "single-primary-region [mandatory]" in out and "2 regional stacks export primary: true" in out
+    assert (
+        "single-primary-region [mandatory]" in out
+        and "2 regional stacks export primary: true" in out
+    )
 
 
-@pytest.mark.parametrize("argv, says", [
-    (["check", "--plan", "no/such/resources.json"], "no such plan file"),
-    (["check", "no-such-stack"], "no such stack 'no-such-stack'"),
-    (["check"], "name at least one stack, or pass --all"),
-    (["check", "--all", "--plan", "x"], "do not also name stacks"),
-    (["check", "--all", "--config", "no-such-policy.json"], "cannot read the policy config"),
-])
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["check", "--plan", "no/such/resources.json"], "no such plan file"),
+        (["check", "no-such-stack"], "no such stack 'no-such-stack'"),
+        (["check"], "name at least one stack, or pass --all"),
+        (["check", "--all", "--plan", "x"], "do not also name stacks"),
+        (["check", "--all", "--config", "no-such-policy.json"], "cannot read the policy config"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(argv, says):
     code, out, err = run_cli(argv)
     assert code == 2 and out == ""
     assert says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize("content, says", [
-    ("{not json", "invalid JSON in the plan file"),
-    ('{"urn": "x"}', "not an rtdi plan: expected a JSON list"),
-    ('[{"type": "aws:s3/bucket:Bucket"}]', "entry [0] is not a resource"),
-    ('[{"urn": "u", "type": "t", "inputs": []}]', "`inputs` must be an object"),
-])
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        ("{not json", "invalid JSON in the plan file"),
+        ('{"urn": "x"}', "not an rtdi plan: expected a JSON list"),
+        ('[{"type": "aws:s3/bucket:Bucket"}]', "entry [0] is not a resource"),
+        ('[{"urn": "u", "type": "t", "inputs": []}]', "`inputs` must be an object"),
+    ],
+)
 def test_invalid_plan_file_exits_2(tmp_path, content, says):
     path = tmp_path / "resources.json"
     path.write_text(content)
     code, out, err = run_cli(["check", "--plan", str(path)])
-    assert code == 2 and says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert (
+        code == 2 and says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    )
 
 
 def test_bad_policy_config_exits_2(tmp_path):
     cfg = tmp_path / "p.yaml"
     cfg.write_text("kafka-brokers-across-zones:\n  minZones: many\n")
     code, _, err = run_cli(["check", "--plan", "x", "--config", str(cfg)])
-    assert code == 2 and "kafka-brokers-across-zones.minZones" in err and "must be an integer" in err
+    assert (
+        code == 2 and "kafka-brokers-across-zones.minZones" in err and "must be an integer" in err
+    )
 
 
 def test_text_output_one_line_per_violation():
-    report = Report(violations=[Violation("bucket-not-public", "mandatory", "urn:a", "bad"),
-                                Violation("stateful-workloads-have-pdb", "advisory", "urn:b", "meh")],
-                    stacks=["s"], rules=["bucket-not-public", "stateful-workloads-have-pdb"])
+    report = Report(
+        violations=[
+            Violation("bucket-not-public", "mandatory", "urn:a", "bad"),
+            Violation("stateful-workloads-have-pdb", "advisory", "urn:b", "meh"),
+        ],
+        stacks=["s"],
+        rules=["bucket-not-public", "stateful-workloads-have-pdb"],
+    )
     assert render_text(report).splitlines() == [
         "bucket-not-public [mandatory] urn:a: bad",
         "stateful-workloads-have-pdb [advisory] urn:b: meh",
@@ -190,13 +311,18 @@ def test_text_output_one_line_per_violation():
 def test_regional_plan_without_its_global_stack_fails_closed(planned_dir, tmp_path):
     lone = tmp_path / "lone"
     lone.mkdir()
-    regional = next(p for p in sorted(planned_dir.iterdir())
-                    if '"pulumi:pulumi:StackReference"' in (p / "resources.json").read_text()
-                    and "KafkaMirrorMaker2" in (p / "resources.json").read_text())
+    regional = next(
+        p
+        for p in sorted(planned_dir.iterdir())
+        if '"pulumi:pulumi:StackReference"' in (p / "resources.json").read_text()
+        and "KafkaMirrorMaker2" in (p / "resources.json").read_text()
+    )
     shutil.copy(regional / "resources.json", lone / "resources.json")
     code, out, _ = run_cli(["check", "--plan", str(lone / "resources.json")])
     assert code == 1 and "global topology is not available" in out
-    code, out, _ = run_cli(["check", "--plan", str(lone / "resources.json"), "--plan", str(planned_dir / "global")])
+    code, out, _ = run_cli(
+        ["check", "--plan", str(lone / "resources.json"), "--plan", str(planned_dir / "global")]
+    )
     assert code == 0, out
 
 

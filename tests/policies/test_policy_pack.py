@@ -3,6 +3,7 @@
 Nothing here starts the pack in-process: constructing PolicyPack starts a gRPC server and blocks.
 The last test launches the pack the way the Pulumi CLI does, in a subprocess, and talks to it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -12,10 +13,10 @@ import sys
 import textwrap
 
 from google.protobuf import struct_pb2
+from policyfixtures import FIXTURES, ROOT, as_policy_args, load, stack_urn, stacks_of, urn
 from pulumi_policy import StackValidationArgs, StackValidationPolicy
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-from policyfixtures import FIXTURES, ROOT, as_policy_args, load, stacks_of, stack_urn, urn
 from policies.pack import PACK_NAME, build_policies
 from policies.rules import ALL_RULES
 
@@ -69,18 +70,35 @@ def test_policy_config_from_pulumi_arrives_as_floats():
     spec = stacks_of(load(FIXTURES / "kafka-brokers-across-zones" / "pass.json"))[0]
     args = as_policy_args(spec)
     assert _validate(_policy("kafka-brokers-across-zones"), args) == []
-    found = _validate(_policy("kafka-brokers-across-zones"), StackValidationArgs(args.resources, {"minZones": 4.0}))
+    found = _validate(
+        _policy("kafka-brokers-across-zones"),
+        StackValidationArgs(args.resources, {"minZones": 4.0}),
+    )
     assert any("spread broker node pools over at least 4 zones" in m for m, _ in found)
 
 
 def _bucket_stack(pab_bucket, block_acls, refs=True):
     resources = [
         {"type": "pulumi:providers:aws", "name": "aws", "props": {"region": "us-east-1"}},
-        {"type": "aws:s3/bucket:Bucket", "name": "b", "provider": "aws", "props": {"bucket": "<unknown>"}},
-        {"type": "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "name": "b-pab", "provider": "aws",
-         "props": {"bucket": pab_bucket, "blockPublicAcls": block_acls, "blockPublicPolicy": True,
-                   "ignorePublicAcls": True, "restrictPublicBuckets": True},
-         "refs": {"bucket": ["b"]} if refs else {}},
+        {
+            "type": "aws:s3/bucket:Bucket",
+            "name": "b",
+            "provider": "aws",
+            "props": {"bucket": "<unknown>"},
+        },
+        {
+            "type": "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+            "name": "b-pab",
+            "provider": "aws",
+            "props": {
+                "bucket": pab_bucket,
+                "blockPublicAcls": block_acls,
+                "blockPublicPolicy": True,
+                "ignorePublicAcls": True,
+                "restrictPublicBuckets": True,
+            },
+            "refs": {"bucket": ["b"]} if refs else {},
+        },
     ]
     return {"stack": "dev", "resources": resources}
 
@@ -91,16 +109,38 @@ def test_unknown_values_on_create_match_by_property_dependencies():
     policy = _policy("bucket-not-public")
     assert _validate(policy, as_policy_args(_bucket_stack("<unknown>", True))) == []
     found = _validate(policy, as_policy_args(_bucket_stack("<unknown>", False)))
-    assert [u for _, u in found] == [urn("dev", "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "b-pab")]
+    assert [u for _, u in found] == [
+        urn("dev", "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "b-pab")
+    ]
 
 
 def test_an_unknown_value_skips_that_resource_only():
-    kafka = lambda name, isr: {"type": "kubernetes:kafka.strimzi.io/v1:Kafka", "name": name, "props": {  # noqa: E731
-        "apiVersion": "kafka.strimzi.io/v1", "kind": "Kafka", "metadata": {"name": name, "namespace": "kafka", "uid": "<unknown>"},
-        "spec": {"kafka": {"config": {"default.replication.factor": 3.0, "min.insync.replicas": isr,
-                                      "offsets.topic.replication.factor": 3.0, "transaction.state.log.replication.factor": 3.0,
-                                      "transaction.state.log.min.isr": 2.0}}}}}
-    args = as_policy_args({"stack": "dev", "resources": [kafka("unknown", "<unknown>"), kafka("bad", 1.0), kafka("good", 2.0)]})
+    kafka = lambda name, isr: {
+        "type": "kubernetes:kafka.strimzi.io/v1:Kafka",
+        "name": name,
+        "props": {
+            "apiVersion": "kafka.strimzi.io/v1",
+            "kind": "Kafka",
+            "metadata": {"name": name, "namespace": "kafka", "uid": "<unknown>"},
+            "spec": {
+                "kafka": {
+                    "config": {
+                        "default.replication.factor": 3.0,
+                        "min.insync.replicas": isr,
+                        "offsets.topic.replication.factor": 3.0,
+                        "transaction.state.log.replication.factor": 3.0,
+                        "transaction.state.log.min.isr": 2.0,
+                    }
+                }
+            },
+        },
+    }
+    args = as_policy_args(
+        {
+            "stack": "dev",
+            "resources": [kafka("unknown", "<unknown>"), kafka("bad", 1.0), kafka("good", 2.0)],
+        }
+    )
     found = _validate(_policy("kafka-cluster-durability"), args)
     assert [u for _, u in found] == [urn("dev", "kubernetes:kafka.strimzi.io/v1:Kafka", "bad")]
 
@@ -117,30 +157,78 @@ def test_end_to_end_through_the_analyzer_servicer():
     from pulumi_policy import EnforcementLevel
     from pulumi_policy.policy import _PolicyAnalyzerServicer
 
-    servicer = _PolicyAnalyzerServicer(PACK_NAME, "0.1.0", build_policies(), EnforcementLevel.ADVISORY)
+    servicer = _PolicyAnalyzerServicer(
+        PACK_NAME, "0.1.0", build_policies(), EnforcementLevel.ADVISORY
+    )
     stack = stack_urn("dev")
     provider_urn = urn("dev", "pulumi:providers:aws", "aws")
-    provider = proto.AnalyzerProviderResource(type="pulumi:providers:aws", urn=provider_urn, name="aws",
-                                              properties=_struct({"region": "eu-west-1", "version": "7.0.0",
-                                                                  "defaultTags": '{"tags": {"rtdi-jurisdiction": "us"}}'}))
+    provider = proto.AnalyzerProviderResource(
+        type="pulumi:providers:aws",
+        urn=provider_urn,
+        name="aws",
+        properties=_struct(
+            {
+                "region": "eu-west-1",
+                "version": "7.0.0",
+                "defaultTags": '{"tags": {"rtdi-jurisdiction": "us"}}',
+            }
+        ),
+    )
     bucket_urn = urn("dev", "aws:s3/bucket:Bucket", "b")
-    request = proto.AnalyzeStackRequest(resources=[
-        proto.AnalyzerResource(type="pulumi:pulumi:Stack", urn=stack, name="rtdi-dev", properties=_struct({})),
-        proto.AnalyzerResource(type="pulumi:providers:aws", urn=provider_urn, name="aws", properties=_struct({"region": "eu-west-1"})),
-        proto.AnalyzerResource(type="aws:s3/bucket:Bucket", urn=bucket_urn, name="b", parent=stack, provider=provider,
-                               properties=_struct({"bucket": "b", "id": "b", "arn": "arn:aws:s3:::b", "tagsAll": {"rtdi-jurisdiction": "us"}})),
-        proto.AnalyzerResource(type="aws:s3/bucketVersioning:BucketVersioning", urn=urn("dev", "aws:s3/bucketVersioning:BucketVersioning", "v"),
-                               name="v", parent=stack, provider=provider,
-                               properties=_struct({"bucket": UNKNOWN_STRING_VALUE, "versioningConfiguration": {"status": "Enabled"}}),
-                               propertyDependencies={"bucket": proto.AnalyzerPropertyDependencies(urns=[bucket_urn])}),
-    ])
+    request = proto.AnalyzeStackRequest(
+        resources=[
+            proto.AnalyzerResource(
+                type="pulumi:pulumi:Stack", urn=stack, name="rtdi-dev", properties=_struct({})
+            ),
+            proto.AnalyzerResource(
+                type="pulumi:providers:aws",
+                urn=provider_urn,
+                name="aws",
+                properties=_struct({"region": "eu-west-1"}),
+            ),
+            proto.AnalyzerResource(
+                type="aws:s3/bucket:Bucket",
+                urn=bucket_urn,
+                name="b",
+                parent=stack,
+                provider=provider,
+                properties=_struct(
+                    {
+                        "bucket": "b",
+                        "id": "b",
+                        "arn": "arn:aws:s3:::b",
+                        "tagsAll": {"rtdi-jurisdiction": "us"},
+                    }
+                ),
+            ),
+            proto.AnalyzerResource(
+                type="aws:s3/bucketVersioning:BucketVersioning",
+                urn=urn("dev", "aws:s3/bucketVersioning:BucketVersioning", "v"),
+                name="v",
+                parent=stack,
+                provider=provider,
+                properties=_struct(
+                    {
+                        "bucket": UNKNOWN_STRING_VALUE,
+                        "versioningConfiguration": {"status": "Enabled"},
+                    }
+                ),
+                propertyDependencies={
+                    "bucket": proto.AnalyzerPropertyDependencies(urns=[bucket_urn])
+                },
+            ),
+        ]
+    )
     diagnostics = servicer.AnalyzeStack(request, None).diagnostics
     by_policy = {}
     for d in diagnostics:
         by_policy.setdefault(d.policyName, []).append(d)
     assert "bucket-versioned" not in by_policy  # matched through the property dependency
     assert {d.urn for d in by_policy["bucket-not-public"]} == {bucket_urn}
-    assert any("jurisdiction 'us' does not allow" in d.message for d in by_policy["region-allowed-for-jurisdiction"])
+    assert any(
+        "jurisdiction 'us' does not allow" in d.message
+        for d in by_policy["region-allowed-for-jurisdiction"]
+    )
     assert by_policy["bucket-not-public"][0].enforcementLevel == proto.MANDATORY
     assert not [d for d in diagnostics if "can't run policy" in d.message]
 
@@ -157,7 +245,9 @@ def test_importing_the_rules_constructs_no_policy_pack():
         policies.pack.build_policies()
         assert len(ALL_RULES) == 19
     """)
-    done = subprocess.run([PYTHON, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [PYTHON, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
 
@@ -166,18 +256,28 @@ def test_pack_starts_as_pulumi_starts_it_and_lists_every_rule(tmp_path):
     """``python -u -m pulumi.policy <engine> <pack dir>`` from the pack dir, as the language host runs it:
     the pack prints its port, and the analyzer lists one policy per rule."""
     import grpc
-    from pulumi.runtime.proto import analyzer_pb2_grpc
     from google.protobuf import empty_pb2
+    from pulumi.runtime.proto import analyzer_pb2_grpc
 
     pack = ROOT / "policies"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
-    proc = subprocess.Popen([PYTHON, "-u", "-m", "pulumi.policy", "127.0.0.1:1", str(pack)], cwd=pack, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [PYTHON, "-u", "-m", "pulumi.policy", "127.0.0.1:1", str(pack)],
+        cwd=pack,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline().strip()
-        assert line.isdigit(), f"expected a port, got {line!r}; stderr: {proc.stderr.read() if proc.poll() is not None else ''}"
+        assert line.isdigit(), (
+            f"expected a port, got {line!r}; stderr: {proc.stderr.read() if proc.poll() is not None else ''}"
+        )
         with grpc.insecure_channel(f"127.0.0.1:{line}") as channel:
-            info = analyzer_pb2_grpc.AnalyzerStub(channel).GetAnalyzerInfo(empty_pb2.Empty(), timeout=30)
+            info = analyzer_pb2_grpc.AnalyzerStub(channel).GetAnalyzerInfo(
+                empty_pb2.Empty(), timeout=30
+            )
         assert info.name == PACK_NAME
         assert [p.name for p in info.policies] == [r.id for r in ALL_RULES]
     finally:

@@ -4,13 +4,22 @@ Like checkov's, trivy's and KICS's rule tests, each rule has at least one passin
 case, kept beside each other. Each fixture runs through both adapters (an offline plan's
 resources.json and a Pulumi preview's StackValidationArgs), which must agree.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from policyfixtures import (
+    FIXTURES,
+    as_plan,
+    as_preview,
+    fixture_files,
+    load,
+    resolve_target,
+    stacks_of,
+)
 
-from policyfixtures import FIXTURES, as_plan, as_preview, fixture_files, load, resolve_target, stacks_of
 from policies.config import PolicyConfig, resolve
 from policies.engine import evaluate
 from policies.rules import ALL_RULES, BY_ID
@@ -19,7 +28,9 @@ from policies.rules import ALL_RULES, BY_ID
 def _run(path: Path, adapter) -> list[tuple[str, str]]:
     doc = load(path)
     rule = BY_ID[path.parent.name]
-    config = resolve({rule.id: doc.get("params", {})}) if doc.get("params") else PolicyConfig.defaults()
+    config = (
+        resolve({rule.id: doc.get("params", {})}) if doc.get("params") else PolicyConfig.defaults()
+    )
     views = [adapter(spec) for spec in stacks_of(doc)]
     report = evaluate(views, config, rules=[rule])
     assert not report.skipped, report.skipped
@@ -49,14 +60,20 @@ def test_passing_fixture_has_no_violation(path, adapter):
 def test_violating_fixture_reports_exactly_what_it_expects(path, adapter):
     doc = load(path)
     found = _run(path, adapter)
-    expected = [(resolve_target(e["resource"], stacks_of(doc)), e["message"]) for e in doc["violations"]]
+    expected = [
+        (resolve_target(e["resource"], stacks_of(doc)), e["message"]) for e in doc["violations"]
+    ]
     assert expected, f"{path}: a fail fixture must list its violations"
     unmatched = list(found)
     for urn, fragment in expected:
         hit = next((f for f in unmatched if f[0] == urn and fragment in f[1]), None)
-        assert hit, f"expected on {urn}: ...{fragment}...\nfound:\n" + "\n".join(f"  {u}: {m}" for u, m in found)
+        assert hit, f"expected on {urn}: ...{fragment}...\nfound:\n" + "\n".join(
+            f"  {u}: {m}" for u, m in found
+        )
         unmatched.remove(hit)
-    assert not unmatched, "unexpected violations:\n" + "\n".join(f"  {u}: {m}" for u, m in unmatched)
+    assert not unmatched, "unexpected violations:\n" + "\n".join(
+        f"  {u}: {m}" for u, m in unmatched
+    )
 
 
 @pytest.mark.parametrize("path", fixture_files(), ids=_ids(fixture_files()))

@@ -1,4 +1,5 @@
 """The durable defaults every engine applies, in one place (paper 4.1: no data loss on a zone loss)."""
+
 from __future__ import annotations
 
 from infra.topology.model import Kafka, Topic
@@ -26,11 +27,17 @@ def as_strings(config: dict[str, object]) -> dict[str, str]:
     return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in config.items()}
 
 
-LOCAL_RETENTION_HOURS = 6  # with tiered storage, what brokers keep on disk; the rest is in the bucket
+LOCAL_RETENTION_HOURS = (
+    6  # with tiered storage, what brokers keep on disk; the rest is in the bucket
+)
 
 
-def topic_config(kafka: Kafka, topic: Topic, physical: str, tiered: bool = False) -> dict[str, object]:
-    hours = topic.retention_hours * (DEAD_LETTER_RETENTION_FACTOR if physical.endswith(".dlq") else 1)
+def topic_config(
+    kafka: Kafka, topic: Topic, physical: str, tiered: bool = False
+) -> dict[str, object]:
+    hours = topic.retention_hours * (
+        DEAD_LETTER_RETENTION_FACTOR if physical.endswith(".dlq") else 1
+    )
     config: dict[str, object] = {
         "retention.ms": hours * 3_600_000,
         "min.insync.replicas": kafka.min_insync_replicas,

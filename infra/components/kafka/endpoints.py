@@ -4,6 +4,7 @@ Every engine speaks TLS. Strimzi clusters present certificates from the shared m
 GCP Managed Kafka present publicly trusted certificates, so an empty `tls` block (the JVM's trust
 store) is right for them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,25 +36,52 @@ class Endpoint:
     authentication: pulumi.Input[dict]
 
     def block(self, alias: str) -> pulumi.Output[dict]:
-        return pulumi.Output.all(self.bootstrap, self.authentication).apply(lambda a: {
-            "alias": alias, "bootstrapServers": a[0], "tls": self.tls, "authentication": a[1],
-        })
+        return pulumi.Output.all(self.bootstrap, self.authentication).apply(
+            lambda a: {
+                "alias": alias,
+                "bootstrapServers": a[0],
+                "tls": self.tls,
+                "authentication": a[1],
+            }
+        )
 
 
 def scram(user: str, secret: str) -> dict:
-    return {"type": "scram-sha-512", "username": user, "passwordSecret": {"secretName": secret, "password": "password"}}
+    return {
+        "type": "scram-sha-512",
+        "username": user,
+        "passwordSecret": {"secretName": secret, "password": "password"},
+    }
 
 
 def plain(user: pulumi.Input[str], secret: str) -> dict:
-    return {"type": "plain", "username": user, "passwordSecret": {"secretName": secret, "password": "password"}}
+    return {
+        "type": "plain",
+        "username": user,
+        "passwordSecret": {"secretName": secret, "password": "password"},
+    }
 
 
 def strimzi_source(region_id: str, local: bool, cross_region_bootstrap: str) -> Endpoint:
-    bootstrap = f"regional-kafka-replication-bootstrap.{NAMESPACE}.svc:{CROSS_REGION_PORT}" if local else cross_region_bootstrap
+    bootstrap = (
+        f"regional-kafka-replication-bootstrap.{NAMESPACE}.svc:{CROSS_REGION_PORT}"
+        if local
+        else cross_region_bootstrap
+    )
     return Endpoint("strimzi", bootstrap, MESH_TRUST, scram(MIRROR_USER, mirror_secret(region_id)))
 
 
 def strimzi_target() -> Endpoint:
-    return Endpoint("strimzi", in_cluster_bootstrap("aggregate"), MESH_TRUST, {
-        "type": "tls", "certificateAndKey": {"secretName": MIRROR_MAKER_USER, "certificate": "user.crt", "key": "user.key"},
-    })
+    return Endpoint(
+        "strimzi",
+        in_cluster_bootstrap("aggregate"),
+        MESH_TRUST,
+        {
+            "type": "tls",
+            "certificateAndKey": {
+                "secretName": MIRROR_MAKER_USER,
+                "certificate": "user.crt",
+                "key": "user.key",
+            },
+        },
+    )

@@ -4,11 +4,12 @@ Kept free of Pulumi so that the replication graph and the federation registry ca
 about and tested on their own, and so that the global stack and every regional stack compute the
 same answer from the same published topology.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from infra.topology.model import Kafka, Region, Topic, Topology
 
@@ -102,7 +103,9 @@ def federation_registry(topology: Topology, kafka: Kafka) -> dict:
         for region in topology.regions:
             if not topic_allowed(kafka, topic, region):
                 continue
-            sources = [f.source for f in flows_into(topology, kafka, region) if topic.name in f.topics]
+            sources = [
+                f.source for f in flows_into(topology, kafka, region) if topic.name in f.topics
+            ]
             strimzi = {role: getattr(region.kafka, role).engine == "strimzi" for role in ROLES}
             regions[region.id] = {
                 "produce": {
@@ -110,17 +113,25 @@ def federation_registry(topology: Topology, kafka: Kafka) -> dict:
                     "engine": region.kafka.regional.engine,
                     # A managed engine's address is known once it exists: its region's stack fills it in.
                     "bootstrap": in_cluster_bootstrap("regional") if strimzi["regional"] else None,
-                    "crossRegionBootstrap": cross_region_bootstrap(kafka, region.id) if strimzi["regional"] else None,
+                    "crossRegionBootstrap": cross_region_bootstrap(kafka, region.id)
+                    if strimzi["regional"]
+                    else None,
                     "topic": topic.name,
                 },
                 "consume": {
                     "cluster": "aggregate",
                     "engine": region.kafka.aggregate.engine,
-                    "bootstrap": in_cluster_bootstrap("aggregate") if strimzi["aggregate"] else None,
+                    "bootstrap": in_cluster_bootstrap("aggregate")
+                    if strimzi["aggregate"]
+                    else None,
                     "topics": [f"{s}.{topic.name}" for s in sources],
                 },
                 "retryTopics": [n for n in physical_topics(topic) if n.endswith(".retry")],
                 "deadLetterTopics": [n for n in physical_topics(topic) if n.endswith(".dlq")],
             }
-        topics[topic.name] = {"dataClass": topic.data_class, "partitions": topic.partitions, "regions": regions}
+        topics[topic.name] = {
+            "dataClass": topic.data_class,
+            "partitions": topic.partitions,
+            "regions": regions,
+        }
     return {"version": 1, "primary": topology.primary, "topics": topics}

@@ -5,9 +5,8 @@ Google authenticate with SASL/PLAIN: the user is a Google service account's emai
 its base64-encoded key; rtdi makes one such account for reading the regional cluster (`mirror`)
 and one for writing the aggregate cluster (`mirror-maker`).
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import pulumi
 import pulumi_gcp as gcp
@@ -18,13 +17,21 @@ from infra.components.kafka.flows import each_physical
 from infra.targets.gcp import account_id
 from infra.topology.model import Kafka, KafkaCluster, Topic
 
-GIB = 1024 ** 3
+GIB = 1024**3
 ZONES = 3  # the service's own spread
 
 
 class ManagedKafkaCluster(pulumi.ComponentResource):
-    def __init__(self, name: str, role: str, spec: KafkaCluster, kafka: Kafka, target, user: str,
-                 opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(
+        self,
+        name: str,
+        role: str,
+        spec: KafkaCluster,
+        kafka: Kafka,
+        target,
+        user: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
         super().__init__("rtdi:kafka:GcpManagedKafkaCluster", name, None, opts)
         self.role = role
         self.name_prefix = name
@@ -39,35 +46,58 @@ class ManagedKafkaCluster(pulumi.ComponentResource):
                 location=self.location,
                 kafka_version=versions.GCP_MANAGED_KAFKA_VERSION,
                 capacity_config=gcp.managedkafka.ClusterCapacityConfigArgs(
-                    vcpu_count=str(vcpus), memory_bytes=str(spec.broker_memory_gib * spec.brokers_per_zone * ZONES * GIB),
+                    vcpu_count=str(vcpus),
+                    memory_bytes=str(spec.broker_memory_gib * spec.brokers_per_zone * ZONES * GIB),
                 ),
-                broker_capacity_config=gcp.managedkafka.ClusterBrokerCapacityConfigArgs(disk_size_gib=str(spec.storage_gib)),
+                broker_capacity_config=gcp.managedkafka.ClusterBrokerCapacityConfigArgs(
+                    disk_size_gib=str(spec.storage_gib)
+                ),
                 gcp_config=gcp.managedkafka.ClusterGcpConfigArgs(
-                    access_config=gcp.managedkafka.ClusterGcpConfigAccessConfigArgs(network_configs=[
-                        gcp.managedkafka.ClusterGcpConfigAccessConfigNetworkConfigArgs(subnet=target.subnetwork),
-                    ]),
+                    access_config=gcp.managedkafka.ClusterGcpConfigAccessConfigArgs(
+                        network_configs=[
+                            gcp.managedkafka.ClusterGcpConfigAccessConfigNetworkConfigArgs(
+                                subnet=target.subnetwork
+                            ),
+                        ]
+                    ),
                     kms_key=target.kms_key.id,
                 ),
-                rebalance_config=gcp.managedkafka.ClusterRebalanceConfigArgs(mode="AUTO_REBALANCE_ON_SCALE_UP"),
+                rebalance_config=gcp.managedkafka.ClusterRebalanceConfigArgs(
+                    mode="AUTO_REBALANCE_ON_SCALE_UP"
+                ),
                 labels={"rtdi-kafka-role": role},
                 deletion_policy="PREVENT",
             ),
-            opts=pulumi.ResourceOptions(parent=self, provider=target.provider, depends_on=target.kms_grants),
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=target.provider, depends_on=target.kms_grants
+            ),
         )
         self.account = gcp.serviceaccount.Account(
             f"{name}-{user}",
-            gcp.serviceaccount.AccountArgs(account_id=account_id(f"kafka-{user}", target.region.name), display_name=f"rtdi Kafka {user} {target.region.id}"),
+            gcp.serviceaccount.AccountArgs(
+                account_id=account_id(f"kafka-{user}", target.region.name),
+                display_name=f"rtdi Kafka {user} {target.region.id}",
+            ),
             opts=gcp_opts,
         )
         gcp.projects.IAMMember(
             f"{name}-{user}",
-            gcp.projects.IAMMemberArgs(project=target.project, role="roles/managedkafka.client",
-                                       member=self.account.email.apply(lambda e: f"serviceAccount:{e}")),
+            gcp.projects.IAMMemberArgs(
+                project=target.project,
+                role="roles/managedkafka.client",
+                member=self.account.email.apply(lambda e: f"serviceAccount:{e}"),
+            ),
             opts=gcp_opts,
         )
-        key = gcp.serviceaccount.Key(f"{name}-{user}", gcp.serviceaccount.KeyArgs(service_account_id=self.account.name), opts=gcp_opts)
+        key = gcp.serviceaccount.Key(
+            f"{name}-{user}",
+            gcp.serviceaccount.KeyArgs(service_account_id=self.account.name),
+            opts=gcp_opts,
+        )
         self.username = self.account.email
-        self.password = pulumi.Output.secret(key.private_key)  # already base64 of the key JSON: what SASL/PLAIN wants
+        self.password = pulumi.Output.secret(
+            key.private_key
+        )  # already base64 of the key JSON: what SASL/PLAIN wants
         self.bootstrap = self.cluster.bootstrap_address
         self.register_outputs({"bootstrap": self.bootstrap})
 

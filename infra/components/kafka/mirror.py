@@ -1,9 +1,8 @@
 """MirrorMaker 2 (Strimzi `KafkaMirrorMaker2`): fills a region's aggregate cluster from every
 region's regional cluster, with checkpoints and consumer-group offset sync so that an
 active/passive consumer can resume in another region (paper section 6)."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -23,84 +22,109 @@ REFRESH_SECONDS = 60
 # a tiered regional topic copied to an aggregate without tiered storage is refused by the broker
 # (and, with auto.create.topics.enable off, never mirrored). Durability settings are the
 # aggregate's own (its broker defaults), not the source's.
-CONFIG_PROPERTIES_EXCLUDE = ", ".join([
-    "follower.replication.throttled.replicas",
-    "leader.replication.throttled.replicas",
-    "message.timestamp.difference.max.ms",
-    "log.message.timestamp.before.max.ms",
-    "log.message.timestamp.after.max.ms",
-    "message.timestamp.type",
-    "unclean.leader.election.enable",
-    "min.insync.replicas",
-    "remote.storage.enable",
-    "local.retention.ms",
-    "local.retention.bytes",
-])
+CONFIG_PROPERTIES_EXCLUDE = ", ".join(
+    [
+        "follower.replication.throttled.replicas",
+        "leader.replication.throttled.replicas",
+        "message.timestamp.difference.max.ms",
+        "log.message.timestamp.before.max.ms",
+        "log.message.timestamp.after.max.ms",
+        "message.timestamp.type",
+        "unclean.leader.election.enable",
+        "min.insync.replicas",
+        "remote.storage.enable",
+        "local.retention.ms",
+        "local.retention.bytes",
+    ]
+)
 
 
 def source_connector(rf: int, topics: int) -> dict:
-    return {"tasksMax": max(1, topics), "config": {
-        "replication.factor": rf,
-        "offset-syncs.topic.replication.factor": rf,
-        "offset-syncs.topic.location": "target",
-        "sync.topic.configs.enabled": True,
-        "sync.topic.acls.enabled": False,
-        "config.properties.exclude": CONFIG_PROPERTIES_EXCLUDE,
-        "refresh.topics.interval.seconds": REFRESH_SECONDS,
-        "producer.override.acks": "all",
-        "producer.override.enable.idempotence": True,
-    }}
+    return {
+        "tasksMax": max(1, topics),
+        "config": {
+            "replication.factor": rf,
+            "offset-syncs.topic.replication.factor": rf,
+            "offset-syncs.topic.location": "target",
+            "sync.topic.configs.enabled": True,
+            "sync.topic.acls.enabled": False,
+            "config.properties.exclude": CONFIG_PROPERTIES_EXCLUDE,
+            "refresh.topics.interval.seconds": REFRESH_SECONDS,
+            "producer.override.acks": "all",
+            "producer.override.enable.idempotence": True,
+        },
+    }
 
 
 def checkpoint_connector(rf: int) -> dict:
-    return {"tasksMax": 1, "config": {
-        "checkpoints.topic.replication.factor": rf,
-        "offset-syncs.topic.location": "target",
-        "emit.checkpoints.enabled": True,
-        "emit.checkpoints.interval.seconds": SYNC_INTERVAL_SECONDS,
-        "sync.group.offsets.enabled": True,
-        "sync.group.offsets.interval.seconds": SYNC_INTERVAL_SECONDS,
-        # A new consumer group is checkpointed within a minute, not Kafka's default ten.
-        "refresh.groups.interval.seconds": REFRESH_SECONDS,
-    }}
+    return {
+        "tasksMax": 1,
+        "config": {
+            "checkpoints.topic.replication.factor": rf,
+            "offset-syncs.topic.location": "target",
+            "emit.checkpoints.enabled": True,
+            "emit.checkpoints.interval.seconds": SYNC_INTERVAL_SECONDS,
+            "sync.group.offsets.enabled": True,
+            "sync.group.offsets.interval.seconds": SYNC_INTERVAL_SECONDS,
+            # A new consumer group is checkpointed within a minute, not Kafka's default ten.
+            "refresh.groups.interval.seconds": REFRESH_SECONDS,
+        },
+    }
 
 
 class MirrorMaker2(pulumi.ComponentResource):
-    def __init__(self, name: str, target: Target, kafka: Kafka, aggregate: Endpoint,
-                 sources: list[tuple[Flow, Endpoint]], depends_on: list, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(
+        self,
+        name: str,
+        target: Target,
+        kafka: Kafka,
+        aggregate: Endpoint,
+        sources: list[tuple[Flow, Endpoint]],
+        depends_on: list,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
         super().__init__("rtdi:kafka:MirrorMaker2", name, None, opts)
         rf = kafka.replication_factor
         region = target.region.id
-        mirrors = pulumi.Output.all(*[
-            endpoint.block(flow.source).apply(lambda block, f=flow: {
-                "source": block,
-                "topicsPattern": topics_pattern(f.topics),
-                "groupsPattern": ".*",
-                "sourceConnector": source_connector(rf, len(f.topics)),
-                "checkpointConnector": checkpoint_connector(rf),
-            })
-            for flow, endpoint in sources
-        ])
-        target_block = aggregate.block(region).apply(lambda b: {
-            **{k: v for k, v in b.items()},
-            "groupId": f"rtdi-mirror-{region}",
-            "configStorageTopic": "rtdi-mirror.configs",
-            "offsetStorageTopic": "rtdi-mirror.offsets",
-            "statusStorageTopic": "rtdi-mirror.status",
-            "config": {
-                "config.storage.replication.factor": rf,
-                "offset.storage.replication.factor": rf,
-                "status.storage.replication.factor": rf,
-            },
-        })
+        mirrors = pulumi.Output.all(
+            *[
+                endpoint.block(flow.source).apply(
+                    lambda block, f=flow: {
+                        "source": block,
+                        "topicsPattern": topics_pattern(f.topics),
+                        "groupsPattern": ".*",
+                        "sourceConnector": source_connector(rf, len(f.topics)),
+                        "checkpointConnector": checkpoint_connector(rf),
+                    }
+                )
+                for flow, endpoint in sources
+            ]
+        )
+        target_block = aggregate.block(region).apply(
+            lambda b: {
+                **{k: v for k, v in b.items()},
+                "groupId": f"rtdi-mirror-{region}",
+                "configStorageTopic": "rtdi-mirror.configs",
+                "offsetStorageTopic": "rtdi-mirror.offsets",
+                "statusStorageTopic": "rtdi-mirror.status",
+                "config": {
+                    "config.storage.replication.factor": rf,
+                    "offset.storage.replication.factor": rf,
+                    "status.storage.replication.factor": rf,
+                },
+            }
+        )
         classes = sorted({c for flow, _ in sources for c in flow.data_classes})
         self.mirror = k8s.apiextensions.CustomResource(
             name,
             api_version=API,
             kind="KafkaMirrorMaker2",
-            metadata={"name": "aggregate-mirror", "namespace": NAMESPACE,
-                      "labels": {**target.labels, LABEL_ROLE: "mirror"},
-                      "annotations": {ANNOTATION_DATA_CLASSES: ",".join(classes)}},
+            metadata={
+                "name": "aggregate-mirror",
+                "namespace": NAMESPACE,
+                "labels": {**target.labels, LABEL_ROLE: "mirror"},
+                "annotations": {ANNOTATION_DATA_CLASSES: ",".join(classes)},
+            },
             spec={
                 "version": versions.KAFKA_VERSION,
                 "replicas": max(2, len(target.zones)),

@@ -3,20 +3,33 @@
 Cross-region trust: every region's Strimzi clusters share one cluster CA, minted in the global
 stack, so a MirrorMaker 2 in any region verifies any region's brokers.
 """
+
 from __future__ import annotations
 
 import base64
 import hashlib
 import re
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import versions
 from infra.components.kafka.durability import broker_config, topic_config
-from infra.components.kafka.endpoints import MESH_CA_SECRET, MIRROR_MAKER_USER, MIRROR_USER, mirror_secret
-from infra.components.kafka.flows import CLIENT_PORT, CROSS_REGION_PORT, NAMESPACE, cross_region_host, each_physical, in_cluster_bootstrap
+from infra.components.kafka.endpoints import (
+    MESH_CA_SECRET,
+    MIRROR_MAKER_USER,
+    MIRROR_USER,
+    mirror_secret,
+)
+from infra.components.kafka.flows import (
+    CLIENT_PORT,
+    CROSS_REGION_PORT,
+    NAMESPACE,
+    cross_region_host,
+    each_physical,
+    in_cluster_bootstrap,
+)
 from infra.targets.base import ZONE_LABEL, Target
 from infra.topology.model import Kafka, KafkaCluster, Topic
 
@@ -32,16 +45,27 @@ TIERED_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def b64(text: pulumi.Input[str]) -> pulumi.Output[str]:
-    return pulumi.Output.from_input(text).apply(lambda t: base64.b64encode((t or "").encode()).decode())
+    return pulumi.Output.from_input(text).apply(
+        lambda t: base64.b64encode((t or "").encode()).decode()
+    )
 
 
 class StrimziOperator(pulumi.ComponentResource):
     """The Strimzi cluster operator from its Helm chart, watching the Kafka namespace."""
 
-    def __init__(self, name: str, target: Target, watch: k8s.core.v1.Namespace, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(
+        self,
+        name: str,
+        target: Target,
+        watch: k8s.core.v1.Namespace,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
         super().__init__("rtdi:kafka:StrimziOperator", name, None, opts)
-        ns = k8s.core.v1.Namespace(f"{name}-ns", metadata=k8s.meta.v1.ObjectMetaArgs(name="strimzi", labels=target.labels),
-                                   opts=target.k8s_opts(self))
+        ns = k8s.core.v1.Namespace(
+            f"{name}-ns",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="strimzi", labels=target.labels),
+            opts=target.k8s_opts(self),
+        )
         self.release = k8s.helm.v3.Release(
             name,
             k8s.helm.v3.ReleaseArgs(
@@ -54,33 +78,61 @@ class StrimziOperator(pulumi.ComponentResource):
                     "watchNamespaces": [NAMESPACE],
                     "replicas": 2,
                     "leaderElection": {"enable": True},
-                    "resources": {"requests": {"cpu": "200m", "memory": "384Mi"}, "limits": {"memory": "384Mi"}},
+                    "resources": {
+                        "requests": {"cpu": "200m", "memory": "384Mi"},
+                        "limits": {"memory": "384Mi"},
+                    },
                 },
             ),
             opts=target.k8s_opts(self, depends_on=[watch]),
         )
-        self.register_outputs({"namespace": ns.metadata.name, "chartVersion": versions.STRIMZI_VERSION})
+        self.register_outputs(
+            {"namespace": ns.metadata.name, "chartVersion": versions.STRIMZI_VERSION}
+        )
 
 
 class StrimziCluster(pulumi.ComponentResource):
     """One Kafka cluster: a controller and a broker node pool per zone, rack aware, TLS only."""
 
-    def __init__(self, name: str, role: str, spec: KafkaCluster, kafka: Kafka, target: Target, depends_on: list,
-                 opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(
+        self,
+        name: str,
+        role: str,
+        spec: KafkaCluster,
+        kafka: Kafka,
+        target: Target,
+        depends_on: list,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
         super().__init__("rtdi:kafka:StrimziCluster", name, None, opts)
         self.role = role
         self.name_prefix = name
         self.target = target
         k8s_opts = target.k8s_opts(self, depends_on=depends_on)
         listeners: list[dict[str, Any]] = [
-            {"name": "tls", "port": CLIENT_PORT, "type": "internal", "tls": True, "authentication": {"type": "tls"}},
+            {
+                "name": "tls",
+                "port": CLIENT_PORT,
+                "type": "internal",
+                "tls": True,
+                "authentication": {"type": "tls"},
+            },
         ]
         if role == "regional":
-            listeners.append({
-                "name": "replication", "port": CROSS_REGION_PORT, "type": "loadbalancer", "tls": True,
-                "authentication": {"type": "scram-sha-512"},
-                "configuration": {"bootstrap": {"alternativeNames": [cross_region_host(kafka, target.region.id)]}},
-            })
+            listeners.append(
+                {
+                    "name": "replication",
+                    "port": CROSS_REGION_PORT,
+                    "type": "loadbalancer",
+                    "tls": True,
+                    "authentication": {"type": "scram-sha-512"},
+                    "configuration": {
+                        "bootstrap": {
+                            "alternativeNames": [cross_region_host(kafka, target.region.id)]
+                        }
+                    },
+                }
+            )
         lb = target.internal_load_balancer_annotations
         self.tiered = bool(spec.tiered_storage_image)
         kafka_spec: dict[str, Any] = {
@@ -92,9 +144,16 @@ class StrimziCluster(pulumi.ComponentResource):
             "config": broker_config(kafka),
             "template": {
                 "podDisruptionBudget": {"maxUnavailable": 1},
-                "externalBootstrapService": {"metadata": {"annotations": {
-                    **lb, "external-dns.alpha.kubernetes.io/hostname": cross_region_host(kafka, target.region.id, role),
-                }}},
+                "externalBootstrapService": {
+                    "metadata": {
+                        "annotations": {
+                            **lb,
+                            "external-dns.alpha.kubernetes.io/hostname": cross_region_host(
+                                kafka, target.region.id, role
+                            ),
+                        }
+                    }
+                },
                 "perPodService": {"metadata": {"annotations": dict(lb)}},
             },
         }
@@ -104,7 +163,11 @@ class StrimziCluster(pulumi.ComponentResource):
             name,
             api_version=API,
             kind="Kafka",
-            metadata={"name": role, "namespace": NAMESPACE, "labels": {**target.labels, LABEL_ROLE: role}},
+            metadata={
+                "name": role,
+                "namespace": NAMESPACE,
+                "labels": {**target.labels, LABEL_ROLE: role},
+            },
             spec={
                 "kafka": kafka_spec,
                 # The CA is shared by every region (see module doc), so Strimzi must not mint its own.
@@ -117,9 +180,29 @@ class StrimziCluster(pulumi.ComponentResource):
         controllers = target.zones if len(target.zones) % 2 else target.zones[:-1]
         self.pools = []
         for zone in target.zones:
-            self.pools.append(self._pool(f"{role}-{zone}", zone, ["broker"], spec.brokers_per_zone, spec.storage_gib, spec, k8s_opts))
+            self.pools.append(
+                self._pool(
+                    f"{role}-{zone}",
+                    zone,
+                    ["broker"],
+                    spec.brokers_per_zone,
+                    spec.storage_gib,
+                    spec,
+                    k8s_opts,
+                )
+            )
             if zone in controllers:
-                self.pools.append(self._pool(f"{role}-controllers-{zone}", zone, ["controller"], 1, CONTROLLER_STORAGE_GIB, spec, k8s_opts))
+                self.pools.append(
+                    self._pool(
+                        f"{role}-controllers-{zone}",
+                        zone,
+                        ["controller"],
+                        1,
+                        CONTROLLER_STORAGE_GIB,
+                        spec,
+                        k8s_opts,
+                    )
+                )
         self.bootstrap = in_cluster_bootstrap(role)
         self.register_outputs({"name": role, "bootstrap": self.bootstrap})
 
@@ -131,48 +214,122 @@ class StrimziCluster(pulumi.ComponentResource):
         """
         bucket = self.target.bucket("kafka-tiered")
         identity = self.target.workload_identity(
-            f"{self.name_prefix}-tiered", NAMESPACE, f"{self.role}-kafka", [bucket], parent=self, depends_on=depends_on)
+            f"{self.name_prefix}-tiered",
+            NAMESPACE,
+            f"{self.role}-kafka",
+            [bucket],
+            parent=self,
+            depends_on=depends_on,
+        )
         config: dict[str, Any] = {"chunk.size": str(TIERED_CHUNK_BYTES)}
         if bucket.scheme == "gs":
-            config.update({"storage.backend.class": GCS_STORAGE, "storage.gcs.bucket.name": bucket.name,
-                           "storage.gcs.credentials.default": "true"})
+            config.update(
+                {
+                    "storage.backend.class": GCS_STORAGE,
+                    "storage.gcs.bucket.name": bucket.name,
+                    "storage.gcs.credentials.default": "true",
+                }
+            )
         else:
-            config.update({"storage.backend.class": S3_STORAGE, "storage.s3.bucket.name": bucket.name,
-                           "storage.s3.region": bucket.cloud_region or ""})
+            config.update(
+                {
+                    "storage.backend.class": S3_STORAGE,
+                    "storage.s3.bucket.name": bucket.name,
+                    "storage.s3.region": bucket.cloud_region or "",
+                }
+            )
             if bucket.endpoint:
-                config.update({"storage.s3.endpoint.url": bucket.endpoint, "storage.s3.path.style.access.enabled": "true"})
+                config.update(
+                    {
+                        "storage.s3.endpoint.url": bucket.endpoint,
+                        "storage.s3.path.style.access.enabled": "true",
+                    }
+                )
         if bucket.prefix:
             config["storage.key.prefix"] = bucket.prefix
         kafka_spec["image"] = spec.tiered_storage_image
-        kafka_spec["tieredStorage"] = {"type": "custom", "remoteStorageManager": {
-            "className": AIVEN_RSM, "classPath": TIERED_PLUGIN_PATH, "config": config}}
-        kafka_spec["config"]["rlmm.config.remote.log.metadata.topic.replication.factor"] = kafka.replication_factor
+        kafka_spec["tieredStorage"] = {
+            "type": "custom",
+            "remoteStorageManager": {
+                "className": AIVEN_RSM,
+                "classPath": TIERED_PLUGIN_PATH,
+                "config": config,
+            },
+        }
+        kafka_spec["config"]["rlmm.config.remote.log.metadata.topic.replication.factor"] = (
+            kafka.replication_factor
+        )
         template = kafka_spec["template"]
         if identity.annotations:
             template["serviceAccount"] = {"metadata": {"annotations": identity.annotations}}
         if identity.env:
             template["kafkaContainer"] = {"env": identity.env}
 
-    def _pool(self, pool: str, zone: str, roles: list[str], replicas: int, storage_gib: int, spec: KafkaCluster, opts):
+    def _pool(
+        self,
+        pool: str,
+        zone: str,
+        roles: list[str],
+        replicas: int,
+        storage_gib: int,
+        spec: KafkaCluster,
+        opts,
+    ):
         broker = "broker" in roles
         memory = f"{spec.broker_memory_gib}Gi" if broker else "2Gi"
         return k8s.apiextensions.CustomResource(
             f"{self.name_prefix}-pool-{pool.removeprefix(self.role + '-')}",
             api_version=API,
             kind="KafkaNodePool",
-            metadata={"name": pool, "namespace": NAMESPACE,
-                      "labels": {**self.target.labels, "strimzi.io/cluster": self.role, LABEL_ZONE: zone}},
+            metadata={
+                "name": pool,
+                "namespace": NAMESPACE,
+                "labels": {**self.target.labels, "strimzi.io/cluster": self.role, LABEL_ZONE: zone},
+            },
             spec={
                 "replicas": replicas,
                 "roles": roles,
-                "storage": {"type": "jbod", "volumes": [{
-                    "id": 0, "type": "persistent-claim", "size": f"{storage_gib}Gi", "class": self.target.storage_class,
-                    "deleteClaim": False, "kraftMetadata": "shared",
-                }]},
-                "resources": {"requests": {"cpu": str(spec.broker_cpu) if broker else "500m", "memory": memory}, "limits": {"memory": memory}},
-                "template": {"pod": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-                    "nodeSelectorTerms": [{"matchExpressions": [{"key": ZONE_LABEL, "operator": "In", "values": [zone]}]}],
-                }}}}},
+                "storage": {
+                    "type": "jbod",
+                    "volumes": [
+                        {
+                            "id": 0,
+                            "type": "persistent-claim",
+                            "size": f"{storage_gib}Gi",
+                            "class": self.target.storage_class,
+                            "deleteClaim": False,
+                            "kraftMetadata": "shared",
+                        }
+                    ],
+                },
+                "resources": {
+                    "requests": {
+                        "cpu": str(spec.broker_cpu) if broker else "500m",
+                        "memory": memory,
+                    },
+                    "limits": {"memory": memory},
+                },
+                "template": {
+                    "pod": {
+                        "affinity": {
+                            "nodeAffinity": {
+                                "requiredDuringSchedulingIgnoredDuringExecution": {
+                                    "nodeSelectorTerms": [
+                                        {
+                                            "matchExpressions": [
+                                                {
+                                                    "key": ZONE_LABEL,
+                                                    "operator": "In",
+                                                    "values": [zone],
+                                                }
+                                            ]
+                                        }
+                                    ],
+                                }
+                            }
+                        }
+                    }
+                },
             },
             opts=opts,
         )
@@ -183,29 +340,68 @@ class StrimziCluster(pulumi.ComponentResource):
         labels = {**self.target.labels, "strimzi.io/cluster": self.role}
         if self.role == "regional":
             spec = {
-                "authentication": {"type": "scram-sha-512", "password": {"valueFrom": {"secretKeyRef": {
-                    "name": mirror_secret(self.target.region.id), "key": "password"}}}},
-                "authorization": {"type": "simple", "acls": [
-                    {"resource": {"type": "topic", "name": "*", "patternType": "literal"}, "operations": ["Read", "Describe", "DescribeConfigs"]},
-                    {"resource": {"type": "group", "name": "*", "patternType": "literal"}, "operations": ["Describe", "Read"]},
-                    {"resource": {"type": "cluster"}, "operations": ["Describe", "DescribeConfigs"]},
-                ]},
+                "authentication": {
+                    "type": "scram-sha-512",
+                    "password": {
+                        "valueFrom": {
+                            "secretKeyRef": {
+                                "name": mirror_secret(self.target.region.id),
+                                "key": "password",
+                            }
+                        }
+                    },
+                },
+                "authorization": {
+                    "type": "simple",
+                    "acls": [
+                        {
+                            "resource": {"type": "topic", "name": "*", "patternType": "literal"},
+                            "operations": ["Read", "Describe", "DescribeConfigs"],
+                        },
+                        {
+                            "resource": {"type": "group", "name": "*", "patternType": "literal"},
+                            "operations": ["Describe", "Read"],
+                        },
+                        {
+                            "resource": {"type": "cluster"},
+                            "operations": ["Describe", "DescribeConfigs"],
+                        },
+                    ],
+                },
             }
             user = MIRROR_USER
         else:
             spec = {
                 "authentication": {"type": "tls"},
-                "authorization": {"type": "simple", "acls": [
-                    {"resource": {"type": "topic", "name": "*", "patternType": "literal"}, "operations": ["All"]},
-                    {"resource": {"type": "group", "name": "*", "patternType": "literal"}, "operations": ["All"]},
-                    {"resource": {"type": "cluster"}, "operations": ["Describe", "DescribeConfigs", "Create"]},
-                ]},
+                "authorization": {
+                    "type": "simple",
+                    "acls": [
+                        {
+                            "resource": {"type": "topic", "name": "*", "patternType": "literal"},
+                            "operations": ["All"],
+                        },
+                        {
+                            "resource": {"type": "group", "name": "*", "patternType": "literal"},
+                            "operations": ["All"],
+                        },
+                        {
+                            "resource": {"type": "cluster"},
+                            "operations": ["Describe", "DescribeConfigs", "Create"],
+                        },
+                    ],
+                },
             }
             user = MIRROR_MAKER_USER
-        return [k8s.apiextensions.CustomResource(
-            f"{self.name_prefix}-user-{user}", api_version=API, kind="KafkaUser",
-            metadata={"name": user, "namespace": NAMESPACE, "labels": labels}, spec=spec, opts=opts,
-        )]
+        return [
+            k8s.apiextensions.CustomResource(
+                f"{self.name_prefix}-user-{user}",
+                api_version=API,
+                kind="KafkaUser",
+                metadata={"name": user, "namespace": NAMESPACE, "labels": labels},
+                spec=spec,
+                opts=opts,
+            )
+        ]
 
     def create_topics(self, kafka: Kafka, topics: list[Topic]) -> None:
         for topic, physical in each_physical(topics):
@@ -213,44 +409,83 @@ class StrimziCluster(pulumi.ComponentResource):
                 f"{self.name_prefix}-topic-{physical}",
                 api_version=API,
                 kind="KafkaTopic",
-                metadata={"name": k8s_name(physical), "namespace": NAMESPACE,
-                          "labels": {**self.target.labels, "strimzi.io/cluster": self.role, "rtdi-data-class": topic.data_class}},
-                spec={"topicName": physical, "partitions": topic.partitions, "replicas": kafka.replication_factor,
-                      "config": topic_config(kafka, topic, physical, tiered=self.tiered)},
+                metadata={
+                    "name": k8s_name(physical),
+                    "namespace": NAMESPACE,
+                    "labels": {
+                        **self.target.labels,
+                        "strimzi.io/cluster": self.role,
+                        "rtdi-data-class": topic.data_class,
+                    },
+                },
+                spec={
+                    "topicName": physical,
+                    "partitions": topic.partitions,
+                    "replicas": kafka.replication_factor,
+                    "config": topic_config(kafka, topic, physical, tiered=self.tiered),
+                },
                 opts=self.target.k8s_opts(self, depends_on=[self.kafka]),
             )
 
 
-def mesh_ca_secrets(name: str, target: Target, mesh: pulumi.Output, clusters: list[str], parent, depends_on: list) -> list[pulumi.Resource]:
+def mesh_ca_secrets(
+    name: str, target: Target, mesh: pulumi.Output, clusters: list[str], parent, depends_on: list
+) -> list[pulumi.Resource]:
     """The shared CA: as Strimzi expects a user-provided cluster CA, and as a trust bundle for MM2."""
     cert = mesh.apply(lambda m: m["caCert"])
     key = mesh.apply(lambda m: m["caKey"])
     opts = target.k8s_opts(parent, depends_on=depends_on)
     out = []
     for cluster in clusters:
-        for suffix, data_key, value, generation in (("cluster-ca-cert", "ca.crt", cert, "strimzi.io/ca-cert-generation"),
-                                                    ("cluster-ca", "ca.key", key, "strimzi.io/ca-key-generation")):
-            out.append(k8s.core.v1.Secret(
-                f"{name}-{cluster}-{suffix}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=f"{cluster}-{suffix}", namespace=NAMESPACE,
-                    labels={**target.labels, "strimzi.io/kind": "Kafka", "strimzi.io/cluster": cluster},
-                    annotations={generation: "0"},
-                ),
-                type="Opaque", data={data_key: b64(value)}, opts=opts,
-            ))
-    out.append(k8s.core.v1.Secret(
-        f"{name}-mesh-ca",
-        metadata=k8s.meta.v1.ObjectMetaArgs(name=MESH_CA_SECRET, namespace=NAMESPACE, labels=target.labels),
-        type="Opaque", data={"ca.crt": b64(cert)}, opts=opts,
-    ))
+        for suffix, data_key, value, generation in (
+            ("cluster-ca-cert", "ca.crt", cert, "strimzi.io/ca-cert-generation"),
+            ("cluster-ca", "ca.key", key, "strimzi.io/ca-key-generation"),
+        ):
+            out.append(
+                k8s.core.v1.Secret(
+                    f"{name}-{cluster}-{suffix}",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        name=f"{cluster}-{suffix}",
+                        namespace=NAMESPACE,
+                        labels={
+                            **target.labels,
+                            "strimzi.io/kind": "Kafka",
+                            "strimzi.io/cluster": cluster,
+                        },
+                        annotations={generation: "0"},
+                    ),
+                    type="Opaque",
+                    data={data_key: b64(value)},
+                    opts=opts,
+                )
+            )
+    out.append(
+        k8s.core.v1.Secret(
+            f"{name}-mesh-ca",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=MESH_CA_SECRET, namespace=NAMESPACE, labels=target.labels
+            ),
+            type="Opaque",
+            data={"ca.crt": b64(cert)},
+            opts=opts,
+        )
+    )
     return out
 
 
-def password_secret(resource_name: str, target: Target, secret_name: str, password: pulumi.Input[str], parent, depends_on: list):
+def password_secret(
+    resource_name: str,
+    target: Target,
+    secret_name: str,
+    password: pulumi.Input[str],
+    parent,
+    depends_on: list,
+):
     return k8s.core.v1.Secret(
         resource_name,
-        metadata=k8s.meta.v1.ObjectMetaArgs(name=secret_name, namespace=NAMESPACE, labels=target.labels),
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=secret_name, namespace=NAMESPACE, labels=target.labels
+        ),
         type="Opaque",
         data={"password": b64(pulumi.Output.secret(password))},
         opts=target.k8s_opts(parent, depends_on=depends_on),
