@@ -6,9 +6,9 @@
 
 These tests skip when ../shared is absent (a user's own clone) and fail when CI is set and it is.
 """
+
 from __future__ import annotations
 
-import ast
 import re
 import subprocess
 import sys
@@ -17,27 +17,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helm_keys import release_problems
 from plantools import ROOT, STACK_NAMES, require_shared
 
 VALIDATOR = [sys.executable, "../shared/tools/validate_crs.py", "../shared/schemas/crds"]
 SUMMARY = re.compile(r"^validated=(\d+) failed=(\d+) unknown_kind=(\d+)$")
-INVALID = re.compile(r"^INVALID (?P<file>.+?): (?P<kind>\w+) (?P<name>\S+): (?P<where>\S*): (?P<message>.*)$")
-
-# Known false positives of validate_crs.py, in one place. Its schema conversion adds
-# `additionalProperties: false` inside oneOf branches, so Strimzi's CertSecretSource
-# ({secretName, certificate} or {secretName, pattern}) never matches a branch although the API server
-# accepts it. Matched narrowly: the flagged object must really be a valid CertSecretSource.
-def known_validator_false_positive(m: re.Match) -> bool:
-    if not re.search(r"(^|/)trustedCertificates/\d+$", m["where"]):
-        return False
-    found = re.fullmatch(r"(\{.*\}) is not valid under any of the given schemas", m["message"])
-    if not found:
-        return False
-    obj = ast.literal_eval(found[1])
-    return isinstance(obj, dict) and set(obj) in ({"secretName", "certificate"}, {"secretName", "pattern"}) \
-        and all(isinstance(v, str) and v for v in obj.values())
+INVALID = re.compile(
+    r"^INVALID (?P<file>.+?): (?P<kind>\w+) (?P<name>\S+): (?P<where>\S*): (?P<message>.*)$"
+)
 
 
 @dataclass
@@ -64,15 +51,35 @@ def _finish(proc: subprocess.Popen) -> Validation:
 # --------------------------------------------------------------------------- fixtures
 
 GOOD_TOPIC = {
-    "apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaTopic",
+    "apiVersion": "kafka.strimzi.io/v1",
+    "kind": "KafkaTopic",
     "metadata": {"name": "good-topic", "labels": {"strimzi.io/cluster": "regional"}},
-    "spec": {"topicName": "trips", "partitions": 3, "replicas": 3, "config": {"retention.ms": 3600000}},
+    "spec": {
+        "topicName": "trips",
+        "partitions": 3,
+        "replicas": 3,
+        "config": {"retention.ms": 3600000},
+    },
 }
-BAD_TOPIC = {**GOOD_TOPIC, "metadata": {"name": "bad-topic"}, "spec": {"partitions": 3, "replicas": 3, "partitionz": 6}}
+BAD_TOPIC = {
+    **GOOD_TOPIC,
+    "metadata": {"name": "bad-topic"},
+    "spec": {"partitions": 3, "replicas": 3, "partitionz": 6},
+}
 BRIDGE = {
-    "apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaBridge", "metadata": {"name": "bridge"},
-    "spec": {"replicas": 1, "bootstrapServers": "regional-kafka-bootstrap:9093", "http": {"port": 8080},
-             "tls": {"trustedCertificates": [{"secretName": "regional-cluster-ca-cert", "certificate": "ca.crt"}]}},
+    "apiVersion": "kafka.strimzi.io/v1",
+    "kind": "KafkaBridge",
+    "metadata": {"name": "bridge"},
+    "spec": {
+        "replicas": 1,
+        "bootstrapServers": "regional-kafka-bootstrap:9093",
+        "http": {"port": 8080},
+        "tls": {
+            "trustedCertificates": [
+                {"secretName": "regional-cluster-ca-cert", "certificate": "ca.crt"}
+            ]
+        },
+    },
 }
 
 
@@ -88,8 +95,20 @@ def validations(shared, cli_plan, tmp_path_factory):
     for name, obj in (("good-topic", GOOD_TOPIC), ("bad-topic", BAD_TOPIC), ("bridge", BRIDGE)):
         (selftest / f"{name}.yaml").write_text(yaml.safe_dump(obj))
     procs = {
-        "plans": subprocess.Popen([*VALIDATOR, str(cli_plan.out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
-        "selftest": subprocess.Popen([*VALIDATOR, str(selftest)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+        "plans": subprocess.Popen(
+            [*VALIDATOR, str(cli_plan.out)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ),
+        "selftest": subprocess.Popen(
+            [*VALIDATOR, str(selftest)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ),
     }
     return {k: _finish(p) for k, p in procs.items()}
 
@@ -141,16 +160,19 @@ def test_plan_custom_resources_validate(validations, cli_plan, shared):
     groups = crd_groups(shared / "schemas" / "crds")
     assert {"kafka.strimzi.io", "flink.apache.org"} <= groups
     custom = [(p, o) for p, o in plan_objects(cli_plan.out) if not is_builtin(o["apiVersion"])]
-    orphans = [f"{p.name}: {o['apiVersion']}" for p, o in custom if o["apiVersion"].rpartition("/")[0] not in groups]
+    orphans = [
+        f"{p.name}: {o['apiVersion']}"
+        for p, o in custom
+        if o["apiVersion"].rpartition("/")[0] not in groups
+    ]
     assert orphans == [], "custom resources whose group has no upstream CRD in ../shared"
     assert v.unknown_kind == 0, "\n".join(v.lines)
-    assert v.validated == len(custom), "the validator must have seen every custom resource of the plans"
-    unexplained = [m.string for m in v.invalid() if not known_validator_false_positive(m)]
-    assert unexplained == [], "\n".join(unexplained)
+    assert v.validated == len(custom), (
+        "the validator must have seen every custom resource of the plans"
+    )
+    assert v.invalid() == [], "\n".join(m.string for m in v.invalid())
     assert [line for line in v.lines if not INVALID.match(line)] == []
-    flagged = {(m["file"], m["name"]) for m in v.invalid()}
-    assert v.failed == len(flagged)
-    assert v.code == (1 if flagged else 0)
+    assert v.failed == 0 and v.code == 0
 
 
 def test_validator_rejects_an_unknown_field(validations):
@@ -163,16 +185,12 @@ def test_validator_rejects_an_unknown_field(validations):
     assert "good-topic" not in by_name, "the well-formed KafkaTopic must pass"
     (bad,) = by_name["bad-topic"]
     assert bad["file"].endswith("bad-topic.yaml") and "partitionz" in bad["message"]
-    assert not known_validator_false_positive(bad), "the false-positive filter must not hide a real error"
 
 
-@pytest.mark.xfail(strict=True, reason="../shared/tools/validate_crs.py adds additionalProperties:false inside oneOf "
-                                       "branches and rejects a valid CertSecretSource; drop known_validator_false_positive when fixed")
 def test_validator_accepts_a_valid_cert_secret_source(validations):
+    """Strimzi's CertSecretSource ({secretName, certificate}) sits in a oneOf: it must validate."""
     v = validations["selftest"]
-    flagged = [m for m in v.invalid() if m["name"] == "bridge"]
-    assert all(known_validator_false_positive(m) for m in flagged)
-    assert flagged == []
+    assert [m.string for m in v.invalid() if m["name"] == "bridge"] == []
 
 
 # --------------------------------------------------------------------------- Helm values
@@ -181,16 +199,27 @@ def test_validator_accepts_a_valid_cert_secret_source(validations):
 SYNTHETIC_RELEASE = {
     "chart": "oci://quay.io/strimzi-helm/strimzi-kafka-operator",
     "version": "1.2.0",
-    "values": {"replicas": 2, "watchNamespaces": ["kafka"], "leaderElection": {"enable": True},
-               "resources": {"requests": {"cpu": "200m"}}, "kafka": {"image": {"registry": "mirror.example"}}},
+    "values": {
+        "replicas": 2,
+        "watchNamespaces": ["kafka"],
+        "leaderElection": {"enable": True},
+        "resources": {"requests": {"cpu": "200m"}},
+        "kafka": {"image": {"registry": "mirror.example"}},
+    },
 }
 
 
 def test_walker_on_a_synthetic_release(shared):
     values_dir = shared / "schemas" / "helm-values"
     assert release_problems(SYNTHETIC_RELEASE, values_dir) == []
-    typo = {**SYNTHETIC_RELEASE, "values": {**SYNTHETIC_RELEASE["values"], "watchNamespace": ["kafka"],
-                                            "leaderElection": {"enabled": True}}}
+    typo = {
+        **SYNTHETIC_RELEASE,
+        "values": {
+            **SYNTHETIC_RELEASE["values"],
+            "watchNamespace": ["kafka"],
+            "leaderElection": {"enabled": True},
+        },
+    }
     assert sorted(release_problems(typo, values_dir)) == [
         "strimzi-kafka-operator 1.2.0: leaderElection.enabled: not a key of the chart's default values",
         "strimzi-kafka-operator 1.2.0: watchNamespace: not a key of the chart's default values",
@@ -201,10 +230,15 @@ def test_every_helm_value_key_exists_in_the_chart(cli_plan, plans, shared):
     values_dir = shared / "schemas" / "helm-values"
     files = sorted(cli_plan.out.glob("*/manifests/helm-*.yaml"))
     releases = sum(len(plans[s].of_type("kubernetes:helm.sh/v3:Release")) for s in STACK_NAMES)
-    assert len(files) == releases, "every Helm release of the plans is written as a helm-*.yaml manifest"
+    assert len(files) == releases, (
+        "every Helm release of the plans is written as a helm-*.yaml manifest"
+    )
     problems = []
     for path in files:
         release = yaml.safe_load(path.read_text())
         assert {"chart", "version"} <= set(release), path
-        problems += [f"{path.parent.parent.name}/{path.name}: {p}" for p in release_problems(release, values_dir)]
+        problems += [
+            f"{path.parent.parent.name}/{path.name}: {p}"
+            for p in release_problems(release, values_dir)
+        ]
     assert problems == []
