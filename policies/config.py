@@ -33,7 +33,8 @@ RESERVED = ("all", "environments")
 
 
 class PolicyConfigError(ValueError):
-    """A policy configuration that names an unknown rule or parameter, or has a value of the wrong shape."""
+    """A policy configuration that names an unknown rule or parameter, or has a value of the wrong
+    shape."""
 
     def __init__(self, where: str, message: str):
         self.where, self.message = where, message
@@ -67,7 +68,8 @@ class PolicyConfig:
 def resolve(
     doc: Any, source: str = "policy config", rules: Sequence[Rule] | None = None
 ) -> PolicyConfig:
-    """Validate a configuration document against the rules; raise PolicyConfigError on the first problem."""
+    """Validate a configuration document against the rules; raise PolicyConfigError on the first
+    problem."""
     rules = list(rules) if rules is not None else _rules()
     by_id = {r.id: r for r in rules}
     if doc is None:
@@ -130,8 +132,8 @@ _TYPES = {
 
 
 def check_value(value: Any, schema: Mapping[str, Any], where: str) -> Any:
-    """The value checked against the subset of JSON Schema the rules use; integral floats become ints
-    (Pulumi hands policy config numbers over as floats)."""
+    """The value checked against the subset of JSON Schema the rules use; integral floats become
+    ints (Pulumi hands policy config numbers over as floats)."""
     kind = schema.get("type")
     if kind == "integer" and isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -203,16 +205,20 @@ def render_json(rules: Iterable[Rule] | None = None) -> dict[str, Any]:
 def render_yaml(rules: Iterable[Rule] | None = None) -> str:
     rules = list(rules) if rules is not None else _rules()
     out = [
-        "# rtdi policy configuration: every rule with its default enforcement level and parameters.",
+        "# rtdi policy configuration: every rule with its default enforcement level and "
+        "parameters.",
         "#",
-        "# Rendered from the rule metadata in policies/rules/ by `python -m policies.config`: change a",
+        "# Rendered from the rule metadata in policies/rules/ by `python -m policies.config`: "
+        "change a",
         "# default there, never here (tests/policies checks that this file matches the code).",
         "#",
         "# To configure: copy this file, keep only what you change, and pass it to",
         "#   rtdi check --all --config my-policy.yaml",
-        "# `pulumi preview --policy-pack policies --policy-pack-config FILE` takes the same structure as",
+        "# `pulumi preview --policy-pack policies --policy-pack-config FILE` takes the same "
+        "structure as",
         "# JSON (policies/config.json is this file's JSON twin).",
-        "# Enforcement levels: advisory (reported), mandatory (fails `rtdi check` and `pulumi up`),",
+        "# Enforcement levels: advisory (reported), mandatory (fails `rtdi check` and `pulumi "
+        "up`),",
         "# disabled (not run). A top-level `all: <level>` sets every rule's level.",
         "",
     ]

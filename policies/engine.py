@@ -6,8 +6,8 @@ enforcement, parameters with defaults) and two hooks:
 * ``check(ctx)``: one stack (``ctx.view``). Runs for every stack in ``rtdi check`` and, in a policy
   pack, for the stack being previewed.
 * ``check_stacks(ctx)``: every stack checked together (``ctx.views``); only ``rtdi check`` has more
-  than one. A rule whose invariant spans stacks sets ``cross_stack = True`` and puts the part a single
-  stack can verify in ``check``.
+  than one. A rule whose invariant spans stacks sets ``cross_stack = True`` and puts the part a
+  single stack can verify in ``check``.
 
 Rules report with ``ctx.report(resource_or_urn, message)``; the message says what is wrong and how
 to fix it. Rules wrap the work on each resource in ``with ctx.guard(resource):`` so that a value a
@@ -115,7 +115,8 @@ class Context:
         self.found.append((urn, message, stack))
 
     def guard(self, resource: Resource | str | None = None) -> _Guard:
-        """``with ctx.guard(r): ...``: an unknown preview value skips this block, and is recorded."""
+        """``with ctx.guard(r): ...``: an unknown preview value skips this block, and is
+        recorded."""
         return _Guard(self, resource)
 
 
@@ -160,7 +161,8 @@ def run_rule(
 ) -> Context:
     """Run one rule: ``check`` on each view, then ``check_stacks`` over all of them.
 
-    An UnknownValueError a rule did not guard ends that hook for that view only (recorded as skipped).
+    An UnknownValueError a rule did not guard ends that hook for that view only (recorded as
+    skipped).
     """
     views = list(views)
     for view in views:
@@ -185,7 +187,8 @@ def _call(ctx: Context, hook, where: str) -> None:
 def evaluate(
     views: Sequence[StackView], config: ResolvedLike, rules: Iterable[Rule] | None = None
 ) -> Report:
-    """Every enabled rule over ``views``; violations carry the enforcement level ``config`` gives."""
+    """Every enabled rule over ``views``; violations carry the enforcement level ``config``
+    gives."""
     from policies.rules import ALL_RULES
 
     report = Report(stacks=[v.stack for v in views])
@@ -206,7 +209,8 @@ def evaluate(
     return report
 
 
-class ResolvedLike:  # pragma: no cover - documentation of what `evaluate` needs (policies.config.PolicyConfig)
+# What `evaluate` needs of a configuration (policies.config.PolicyConfig is the real one).
+class ResolvedLike:  # pragma: no cover - documentation
     def level(self, rule: Rule) -> str: ...
 
     def params(self, rule: Rule) -> Mapping[str, Any]: ...

@@ -6,7 +6,8 @@ Two sources feed the rules:
   ``props`` are the resources' *outputs* (read through pulumi_policy's unknown-checking proxies)
   and whose ``provider.props`` are the provider's *inputs*;
 * an offline plan (``rtdi plan``): ``resources.json`` entries ``{urn, type, name, parent, provider,
-  inputs}``, where ``provider`` is ``"<provider urn>::<provider id>"``, plus the stack's ``outputs.json``.
+  inputs}``, where ``provider`` is ``"<provider urn>::<provider id>"``, plus the stack's
+  ``outputs.json``.
 
 Both become a `StackView` of `Resource` objects. ``Resource.props`` is a `collections.abc.Mapping`
 either way; rules read it with `dig` and the other helpers below and never assume a plain dict, so
@@ -93,7 +94,8 @@ class Resource:
 
     @property
     def k8s_group(self) -> str | None:
-        """``kafka.strimzi.io`` for ``kubernetes:kafka.strimzi.io/v1:Kafka``; ``core`` for core objects."""
+        """``kafka.strimzi.io`` for ``kubernetes:kafka.strimzi.io/v1:Kafka``; ``core`` for core
+        objects."""
         if self.package != "kubernetes":
             return None
         middle = self.type.split(":")[1] if self.type.count(":") >= 2 else ""
@@ -194,7 +196,8 @@ class StackView:
 
     @property
     def region_id(self) -> str | None:
-        """The topology region this stack builds: its `region` output, else its rtdi:*:Region component."""
+        """The topology region this stack builds: its `region` output, else its rtdi:*:Region
+        component."""
         value = output(self, "region")
         if isinstance(value, str):
             return value
@@ -233,7 +236,8 @@ def safe(read: Callable[[], Any], default: Any = None) -> Any:
 
 
 def dig(obj: Any, *path: Any, default: Any = None) -> Any:
-    """``obj[path[0]][path[1]]...`` over mappings and sequences, ``default`` where anything is missing.
+    """``obj[path[0]][path[1]]...`` over mappings and sequences, ``default`` where anything is
+    missing.
 
     Works on pulumi_policy proxies: an unknown value on the way raises ``UnknownValueError``.
     """
@@ -343,7 +347,8 @@ def json_object(value: Any) -> Mapping[str, Any]:
 
 
 def show(value: Any) -> str:
-    """A value as a message shows it: 3.0 as 3 (plans and Pulumi carry numbers as floats), strings quoted."""
+    """A value as a message shows it: 3.0 as 3 (plans and Pulumi carry numbers as floats), strings
+    quoted."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, bool):
@@ -361,7 +366,7 @@ def glob_any(value: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
-# --------------------------------------------------------------------------- regions and jurisdictions
+# ------------------------------------------------------------------------ regions and jurisdictions
 
 _GCP_ZONE = re.compile(r"^([a-z]+-[a-z]+\d+)-[a-z]$")
 _AWS_ZONE = re.compile(r"^([a-z]{2}(?:-gov)?-[a-z]+-\d+)[a-z]$")
@@ -388,9 +393,9 @@ def provider_region(r: Resource) -> str | None:
 def location(r: Resource) -> tuple[str, str] | None:
     """(cloud, region) where this resource lives, or None when it is not regional or not known.
 
-    AWS: the resource's own ``region`` (provider v7 lets any resource override it), else its provider's.
-    GCP: the resource's ``location`` or ``region`` (zones folded to their region; "global" is not
-    regional), else its provider's. Kubernetes objects: their ``rtdi-region`` label.
+    AWS: the resource's own ``region`` (provider v7 lets any resource override it), else its
+    provider's. GCP: the resource's ``location`` or ``region`` (zones folded to their region;
+    "global" is not regional), else its provider's. Kubernetes objects: their ``rtdi-region`` label.
     An unknown region raises UnknownValueError (rules read it inside ``ctx.guard``).
     """
     if r.package == "aws":
@@ -411,7 +416,8 @@ def location(r: Resource) -> tuple[str, str] | None:
 
 
 def provider_labels(r: Resource) -> dict[str, str]:
-    """The provider's default tags (aws ``defaultTags.tags``) or default labels (gcp ``defaultLabels``)."""
+    """The provider's default tags (aws ``defaultTags.tags``) or default labels (gcp
+    ``defaultLabels``)."""
     if r.provider is None:
         return {}
     props = r.provider.props
@@ -432,8 +438,8 @@ def provider_labels(r: Resource) -> dict[str, str]:
 
 
 def jurisdiction_of(r: Resource, view: StackView) -> str | None:
-    """The resource's ``rtdi-jurisdiction`` label or tag, its provider's default, else the topology's
-    jurisdiction for the region it sits in."""
+    """The resource's ``rtdi-jurisdiction`` label or tag, its provider's default, else the
+    topology's jurisdiction for the region it sits in."""
     own = r.labels.get(LABEL_JURISDICTION) or provider_labels(r).get(LABEL_JURISDICTION)
     if own:
         return own
@@ -452,7 +458,8 @@ def identifiers(r: Resource) -> set[str]:
 
 
 def references(r: Resource, prop: str, target: Resource) -> bool:
-    """Does ``r``'s property ``prop`` point at ``target``? By the preview's property dependencies, or by value."""
+    """Does ``r``'s property ``prop`` point at ``target``? By the preview's property dependencies,
+    or by value."""
     if target.urn in r.refs.get(prop, ()):
         return True
     value = safe(lambda: r.props.get(prop))
@@ -470,7 +477,8 @@ class PlanError(ValueError):
 
 
 def from_policy_args(args: Any) -> StackView:
-    """The view of a pulumi_policy ``StackValidationArgs`` (props are outputs; provider props are inputs)."""
+    """The view of a pulumi_policy ``StackValidationArgs`` (props are outputs; provider props are
+    inputs)."""
     resources = []
     for pr in args.resources:
         provider = None
@@ -514,8 +522,8 @@ def from_plan(
     """The view of an offline plan.
 
     ``entries``: the resources.json list. ``outputs``: the stack's outputs.json. ``stack_outputs``:
-    other stacks' outputs by short stack name, to fill in what a StackReference reads (resources.json
-    records a StackReference's inputs only).
+    other stacks' outputs by short stack name, to fill in what a StackReference reads
+    (resources.json records a StackReference's inputs only).
     """
     if not isinstance(entries, list):
         raise PlanError(
@@ -528,7 +536,8 @@ def from_plan(
             or not isinstance(e.get("type"), str)
         ):
             raise PlanError(
-                f"entry [{i}] is not a resource; each needs string `urn` and `type` and an `inputs` object"
+                f"entry [{i}] is not a resource; each needs string `urn` and `type` and an "
+                "`inputs` object"
             )
         if not isinstance(e.get("inputs", {}), dict):
             raise PlanError(f"entry [{i}] ({e['urn']}): `inputs` must be an object")
@@ -580,7 +589,8 @@ def from_plan(
 
 
 def _published(view: StackView) -> dict[str, Any] | None:
-    """The global `rtdi` export: read through the stack's StackReference, or, in the global stack, its own output."""
+    """The global `rtdi` export: read through the stack's StackReference, or, in the global stack,
+    its own output."""
     for r in view.resources:
         if r.type == STACK_REFERENCE:
             found = safe(lambda r=r: plain(dig(r.props, "outputs", EXPORT)))

@@ -48,7 +48,8 @@ def mirror_makers(view: StackView) -> list[Resource]:
 
 
 def node_pools(view: StackView, kafka: Resource) -> list[Resource]:
-    """The KafkaNodePools of a Kafka cluster: label strimzi.io/cluster = its name, same namespace."""
+    """The KafkaNodePools of a Kafka cluster: label strimzi.io/cluster = its name, same
+    namespace."""
     return [
         p
         for p in view.of_kind(STRIMZI, "KafkaNodePool")
@@ -71,7 +72,8 @@ def pool_roles(pool: Resource) -> list[str]:
 
 
 def pool_zones(pool: Resource) -> set[str]:
-    """Zones a node pool's pods are pinned to: required node affinity on the zone label, else its rtdi-zone label."""
+    """Zones a node pool's pods are pinned to: required node affinity on the zone label, else its
+    rtdi-zone label."""
     zones: set[str] = set()
     terms = dig(
         pool.props,
@@ -97,8 +99,8 @@ def kafka_role(r: Resource) -> str | None:
 
 
 def mm2_sources(mm2: Resource) -> list[tuple[str | None, Any]]:
-    """(alias, connection) per mirror. Strimzi v1: ``mirrors[].source``; v1beta2: ``mirrors[].sourceCluster``
-    naming an entry of ``spec.clusters``."""
+    """(alias, connection) per mirror. Strimzi v1: ``mirrors[].source``; v1beta2:
+    ``mirrors[].sourceCluster`` naming an entry of ``spec.clusters``."""
     clusters = {dig(c, "alias"): c for c in items(dig(mm2.props, "spec", "clusters"))}
     out = []
     for mirror in items(dig(mm2.props, "spec", "mirrors")):
@@ -112,7 +114,8 @@ def mm2_sources(mm2: Resource) -> list[tuple[str | None, Any]]:
 
 
 def mm2_target(mm2: Resource) -> tuple[str | None, Any]:
-    """(alias, connection) of the cluster MirrorMaker 2 writes to and keeps its Connect topics in."""
+    """(alias, connection) of the cluster MirrorMaker 2 writes to and keeps its Connect topics
+    in."""
     target = dig(mm2.props, "spec", "target")
     if isinstance(target, Mapping):
         return text(dig(target, "alias")), target
@@ -124,8 +127,8 @@ def mm2_target(mm2: Resource) -> tuple[str | None, Any]:
 
 
 def csv(value: str | None) -> list[str]:
-    """The data classes in an rtdi-data-classes annotation or tag: separated by commas, or by dots or
-    spaces in AWS tags (which allow no commas); "none" (or nothing) means no class."""
+    """The data classes in an rtdi-data-classes annotation or tag: separated by commas, or by dots
+    or spaces in AWS tags (which allow no commas); "none" (or nothing) means no class."""
     parts = [part for part in re.split(r"[,.\s]+", value or "") if part]
     return [] if parts == ["none"] else parts
 
@@ -134,7 +137,8 @@ def csv(value: str | None) -> list[str]:
 
 
 def guards_of(view: StackView, bucket: Resource, *types: str) -> list[Resource]:
-    """The resources of ``types`` whose ``bucket`` input points at ``bucket`` (S3's separate settings resources)."""
+    """The resources of ``types`` whose ``bucket`` input points at ``bucket`` (S3's separate
+    settings resources)."""
     return [g for g in view.of_type(*types) if references(g, "bucket", bucket)]
 
 
@@ -143,15 +147,16 @@ def guards_of(view: StackView, bucket: Resource, *types: str) -> list[Resource]:
 DATA_CLASSES = Param(
     "dataClasses",
     {},
-    'Data class -> the jurisdictions whose regions may hold it, e.g. {"personal-eu": ["eu"], "operational": '
-    '["us", "eu"]}. A class listed here overrides what the global stack publishes (rtdi:kafka.dataClasses).',
+    'Data class -> the jurisdictions whose regions may hold it, e.g. {"personal-eu": ["eu"], '
+    '"operational": ["us", "eu"]}. A class listed here overrides what the global stack publishes '
+    "(rtdi:kafka.dataClasses).",
     {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
 )
 FALLBACK_TO_PUBLISHED = Param(
     "fallbackToPublished",
     True,
-    "For a data class not in dataClasses, use the jurisdictions the global stack publishes for it. Set false to "
-    "require every class to be listed in this policy configuration.",
+    "For a data class not in dataClasses, use the jurisdictions the global stack publishes for "
+    "it. Set false to require every class to be listed in this policy configuration.",
     {"type": "boolean"},
 )
 
@@ -159,7 +164,8 @@ FALLBACK_TO_PUBLISHED = Param(
 def class_jurisdictions(
     view: StackView, params: Mapping[str, Any], data_class: str
 ) -> list[str] | None:
-    """Jurisdictions that may hold ``data_class``, or None when neither the policy nor the topology says."""
+    """Jurisdictions that may hold ``data_class``, or None when neither the policy nor the topology
+    says."""
     configured = params.get("dataClasses") or {}
     if data_class in configured:
         return list(configured[data_class])
@@ -174,19 +180,21 @@ def unknown_class(view: StackView, rule_id: str, data_class: str) -> str:
     """Why a data class has no allowed jurisdictions, and what to do about it."""
     if view.published is None:
         return (
-            f"data class {data_class!r} is not in {rule_id}.dataClasses and the global stack's published classes "
-            f"are not available here; list it in the policy config, or check this stack with its global stack's plan"
+            f"data class {data_class!r} is not in {rule_id}.dataClasses and the global stack's "
+            "published classes are not available here; list it in the policy config, or check "
+            "this stack with its global stack's plan"
         )
     return (
-        f"data class {data_class!r} has no allowed jurisdictions; declare it in {rule_id}.dataClasses or in the "
-        f"global stack's rtdi:kafka.dataClasses"
+        f"data class {data_class!r} has no allowed jurisdictions; declare it in "
+        f"{rule_id}.dataClasses or in the global stack's rtdi:kafka.dataClasses"
     )
 
 
 def region_jurisdiction(
     view: StackView, region_id: str | None, fallback: Resource | None = None
 ) -> str | None:
-    """The topology's jurisdiction for a region id, else the resource's own rtdi-jurisdiction label."""
+    """The topology's jurisdiction for a region id, else the resource's own rtdi-jurisdiction
+    label."""
     found = view.jurisdiction_of_region(region_id)
     if (
         found is None

@@ -55,22 +55,26 @@ def cluster_problems(
     isr, isr_note = value("min.insync.replicas")
     if rf is None or rf < min_rf:
         out.append(
-            f"default.replication.factor is {rf}{rf_note}; set {where}default.replication.factor to at least {min_rf}"
+            f"default.replication.factor is {rf}{rf_note}; set {where}default.replication.factor "
+            f"to at least {min_rf}"
         )
     if isr is None or isr < min_isr:
         out.append(
-            f"min.insync.replicas is {isr}{isr_note}; set {where}min.insync.replicas to at least {min_isr}"
+            f"min.insync.replicas is {isr}{isr_note}; set {where}min.insync.replicas to at least "
+            f"{min_isr}"
         )
     elif rf is not None and isr >= rf:
         out.append(
-            f"min.insync.replicas ({isr}) is not below default.replication.factor ({rf}): one broker down "
-            f"stops every acks=all producer; set {where}min.insync.replicas to at most {rf - 1}"
+            f"min.insync.replicas ({isr}) is not below default.replication.factor ({rf}): one "
+            f"broker down stops every acks=all producer; set {where}min.insync.replicas to at most "
+            f"{rf - 1}"
         )
     unclean, _ = value("unclean.leader.election.enable", as_bool)
     if unclean is not False:
         out.append(
-            f"unclean.leader.election.enable is {show(get('unclean.leader.election.enable'))}: an out-of-sync replica may "
-            f"become leader and drop acknowledged writes; set {where}unclean.leader.election.enable to false"
+            f"unclean.leader.election.enable is {show(get('unclean.leader.election.enable'))}: an "
+            "out-of-sync replica may become leader and drop acknowledged writes; set "
+            f"{where}unclean.leader.election.enable to false"
         )
     for key in ("offsets.topic.replication.factor", "transaction.state.log.replication.factor"):
         v, note = value(key)
@@ -79,7 +83,8 @@ def cluster_problems(
     v, note = value("transaction.state.log.min.isr")
     if v is None or v < min_isr:
         out.append(
-            f"transaction.state.log.min.isr is {v}{note}; set {where}transaction.state.log.min.isr to at least {min_isr}"
+            f"transaction.state.log.min.isr is {v}{note}; set {where}transaction.state.log.min.isr "
+            f"to at least {min_isr}"
         )
     return out
 
@@ -93,14 +98,16 @@ def topic_problems(
     params: Mapping[str, Any],
     where: str,
 ) -> list[str]:
-    """Problems with a topic's overrides. ``rf``/``isr``/``unclean``: what the topic sets (None: inherits)."""
+    """Problems with a topic's overrides. ``rf``/``isr``/``unclean``: what the topic sets (None:
+    inherits)."""
     min_rf, min_isr = params["minReplicationFactor"], params["minInsyncReplicas"]
     out = []
     if rf is not None and rf < min_rf:
         out.append(f"replication factor {rf}; set {where['rf']} to at least {min_rf}")
     if isr is not None and isr < min_isr:
         out.append(
-            f"min.insync.replicas {isr}; set {where['config']}min.insync.replicas to at least {min_isr}"
+            f"min.insync.replicas {isr}; set {where['config']}min.insync.replicas to at least "
+            f"{min_isr}"
         )
     if (
         (rf is not None or isr is not None)
@@ -110,12 +117,13 @@ def topic_problems(
         and effective_isr >= min_isr
     ):
         out.append(
-            f"min.insync.replicas ({effective_isr}) is not below the replication factor ({effective_rf}): one broker "
-            f"down stops acks=all producers; lower {where['config']}min.insync.replicas or raise {where['rf']}"
+            f"min.insync.replicas ({effective_isr}) is not below the replication factor "
+            f"({effective_rf}): one broker down stops acks=all producers; lower "
+            f"{where['config']}min.insync.replicas or raise {where['rf']}"
         )
     if unclean is not None and as_bool(unclean) is not False:
         out.append(
-            f"unclean.leader.election.enable is {show(unclean)}; set {where['config']}unclean.leader.election.enable "
-            f"to false (or remove the override)"
+            f"unclean.leader.election.enable is {show(unclean)}; set "
+            f"{where['config']}unclean.leader.election.enable to false (or remove the override)"
         )
     return out

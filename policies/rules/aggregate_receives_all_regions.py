@@ -21,12 +21,14 @@ class AggregateReceivesAllRegions(Rule):
     category = "data placement"
     description = (
         "A stack with an aggregate Kafka cluster (Strimzi Kafka named or labelled rtdi-kafka-role "
-        "aggregate, or MSK/Managed Kafka tagged so) mirrors into it from every region of the topology: the "
-        "source aliases of its MirrorMaker 2 mirrors (and MSK Replicator sources) cover every topology region id."
+        "aggregate, or MSK/Managed Kafka tagged so) mirrors into it from every region of the "
+        "topology: the source aliases of its MirrorMaker 2 mirrors (and MSK Replicator sources) "
+        "cover every topology region id."
     )
     why = (
-        "All-active consumers read the aggregate cluster for the global view; a region missing from the mirrors "
-        "silently drops that region's events from every global computation (surge pricing, ETAs, analytics)."
+        "All-active consumers read the aggregate cluster for the global view; a region missing "
+        "from the mirrors silently drops that region's events from every global computation "
+        "(surge pricing, ETAs, analytics)."
     )
     severity = "high"
 
@@ -45,8 +47,9 @@ class AggregateReceivesAllRegions(Rule):
             for agg in aggregates:
                 ctx.report(
                     agg,
-                    "cannot verify which regions feed this aggregate cluster: the global topology is not "
-                    "available (check the regional stack together with its global stack's plan or outputs)",
+                    "cannot verify which regions feed this aggregate cluster: the global topology "
+                    "is not available (check the regional stack together with its global stack's "
+                    "plan or outputs)",
                 )
             return
         region_ids = [f"{r.get('cloud')}-{r.get('name')}" for r in topology.get("regions") or []]
@@ -65,14 +68,14 @@ class AggregateReceivesAllRegions(Rule):
                     ctx.report(
                         where,
                         f"aggregate cluster {agg.k8s_name or agg.name} receives nothing from "
-                        f"{', '.join(missing)}; add a mirror whose source alias is each missing region id "
-                        f"(an empty topicsPattern is fine when no data class may flow)",
+                        f"{', '.join(missing)}; add a mirror whose source alias is each missing "
+                        "region id (an empty topicsPattern is fine when no data class may flow)",
                     )
 
     @staticmethod
     def _mirrors_into(view, agg: Resource) -> list[Resource]:
-        """MirrorMaker 2s writing into the aggregate (by target bootstrap, or role mirror), and for a
-        managed aggregate also the MSK Replicators."""
+        """MirrorMaker 2s writing into the aggregate (by target bootstrap, or role mirror), and for
+        a managed aggregate also the MSK Replicators."""
         out = list(view.of_type(MSK_REPLICATOR)) if agg.type in (MSK_CLUSTER, GMK_CLUSTER) else []
         for mm2 in mirror_makers(view):
             _, target = mm2_target(mm2)
@@ -86,8 +89,8 @@ class AggregateReceivesAllRegions(Rule):
 
 
 def _replicator_sources(rep: Resource) -> set[str]:
-    """Region ids of an MSK Replicator's sources: its rtdi-source-region tag, else each source's alias,
-    else ``aws-<region>`` from the source cluster ARN."""
+    """Region ids of an MSK Replicator's sources: its rtdi-source-region tag, else each source's
+    alias, else ``aws-<region>`` from the source cluster ARN."""
     if rep.labels.get("rtdi-source-region"):
         return {rep.labels["rtdi-source-region"]}
     out: set[str] = set()

@@ -11,13 +11,14 @@ class BucketColocatedWithCluster(Rule):
     id = "bucket-colocated-with-cluster"
     category = "data placement"
     description = (
-        "Every object-store bucket a regional stack creates (S3, GCS) is in the same region as the stack's "
-        "EKS or GKE cluster: an S3 bucket's region (its own or its provider's) equals the cluster's, a GCS "
-        "bucket's location is that region (not a multi-region)."
+        "Every object-store bucket a regional stack creates (S3, GCS) is in the same region as "
+        "the stack's EKS or GKE cluster: an S3 bucket's region (its own or its provider's) equals "
+        "the cluster's, a GCS bucket's location is that region (not a multi-region)."
     )
     why = (
-        "Tiered storage, checkpoints and deep store sit on the hot path: a bucket in another region adds "
-        "cross-region latency and egress cost to every read, and ties the region's recovery to a second region."
+        "Tiered storage, checkpoints and deep store sit on the hot path: a bucket in another "
+        "region adds cross-region latency and egress cost to every read, and ties the region's "
+        "recovery to a second region."
     )
     severity = "high"
 
@@ -40,10 +41,12 @@ class BucketColocatedWithCluster(Rule):
                         f"region unknown; give the bucket an explicit region/location ({shown})",
                     )
                 elif where not in regions:
+                    gcs = bucket.type == GCS_BUCKET
                     ctx.report(
                         bucket,
-                        f"is in {where[0]} {where[1]} but the stack's cluster is in {shown}; create it in "
-                        f"the cluster's region{' (location = the region, not a multi-region)' if bucket.type == GCS_BUCKET else ''}",
+                        f"is in {where[0]} {where[1]} but the stack's cluster is in {shown}; "
+                        "create it in the cluster's region"
+                        f"{' (location = the region, not a multi-region)' if gcs else ''}",
                     )
 
 

@@ -15,9 +15,10 @@ KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
 REQUIRE_CMK = Param(
     "requireCustomerManagedKey",
     True,
-    "Require a customer-managed KMS key (S3 aws:kms with kmsMasterKeyId; GCS encryption.defaultKmsKeyName; MSK "
-    "encryptionAtRestKmsKeyArn; Managed Kafka gcpConfig.kmsKey; a KMS key on the Kafka volumes' StorageClass). "
-    "With false, provider-managed encryption (S3 AES256, Google's default) passes.",
+    "Require a customer-managed KMS key (S3 aws:kms with kmsMasterKeyId; GCS "
+    "encryption.defaultKmsKeyName; MSK encryptionAtRestKmsKeyArn; Managed Kafka gcpConfig.kmsKey; "
+    "a KMS key on the Kafka volumes' StorageClass). With false, provider-managed encryption (S3 "
+    "AES256, Google's default) passes.",
     {"type": "boolean"},
 )
 
@@ -26,14 +27,15 @@ class BucketEncrypted(Rule):
     id = "bucket-encrypted"
     category = "security"
     description = (
-        "Every S3 bucket has a server-side encryption configuration (matched by its bucket input) using "
-        "aws:kms with a customer-managed key; every GCS bucket sets encryption.defaultKmsKeyName. GCS always "
-        "encrypts with Google-managed keys, so with requireCustomerManagedKey (the default) the rule asks for "
-        "CMEK, which lets the region's key holder revoke access and keeps the key in the region."
+        "Every S3 bucket has a server-side encryption configuration (matched by its bucket input) "
+        "using aws:kms with a customer-managed key; every GCS bucket sets "
+        "encryption.defaultKmsKeyName. GCS always encrypts with Google-managed keys, so with "
+        "requireCustomerManagedKey (the default) the rule asks for CMEK, which lets the region's "
+        "key holder revoke access and keeps the key in the region."
     )
     why = (
-        "A customer-managed key makes decryption an auditable, revocable IAM grant in the bucket's own region; "
-        "without it, anyone with storage read permissions reads the data."
+        "A customer-managed key makes decryption an auditable, revocable IAM grant in the "
+        "bucket's own region; without it, anyone with storage read permissions reads the data."
     )
     severity = "high"
     params = (REQUIRE_CMK,)
@@ -54,7 +56,8 @@ class BucketEncrypted(Rule):
                     ctx.report(
                         bucket,
                         "has no server-side encryption configuration; add "
-                        "aws.s3.BucketServerSideEncryptionConfiguration with sse_algorithm aws:kms and the region's KMS key",
+                        "aws.s3.BucketServerSideEncryptionConfiguration with sse_algorithm "
+                        "aws:kms and the region's KMS key",
                     )
                     continue
                 default = [dig(r, "applyServerSideEncryptionByDefault") for r in rules]
@@ -77,8 +80,8 @@ class BucketEncrypted(Rule):
                     )
                     ctx.report(
                         bucket,
-                        f"encrypts with {shown} and no customer-managed key; set sse_algorithm aws:kms and "
-                        f"kms_master_key_id to the region's KMS key",
+                        f"encrypts with {shown} and no customer-managed key; set sse_algorithm "
+                        "aws:kms and kms_master_key_id to the region's KMS key",
                     )
         if not cmk:
             return
@@ -87,8 +90,8 @@ class BucketEncrypted(Rule):
                 if not text(dig(bucket.props, "encryption", "defaultKmsKeyName")):
                     ctx.report(
                         bucket,
-                        "uses Google-managed encryption keys; set encryption.default_kms_key_name to the "
-                        "region's Cloud KMS key (CMEK)",
+                        "uses Google-managed encryption keys; set encryption.default_kms_key_name "
+                        "to the region's Cloud KMS key (CMEK)",
                     )
 
 

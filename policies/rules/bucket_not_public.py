@@ -21,13 +21,14 @@ class BucketNotPublic(Rule):
     id = "bucket-not-public"
     category = "security"
     description = (
-        "No bucket can be made public: every S3 bucket has a BucketPublicAccessBlock (matched by its bucket "
-        "input) with all four flags true and no public canned ACL; every GCS bucket enforces public access "
-        "prevention and uniform bucket-level access and grants nothing to allUsers/allAuthenticatedUsers."
+        "No bucket can be made public: every S3 bucket has a BucketPublicAccessBlock (matched by "
+        "its bucket input) with all four flags true and no public canned ACL; every GCS bucket "
+        "enforces public access prevention and uniform bucket-level access and grants nothing to "
+        "allUsers/allAuthenticatedUsers."
     )
     why = (
-        "Buckets hold Kafka tiered segments, Flink state and the archive: every event the company has. One public "
-        "ACL or policy publishes all of it."
+        "Buckets hold Kafka tiered segments, Flink state and the archive: every event the company "
+        "has. One public ACL or policy publishes all of it."
     )
     severity = "critical"
 
@@ -39,22 +40,24 @@ class BucketNotPublic(Rule):
                 if not blocks:
                     ctx.report(
                         bucket,
-                        "has no BucketPublicAccessBlock; add aws.s3.BucketPublicAccessBlock for it with "
-                        "blockPublicAcls, blockPublicPolicy, ignorePublicAcls and restrictPublicBuckets true",
+                        "has no BucketPublicAccessBlock; add aws.s3.BucketPublicAccessBlock for "
+                        "it with blockPublicAcls, blockPublicPolicy, ignorePublicAcls and "
+                        "restrictPublicBuckets true",
                     )
                 for block in blocks:
                     off = [f for f in FLAGS if as_bool(dig(block.props, f)) is not True]
                     if off:
                         ctx.report(
                             block,
-                            f"leaves bucket {bucket.name} open to public access: {', '.join(off)} not true; "
-                            f"set all four flags to true",
+                            f"leaves bucket {bucket.name} open to public access: {', '.join(off)} "
+                            "not true; set all four flags to true",
                         )
                 acl = text(dig(bucket.props, "acl"))
                 if acl in PUBLIC_ACLS:
                     ctx.report(
                         bucket,
-                        f"canned ACL {acl!r} makes it public; remove the ACL (use BucketOwnerEnforced ownership)",
+                        f"canned ACL {acl!r} makes it public; remove the ACL (use "
+                        "BucketOwnerEnforced ownership)",
                     )
         for acl in view.of_type(*S3_ACLS):
             with ctx.guard(acl):
@@ -69,12 +72,14 @@ class BucketNotPublic(Rule):
                 if pap != "enforced":
                     ctx.report(
                         bucket,
-                        f'publicAccessPrevention is {pap or "unset (inherited)"}; set it to "enforced"',
+                        f"publicAccessPrevention is {pap or 'unset (inherited)'}; set it to "
+                        '"enforced"',
                     )
                 if as_bool(dig(bucket.props, "uniformBucketLevelAccess")) is not True:
                     ctx.report(
                         bucket,
-                        "uniformBucketLevelAccess is not true: object ACLs can grant public reads; set it to true",
+                        "uniformBucketLevelAccess is not true: object ACLs can grant public "
+                        "reads; set it to true",
                     )
                 for grant in view.of_type(*GCS_IAM):
                     if references(grant, "bucket", bucket):
@@ -83,7 +88,8 @@ class BucketNotPublic(Rule):
                         if public:
                             ctx.report(
                                 grant,
-                                f"grants {', '.join(public)} access to bucket {bucket.name}; remove the grant",
+                                f"grants {', '.join(public)} access to bucket {bucket.name}; "
+                                "remove the grant",
                             )
 
 

@@ -16,12 +16,13 @@ class BucketVersioned(Rule):
     id = "bucket-versioned"
     category = "security"
     description = (
-        "Every S3 bucket has a BucketVersioning (matched by its bucket input) with status Enabled; every "
-        "GCS bucket has versioning.enabled true."
+        "Every S3 bucket has a BucketVersioning (matched by its bucket input) with status "
+        "Enabled; every GCS bucket has versioning.enabled true."
     )
     why = (
-        "Versioning is the undo for a buggy job or a compromised credential that overwrites or deletes state: "
-        "Flink checkpoints, Kafka tiered segments and the archive cannot be rebuilt from anywhere else."
+        "Versioning is the undo for a buggy job or a compromised credential that overwrites or "
+        "deletes state: Flink checkpoints, Kafka tiered segments and the archive cannot be "
+        "rebuilt from anywhere else."
     )
     severity = "high"
 
@@ -40,7 +41,8 @@ class BucketVersioned(Rule):
                     shown = ", ".join(s or "unset" for s in statuses) or "no BucketVersioning"
                     ctx.report(
                         bucket,
-                        f"is not versioned ({shown}); add aws.s3.BucketVersioning for it with status Enabled",
+                        f"is not versioned ({shown}); add aws.s3.BucketVersioning for it with "
+                        "status Enabled",
                     )
         for bucket in ctx.view.of_type(GCS_BUCKET):
             with ctx.guard(bucket):

@@ -1,4 +1,5 @@
-"""Data placement: a topic of a data class exists only in regions whose jurisdiction may hold that class."""
+"""Data placement: a topic of a data class exists only in regions whose jurisdiction may hold that
+class."""
 
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ class DataClassResidency(Rule):
     id = "data-class-residency"
     category = "data placement"
     description = (
-        "Every KafkaTopic labelled rtdi-data-class lives in a region whose jurisdiction that data class "
-        "allows (the policy's dataClasses, else the classes the global stack publishes)."
+        "Every KafkaTopic labelled rtdi-data-class lives in a region whose jurisdiction that data "
+        "class allows (the policy's dataClasses, else the classes the global stack publishes)."
     )
     why = (
-        "A topic is where records of its class are written and retained; creating a personal-eu topic in a us "
-        "region invites producers there to store EU personal data outside the EU."
+        "A topic is where records of its class are written and retained; creating a personal-eu "
+        "topic in a us region invites producers there to store EU personal data outside the EU."
     )
     severity = "critical"
     params = (DATA_CLASSES, FALLBACK_TO_PUBLISHED)
@@ -42,14 +43,15 @@ class DataClassResidency(Rule):
                 elif jurisdiction is None:
                     ctx.report(
                         topic,
-                        f"cannot tell the jurisdiction of region {region_id}; label the topic rtdi-jurisdiction "
-                        f"or make sure the stack reads the global topology",
+                        f"cannot tell the jurisdiction of region {region_id}; label the topic "
+                        "rtdi-jurisdiction or make sure the stack reads the global topology",
                     )
                 elif jurisdiction not in allowed:
                     ctx.report(
                         topic,
-                        f"topic of data class {data_class!r} in region {region_id} (jurisdiction {jurisdiction!r}); "
-                        f"{data_class!r} may only live in {', '.join(allowed)}: remove the topic from this region",
+                        f"topic of data class {data_class!r} in region {region_id} (jurisdiction "
+                        f"{jurisdiction!r}); {data_class!r} may only live in {', '.join(allowed)}: "
+                        "remove the topic from this region",
                     )
 
 

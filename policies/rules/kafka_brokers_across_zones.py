@@ -18,13 +18,14 @@ class KafkaBrokersAcrossZones(Rule):
     id = "kafka-brokers-across-zones"
     category = "durability"
     description = (
-        "Every Kafka cluster's brokers span at least minZones zones with rack awareness: a Strimzi Kafka's "
-        "broker KafkaNodePools are pinned to that many distinct zones and spec.kafka.rack.topologyKey is "
-        "set; an MSK cluster's clientSubnets are in that many zones."
+        "Every Kafka cluster's brokers span at least minZones zones with rack awareness: a "
+        "Strimzi Kafka's broker KafkaNodePools are pinned to that many distinct zones and "
+        "spec.kafka.rack.topologyKey is set; an MSK cluster's clientSubnets are in that many zones."
     )
     why = (
-        "Kafka places a partition's replicas on distinct racks only when it knows the racks; without zones spread "
-        "and rack awareness, one zone outage can take every replica of a partition, losing acknowledged writes."
+        "Kafka places a partition's replicas on distinct racks only when it knows the racks; "
+        "without zones spread and rack awareness, one zone outage can take every replica of a "
+        "partition, losing acknowledged writes."
     )
     severity = "high"
     params = (MIN_ZONES,)
@@ -52,14 +53,16 @@ class KafkaBrokersAcrossZones(Rule):
                 if not pools:
                     ctx.report(
                         kafka,
-                        f"Kafka {name} has no broker KafkaNodePool; declare one broker pool per zone, pinned "
-                        f"to it with node affinity on topology.kubernetes.io/zone, in at least {need} zones",
+                        f"Kafka {name} has no broker KafkaNodePool; declare one broker pool per "
+                        "zone, pinned to it with node affinity on topology.kubernetes.io/zone, in "
+                        f"at least {need} zones",
                     )
                 elif len(zones) < need:
                     ctx.report(
                         kafka,
-                        f"Kafka {name} brokers are pinned to {len(zones)} zone(s) ({', '.join(sorted(zones)) or 'none'}); "
-                        f"spread broker node pools over at least {need} zones",
+                        f"Kafka {name} brokers are pinned to {len(zones)} zone(s) "
+                        f"({', '.join(sorted(zones)) or 'none'}); spread broker node pools over at "
+                        f"least {need} zones",
                     )
         for msk in ctx.view.of_type(MSK_CLUSTER):
             with ctx.guard(msk):
@@ -67,8 +70,9 @@ class KafkaBrokersAcrossZones(Rule):
                 if len(subnets) < need:
                     ctx.report(
                         msk,
-                        f"MSK brokers span {len(subnets)} subnet(s); give brokerNodeGroupInfo.clientSubnets one "
-                        f"subnet in each of at least {need} zones",
+                        f"MSK brokers span {len(subnets)} subnet(s); give "
+                        f"brokerNodeGroupInfo.clientSubnets one subnet in each of at least {need} "
+                        "zones",
                     )
 
 

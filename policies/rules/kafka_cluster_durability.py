@@ -1,4 +1,5 @@
-"""Durability: every Kafka cluster defaults to RF >= 3, min ISR >= 2 and < RF, no unclean leader election."""
+"""Durability: every Kafka cluster defaults to RF >= 3, min ISR >= 2 and < RF, no unclean leader
+election."""
 
 from __future__ import annotations
 
@@ -20,15 +21,16 @@ class KafkaClusterDurability(Rule):
     id = "kafka-cluster-durability"
     category = "durability"
     description = (
-        "Every Kafka cluster's broker settings (Strimzi Kafka spec.kafka.config, MSK Configuration "
-        "serverProperties) give default.replication.factor >= minReplicationFactor, min.insync.replicas >= "
-        "minInsyncReplicas and below the replication factor, unclean.leader.election.enable false, and "
-        "replicate the offsets and transaction-state topics as much. Unset keys count at Kafka's defaults "
-        "(replication factor 1, min ISR 1) for Strimzi and at MSK's (3 and 2) for MSK."
+        "Every Kafka cluster's broker settings (Strimzi Kafka spec.kafka.config, MSK "
+        "Configuration serverProperties) give default.replication.factor >= minReplicationFactor, "
+        "min.insync.replicas >= minInsyncReplicas and below the replication factor, "
+        "unclean.leader.election.enable false, and replicate the offsets and transaction-state "
+        "topics as much. Unset keys count at Kafka's defaults (replication factor 1, min ISR 1) "
+        "for Strimzi and at MSK's (3 and 2) for MSK."
     )
     why = (
-        "With one replica or one required in-sync replica, a single broker or disk failure loses acknowledged "
-        "writes; unclean leader election trades those writes for availability."
+        "With one replica or one required in-sync replica, a single broker or disk failure loses "
+        "acknowledged writes; unclean leader election trades those writes for availability."
     )
     severity = "critical"
     params = (MIN_RF, MIN_ISR)

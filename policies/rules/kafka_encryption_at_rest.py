@@ -16,16 +16,18 @@ class KafkaEncryptionAtRest(Rule):
     id = "kafka-encryption-at-rest"
     category = "security"
     description = (
-        "Kafka data is encrypted at rest: an MSK cluster sets encryptionInfo.encryptionAtRestKmsKeyArn; a "
-        "Managed Kafka cluster sets gcpConfig.kmsKey; the persistent volumes of a Strimzi cluster's node pools "
-        'use a StorageClass declared in the stack that encrypts (EBS: encrypted "true" and a kmsKeyId; GCE PD: '
-        "disk-encryption-kms-key). Volumes whose StorageClass is not declared in the stack (an on-prem "
-        "cluster's) cannot be checked and pass. In a pulumi preview an MSK cluster always reports a key ARN "
-        "(AWS fills in its managed key), so only the plan check is exact for MSK."
+        "Kafka data is encrypted at rest: an MSK cluster sets "
+        "encryptionInfo.encryptionAtRestKmsKeyArn; a Managed Kafka cluster sets gcpConfig.kmsKey; "
+        "the persistent volumes of a Strimzi cluster's node pools "
+        'use a StorageClass declared in the stack that encrypts (EBS: encrypted "true" and a '
+        "kmsKeyId; GCE PD: "
+        "disk-encryption-kms-key). Volumes whose StorageClass is not declared in the stack (an "
+        "on-prem cluster's) cannot be checked and pass. In a pulumi preview an MSK cluster always "
+        "reports a key ARN (AWS fills in its managed key), so only the plan check is exact for MSK."
     )
     why = (
-        "Broker disks hold every retained event; a snapshot or a decommissioned disk must be unreadable without "
-        "the region's key."
+        "Broker disks hold every retained event; a snapshot or a decommissioned disk must be "
+        "unreadable without the region's key."
     )
     severity = "high"
     params = (REQUIRE_CMK,)
@@ -37,15 +39,16 @@ class KafkaEncryptionAtRest(Rule):
                 if cmk and not text(dig(msk.props, "encryptionInfo", "encryptionAtRestKmsKeyArn")):
                     ctx.report(
                         msk,
-                        "uses the AWS-managed key for data at rest; set encryptionInfo.encryptionAtRestKmsKeyArn "
-                        "to the region's KMS key",
+                        "uses the AWS-managed key for data at rest; set "
+                        "encryptionInfo.encryptionAtRestKmsKeyArn to the region's KMS key",
                     )
         for cluster in ctx.view.of_type(GMK_CLUSTER):
             with ctx.guard(cluster):
                 if cmk and not text(dig(cluster.props, "gcpConfig", "kmsKey")):
                     ctx.report(
                         cluster,
-                        "uses Google-managed keys for data at rest; set gcpConfig.kmsKey to the region's Cloud KMS key",
+                        "uses Google-managed keys for data at rest; set gcpConfig.kmsKey to the "
+                        "region's Cloud KMS key",
                     )
         classes = {sc.k8s_name: sc for sc in ctx.view.of_kind(*STORAGE_CLASS)}
         for kafka in kafkas(ctx.view):
@@ -57,7 +60,8 @@ class KafkaEncryptionAtRest(Rule):
                         if problem:
                             ctx.report(
                                 pool,
-                                f"stores Kafka {kafka.k8s_name}'s data on StorageClass {name}, which {problem}",
+                                f"stores Kafka {kafka.k8s_name}'s data on StorageClass {name}, "
+                                f"which {problem}",
                             )
 
 
@@ -78,9 +82,15 @@ def _unencrypted(sc: Resource, cmk: bool):
         if as_bool(params.get("encrypted")) is not True:
             return 'does not encrypt its EBS volumes; set parameters.encrypted: "true" and kmsKeyId'
         if cmk and not params.get("kmsKeyId"):
-            return "encrypts with the AWS-managed EBS key; set parameters.kmsKeyId to the region's KMS key"
+            return (
+                "encrypts with the AWS-managed EBS key; set parameters.kmsKeyId to the region's "
+                "KMS key"
+            )
     elif provisioner in GCE_PD and cmk and not params.get("disk-encryption-kms-key"):
-        return "uses Google-managed disk keys; set parameters.disk-encryption-kms-key to the region's Cloud KMS key"
+        return (
+            "uses Google-managed disk keys; set parameters.disk-encryption-kms-key to the region's "
+            "Cloud KMS key"
+        )
     return None
 
 

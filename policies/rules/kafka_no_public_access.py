@@ -22,28 +22,32 @@ class KafkaNoPublicAccess(Rule):
     category = "security"
     description = (
         "No Kafka broker is reachable from the internet: an MSK cluster's "
-        "brokerNodeGroupInfo.connectivityInfo.publicAccess.type is not SERVICE_PROVIDED_EIPS; a Strimzi "
-        "loadbalancer listener carries an internal load-balancer annotation (on the listener's bootstrap and "
-        "broker configuration, or the Kafka's externalBootstrapService and perPodService templates) or "
-        "restricts loadBalancerSourceRanges; ingress and route listeners are not used. Clouds in exemptClouds "
-        "(on-prem: load balancers hand out site-private addresses) are not checked."
+        "brokerNodeGroupInfo.connectivityInfo.publicAccess.type is not SERVICE_PROVIDED_EIPS; a "
+        "Strimzi loadbalancer listener carries an internal load-balancer annotation (on the "
+        "listener's bootstrap and broker configuration, or the Kafka's externalBootstrapService "
+        "and perPodService templates) or restricts loadBalancerSourceRanges; ingress and route "
+        "listeners are not used. Clouds in exemptClouds (on-prem: load balancers hand out "
+        "site-private addresses) are not checked."
     )
     why = (
-        "A broker with a public address is one leaked credential, or one authentication bug, away from the whole "
-        "event stream; cross-region replication needs private connectivity, not the internet."
+        "A broker with a public address is one leaked credential, or one authentication bug, away "
+        "from the whole event stream; cross-region replication needs private connectivity, not "
+        "the internet."
     )
     severity = "critical"
     params = (
         Param(
             "internalLoadBalancerAnnotations",
             DEFAULT_INTERNAL,
-            "Service annotations (key: value, value compared case-insensitively) that make a cloud load balancer internal.",
+            "Service annotations (key: value, value compared case-insensitively) that make a "
+            "cloud load balancer internal.",
             {"type": "object", "additionalProperties": {"type": "string"}},
         ),
         Param(
             "exemptClouds",
             ["onprem"],
-            "Clouds whose load balancers are private by construction; their Strimzi listeners are not checked.",
+            "Clouds whose load balancers are private by construction; their Strimzi listeners are "
+            "not checked.",
             {"type": "array", "items": {"type": "string"}},
         ),
     )
@@ -64,8 +68,9 @@ class KafkaNoPublicAccess(Rule):
                     if kind != "loadbalancer":
                         ctx.report(
                             kafka,
-                            f"Kafka {kafka.k8s_name}: listener {name!r} of type {kind} exposes brokers through "
-                            f"an {kind}; use an internal loadbalancer listener instead",
+                            f"Kafka {kafka.k8s_name}: listener {name!r} of type {kind} exposes "
+                            f"brokers through an {kind}; use an internal loadbalancer listener "
+                            "instead",
                         )
                         continue
                     ranges = [
@@ -98,8 +103,9 @@ class KafkaNoPublicAccess(Rule):
                         ctx.report(
                             kafka,
                             f"Kafka {kafka.k8s_name}: loadbalancer listener {name!r} gets public "
-                            f"{' and '.join(open_parts)} load balancers; annotate them internal (e.g. "
-                            f"{_example(region_id, internal)}) or set loadBalancerSourceRanges to private ranges",
+                            f"{' and '.join(open_parts)} load balancers; annotate them internal "
+                            f"(e.g. {_example(region_id, internal)}) or set "
+                            "loadBalancerSourceRanges to private ranges",
                         )
         for msk in ctx.view.of_type(MSK_CLUSTER):
             with ctx.guard(msk):
@@ -111,8 +117,9 @@ class KafkaNoPublicAccess(Rule):
                 if access == "SERVICE_PROVIDED_EIPS":
                     ctx.report(
                         msk,
-                        "brokers have public IPs (connectivityInfo.publicAccess.type SERVICE_PROVIDED_EIPS); "
-                        "set it to DISABLED and reach the cluster over private networking",
+                        "brokers have public IPs (connectivityInfo.publicAccess.type "
+                        "SERVICE_PROVIDED_EIPS); set it to DISABLED and reach the cluster over "
+                        "private networking",
                     )
 
 

@@ -11,13 +11,14 @@ class KafkaTlsOnly(Rule):
     id = "kafka-tls-only"
     category = "security"
     description = (
-        "Kafka traffic is TLS only: every listener of a Strimzi Kafka has tls: true; every MirrorMaker 2 "
-        "connection (target and each source) configures tls; an MSK cluster's clientBroker encryption is TLS "
-        "(the AWS default when unset) and inCluster encryption is not turned off."
+        "Kafka traffic is TLS only: every listener of a Strimzi Kafka has tls: true; every "
+        "MirrorMaker 2 connection (target and each source) configures tls; an MSK cluster's "
+        "clientBroker encryption is TLS (the AWS default when unset) and inCluster encryption is "
+        "not turned off."
     )
     why = (
-        "Events carry personal and financial data, and cross-region mirrors cross networks rtdi does not own; a "
-        "plaintext listener also lets anyone on the network impersonate a broker."
+        "Events carry personal and financial data, and cross-region mirrors cross networks rtdi "
+        "does not own; a plaintext listener also lets anyone on the network impersonate a broker."
     )
     severity = "critical"
 
@@ -38,13 +39,15 @@ class KafkaTlsOnly(Rule):
                 if dig(target, "tls") is None:
                     ctx.report(
                         mm2,
-                        f"connects to target {alias} without TLS; configure spec.target.tls with the cluster CA",
+                        f"connects to target {alias} without TLS; configure spec.target.tls with "
+                        "the cluster CA",
                     )
                 for alias, source in mm2_sources(mm2):
                     if dig(source, "tls") is None:
                         ctx.report(
                             mm2,
-                            f"connects to source {alias} without TLS; configure tls with the source cluster's CA",
+                            f"connects to source {alias} without TLS; configure tls with the "
+                            "source cluster's CA",
                         )
         for msk in ctx.view.of_type(MSK_CLUSTER):
             with ctx.guard(msk):
@@ -53,7 +56,8 @@ class KafkaTlsOnly(Rule):
                 if client != "TLS":
                     ctx.report(
                         msk,
-                        f"encryptionInfo.encryptionInTransit.clientBroker is {client}; set it to TLS",
+                        f"encryptionInfo.encryptionInTransit.clientBroker is {client}; set it to "
+                        "TLS",
                     )
                 if as_bool(dig(transit, "inCluster")) is False:
                     ctx.report(

@@ -15,14 +15,15 @@ class KafkaTopicDurability(Rule):
     id = "kafka-topic-durability"
     category = "durability"
     description = (
-        "Every topic that sets its own replication (Strimzi KafkaTopic spec.replicas/spec.config, MSK "
-        "Topic, Managed Kafka Topic) has replication factor >= minReplicationFactor, min.insync.replicas >= "
-        "minInsyncReplicas and below its replication factor, and no unclean leader election. A Strimzi "
-        "topic's unset values come from its cluster's config."
+        "Every topic that sets its own replication (Strimzi KafkaTopic spec.replicas/spec.config, "
+        "MSK Topic, Managed Kafka Topic) has replication factor >= minReplicationFactor, "
+        "min.insync.replicas >= minInsyncReplicas and below its replication factor, and no "
+        "unclean leader election. A Strimzi topic's unset values come from its cluster's config."
     )
     why = (
-        "A topic-level override beats the cluster's safe defaults: one topic created with replicas: 1 or "
-        "min.insync.replicas equal to its replicas is one broker failure away from data loss or an outage."
+        "A topic-level override beats the cluster's safe defaults: one topic created with "
+        "replicas: 1 or min.insync.replicas equal to its replicas is one broker failure away from "
+        "data loss or an outage."
     )
     severity = "high"
     params = (MIN_RF, MIN_ISR)
@@ -50,7 +51,8 @@ class KafkaTopicDurability(Rule):
                 ):
                     ctx.report(
                         topic,
-                        f"topic {dig(topic.props, 'spec', 'topicName') or topic.k8s_name}: {problem}",
+                        f"topic {dig(topic.props, 'spec', 'topicName') or topic.k8s_name}: "
+                        f"{problem}",
                     )
         for topic in ctx.view.of_type(MSK_TOPIC, GMK_TOPIC):
             with ctx.guard(topic):

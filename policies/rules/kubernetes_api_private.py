@@ -13,14 +13,15 @@ class KubernetesApiPrivate(Rule):
     id = "kubernetes-api-private"
     category = "security"
     description = (
-        "Kubernetes API servers are not open to the internet: an EKS cluster has endpointPublicAccess false, "
-        "or publicAccessCidrs set and without 0.0.0.0/0 (AWS's default when public access is on); a GKE "
-        "cluster has privateClusterConfig.enablePrivateNodes true and either enablePrivateEndpoint true or "
+        "Kubernetes API servers are not open to the internet: an EKS cluster has "
+        "endpointPublicAccess false, or publicAccessCidrs set and without 0.0.0.0/0 (AWS's "
+        "default when public access is on); a GKE cluster has "
+        "privateClusterConfig.enablePrivateNodes true and either enablePrivateEndpoint true or "
         "masterAuthorizedNetworksConfig without 0.0.0.0/0."
     )
     why = (
-        "The API server controls every workload and secret in the region; exposing it to the internet turns any "
-        "credential leak or API server CVE into a full compromise."
+        "The API server controls every workload and secret in the region; exposing it to the "
+        "internet turns any credential leak or API server CVE into a full compromise."
     )
     severity = "critical"
 
@@ -35,8 +36,10 @@ class KubernetesApiPrivate(Rule):
                 if not cidrs or any(c in OPEN for c in cidrs):
                     ctx.report(
                         cluster,
-                        f"API endpoint is public to {', '.join(cidrs) if cidrs else '0.0.0.0/0 (the default)'}; "
-                        f"set vpcConfig.endpointPublicAccess false, or publicAccessCidrs to the operators' ranges",
+                        "API endpoint is public to "
+                        f"{', '.join(cidrs) if cidrs else '0.0.0.0/0 (the default)'}; set "
+                        "vpcConfig.endpointPublicAccess false, or publicAccessCidrs to the "
+                        "operators' ranges",
                     )
         for cluster in ctx.view.of_type(GKE_CLUSTER):
             with ctx.guard(cluster):
@@ -53,8 +56,9 @@ class KubernetesApiPrivate(Rule):
                 if authorized is None or any(c in OPEN for c in cidrs):
                     ctx.report(
                         cluster,
-                        "API endpoint is public to any address; set privateClusterConfig.enablePrivateEndpoint "
-                        "true, or masterAuthorizedNetworksConfig with the operators' ranges",
+                        "API endpoint is public to any address; set "
+                        "privateClusterConfig.enablePrivateEndpoint true, or "
+                        "masterAuthorizedNetworksConfig with the operators' ranges",
                     )
 
 

@@ -17,12 +17,13 @@ class KubernetesNodesAcrossZones(Rule):
     category = "durability"
     description = (
         "Every EKS cluster's managed node groups cover at least minZones zones (by their "
-        "topology.kubernetes.io/zone label, else one zone per subnet); every GKE cluster and node pool runs "
-        "in at least minZones nodeLocations (a regional cluster without nodeLocations gets three)."
+        "topology.kubernetes.io/zone label, else one zone per subnet); every GKE cluster and node "
+        "pool runs in at least minZones nodeLocations (a regional cluster without nodeLocations "
+        "gets three)."
     )
     why = (
-        "Zonal stateful pods (brokers, Flink, Pinot) can only be rescheduled into a zone that has nodes; a cluster "
-        "in fewer zones than the data's replicas cannot survive a zone outage."
+        "Zonal stateful pods (brokers, Flink, Pinot) can only be rescheduled into a zone that has "
+        "nodes; a cluster in fewer zones than the data's replicas cannot survive a zone outage."
     )
     severity = "high"
     params = (MIN_ZONES,)
@@ -44,8 +45,8 @@ class KubernetesNodesAcrossZones(Rule):
                 if len(zones) < need:
                     ctx.report(
                         cluster,
-                        f"EKS node groups cover {len(zones)} zone(s); declare node groups in at least "
-                        f"{need} zones (one per zone, labelled {ZONE_KEY})",
+                        f"EKS node groups cover {len(zones)} zone(s); declare node groups in at "
+                        f"least {need} zones (one per zone, labelled {ZONE_KEY})",
                     )
         for cluster in ctx.view.of_type(GKE_CLUSTER):
             with ctx.guard(cluster):
@@ -53,8 +54,8 @@ class KubernetesNodesAcrossZones(Rule):
                 if count < need:
                     ctx.report(
                         cluster,
-                        f"GKE cluster runs in {count} zone(s); make it regional or set nodeLocations to at "
-                        f"least {need} zones",
+                        f"GKE cluster runs in {count} zone(s); make it regional or set "
+                        f"nodeLocations to at least {need} zones",
                     )
         for pool in ctx.view.of_type(GKE_NODE_POOL):
             with ctx.guard(pool):
@@ -62,7 +63,8 @@ class KubernetesNodesAcrossZones(Rule):
                 if locations and len(locations) < need:
                     ctx.report(
                         pool,
-                        f"GKE node pool runs in {len(locations)} zone(s); set nodeLocations to at least {need} zones",
+                        f"GKE node pool runs in {len(locations)} zone(s); set nodeLocations to at "
+                        f"least {need} zones",
                     )
 
 
@@ -73,8 +75,8 @@ def _same_eks(group: Resource, cluster: Resource) -> bool:
 
 
 def _gke_zones(cluster: Resource) -> int:
-    """Zones of a GKE cluster's nodes: a zonal cluster's zone plus its nodeLocations; a regional cluster's
-    nodeLocations, or the three zones GKE picks when there are none."""
+    """Zones of a GKE cluster's nodes: a zonal cluster's zone plus its nodeLocations; a regional
+    cluster's nodeLocations, or the three zones GKE picks when there are none."""
     locations = {z for z in items(dig(cluster.props, "nodeLocations")) if isinstance(z, str)}
     where = (text(dig(cluster.props, "location")) or "").lower()
     if _GCP_ZONE.match(where):

@@ -24,15 +24,17 @@ class MirrorMakerDurability(Rule):
     category = "durability"
     description = (
         "Every KafkaMirrorMaker2 sets its internal topics' replication factor to at least "
-        "minReplicationFactor (Connect config/offset/status storage on the target; replication.factor and "
-        "offset-syncs.topic.replication.factor of each source connector; checkpoints.topic.replication.factor) "
-        "and syncs consumer offsets (sync.group.offsets.enabled and emit.checkpoints.enabled true on each "
-        "checkpoint connector). Settings must be explicit: upstream defaults differ (the source connector's "
+        "minReplicationFactor (Connect config/offset/status storage on the target; "
+        "replication.factor and offset-syncs.topic.replication.factor of each source connector; "
+        "checkpoints.topic.replication.factor) and syncs consumer offsets "
+        "(sync.group.offsets.enabled and emit.checkpoints.enabled true on each checkpoint "
+        "connector). Settings must be explicit: upstream defaults differ (the source connector's "
         "replication.factor defaults to 2)."
     )
     why = (
-        "Losing MirrorMaker's offset or checkpoint topics restarts replication from scratch or skips data; without "
-        "offset sync, consumers failing over to another region's aggregate restart from the wrong position."
+        "Losing MirrorMaker's offset or checkpoint topics restarts replication from scratch or "
+        "skips data; without offset sync, consumers failing over to another region's aggregate "
+        "restart from the wrong position."
     )
     severity = "high"
     params = (MIN_RF,)
@@ -62,8 +64,9 @@ class MirrorMakerDurability(Rule):
                     if checkpoint is None:
                         ctx.report(
                             mm2,
-                            f"mirror {name} has no checkpointConnector: consumer offsets are not translated; "
-                            f"add one with sync.group.offsets.enabled and emit.checkpoints.enabled true",
+                            f"mirror {name} has no checkpointConnector: consumer offsets are not "
+                            "translated; add one with sync.group.offsets.enabled and "
+                            "emit.checkpoints.enabled true",
                         )
                         continue
                     cconfig = dig(checkpoint, "config") or {}
@@ -75,11 +78,13 @@ class MirrorMakerDurability(Rule):
                         need,
                     )
                     for flag in _CHECKPOINT_FLAGS:
-                        if as_bool(_get(cconfig, flag)) is not True:
+                        value = _get(cconfig, flag)
+                        if as_bool(value) is not True:
+                            shown = show(value) if value is not None else "unset"
                             ctx.report(
                                 mm2,
-                                f"mirror {name}: checkpointConnector.config.{flag} is {show(_get(cconfig, flag)) if _get(cconfig, flag) is not None else 'unset'}; "
-                                f"set it to true so consumer offsets follow the data",
+                                f"mirror {name}: checkpointConnector.config.{flag} is {shown}; "
+                                "set it to true so consumer offsets follow the data",
                             )
 
     @staticmethod
@@ -91,7 +96,8 @@ class MirrorMakerDurability(Rule):
 
 
 def _get(config, key):
-    """A setting (None if unset). An unknown value raises, so the guard skips the object instead of guessing."""
+    """A setting (None if unset). An unknown value raises, so the guard skips the object instead of
+    guessing."""
     return config.get(key) if isinstance(config, Mapping) else None
 
 

@@ -35,14 +35,16 @@ class ReplicationDestinationAllowed(Rule):
     id = "replication-destination-allowed"
     category = "data placement"
     description = (
-        "Every replication flow reaches only regions whose jurisdiction the data classes it carries allow: "
-        "Strimzi KafkaMirrorMaker2 (data classes in its rtdi-data-classes annotation, destination its "
-        "rtdi-region), MSK Replicators (rtdi-data-classes tag, destination their region) and S3 bucket "
-        "replication (the source bucket's rtdi-data-classes tag, destination the target bucket's region)."
+        "Every replication flow reaches only regions whose jurisdiction the data classes it "
+        "carries allow: Strimzi KafkaMirrorMaker2 (data classes in its rtdi-data-classes "
+        "annotation, destination its rtdi-region), MSK Replicators (rtdi-data-classes tag, "
+        "destination their region) and S3 bucket replication (the source bucket's "
+        "rtdi-data-classes tag, destination the target bucket's region)."
     )
     why = (
-        "Replication copies every record to the destination: one mirror from an EU region into a US aggregate "
-        "cluster moves EU-only data out of the EU, however carefully the topics were placed."
+        "Replication copies every record to the destination: one mirror from an EU region into a "
+        "US aggregate cluster moves EU-only data out of the EU, however carefully the topics were "
+        "placed."
     )
     severity = "critical"
     params = (DATA_CLASSES, FALLBACK_TO_PUBLISHED)
@@ -54,8 +56,8 @@ class ReplicationDestinationAllowed(Rule):
                 if ANNOTATION_DATA_CLASSES not in mm2.annotations:
                     ctx.report(
                         mm2,
-                        f"declares no data classes; annotate it {ANNOTATION_DATA_CLASSES}: <class>,... "
-                        f"with the classes of the topics its topicsPattern selects",
+                        f"declares no data classes; annotate it {ANNOTATION_DATA_CLASSES}: "
+                        "<class>,... with the classes of the topics its topicsPattern selects",
                     )
                     continue
                 region_id = mm2.labels.get(LABEL_REGION) or mm2_target(mm2)[0] or view.region_id
@@ -98,8 +100,9 @@ class ReplicationDestinationAllowed(Rule):
         if jurisdiction is None:
             ctx.report(
                 r,
-                f"cannot tell the jurisdiction of destination region {region_id}; label it rtdi-region and "
-                f"rtdi-jurisdiction or make sure the stack reads the global topology",
+                f"cannot tell the jurisdiction of destination region {region_id}; label it "
+                "rtdi-region and rtdi-jurisdiction or make sure the stack reads the global "
+                "topology",
             )
             return
         for data_class in classes:
@@ -109,8 +112,9 @@ class ReplicationDestinationAllowed(Rule):
             elif jurisdiction not in allowed:
                 ctx.report(
                     r,
-                    f"replicates data class {data_class!r} into {region_id} (jurisdiction {jurisdiction!r}); "
-                    f"{data_class!r} may only go to {', '.join(allowed)}: drop its topics from this flow",
+                    f"replicates data class {data_class!r} into {region_id} (jurisdiction "
+                    f"{jurisdiction!r}); {data_class!r} may only go to {', '.join(allowed)}: drop "
+                    "its topics from this flow",
                 )
 
     def _s3(self, ctx: Context, config: Resource) -> None:

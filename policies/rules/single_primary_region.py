@@ -12,14 +12,15 @@ class SinglePrimaryRegion(Rule):
     id = "single-primary-region"
     category = "topology"
     description = (
-        "Exactly one region is primary. Across regional stacks checked together: at most one exports "
-        "primary: true, exactly one when they cover every region of the topology, and they agree on the "
-        "topology's primary. In each stack: the topology's primary names one of its regions, and a regional "
-        "stack's primary output is true exactly when its region is that primary."
+        "Exactly one region is primary. Across regional stacks checked together: at most one "
+        "exports primary: true, exactly one when they cover every region of the topology, and "
+        "they agree on the topology's primary. In each stack: the topology's primary names one of "
+        "its regions, and a regional stack's primary output is true exactly when its region is "
+        "that primary."
     )
     why = (
-        "Active-passive consumers (payments, the ledger) run only in the primary region; two primaries process "
-        "every event twice, none processes nothing."
+        "Active-passive consumers (payments, the ledger) run only in the primary region; two "
+        "primaries process every event twice, none processes nothing."
     )
     severity = "critical"
     cross_stack = True
@@ -34,16 +35,17 @@ class SinglePrimaryRegion(Rule):
         if primary not in ids:
             ctx.report(
                 view,
-                f"the topology's primary {primary!r} is not one of its regions ({', '.join(ids)}); set "
-                f"rtdi:topology.primary in the global stack to one of them",
+                f"the topology's primary {primary!r} is not one of its regions ({', '.join(ids)}); "
+                "set rtdi:topology.primary in the global stack to one of them",
             )
         flag = _primary_output(view)
         region = view.region_id
         if flag is not None and region is not None and flag != (region == primary):
             ctx.report(
                 view,
-                f"stack exports primary: {str(flag).lower()} for region {region}, but the topology's primary "
-                f"is {primary}; run `pulumi up` on this stack after changing the global topology",
+                f"stack exports primary: {str(flag).lower()} for region {region}, but the "
+                f"topology's primary is {primary}; run `pulumi up` on this stack after changing "
+                "the global topology",
             )
 
     def check_stacks(self, ctx: Context) -> None:
@@ -62,23 +64,25 @@ class SinglePrimaryRegion(Rule):
             for v in regional:
                 ctx.report(
                     v,
-                    f"regional stacks read different primaries ({', '.join(named)}); run `pulumi up` on every "
-                    f"regional stack after changing the global topology",
+                    f"regional stacks read different primaries ({', '.join(named)}); run `pulumi "
+                    "up` on every regional stack after changing the global topology",
                 )
         if len(primaries) > 1:
             for v in primaries:
                 ctx.report(
                     v,
                     f"{len(primaries)} regional stacks export primary: true "
-                    f"({', '.join(p.region_id or p.stack for p in primaries)}); exactly one region may be primary",
+                    f"({', '.join(p.region_id or p.stack for p in primaries)}); exactly one region "
+                    "may be primary",
                 )
         covered = {v.region_id for v in regional}
         topology = next((v.topology for v in regional if v.topology), None)
         if not primaries and topology and set(_region_ids(topology)) <= covered:
             ctx.report(
                 regional[0],
-                f"no regional stack exports primary: true (checked: {', '.join(sorted(filter(None, covered)))}); "
-                f"set rtdi:topology.primary to one region and `pulumi up` every regional stack",
+                "no regional stack exports primary: true (checked: "
+                f"{', '.join(sorted(filter(None, covered)))}); set rtdi:topology.primary to one "
+                "region and `pulumi up` every regional stack",
             )
 
 

@@ -16,14 +16,15 @@ class StatefulWorkloadsHavePdb(Rule):
     id = "stateful-workloads-have-pdb"
     category = "availability"
     description = (
-        "Every StatefulSet has a PodDisruptionBudget in its namespace whose selector matches its pod labels; "
-        "every Strimzi Kafka keeps its PodDisruptionBudget at maxUnavailable <= maxUnavailable (Strimzi "
-        "creates one with maxUnavailable 1 when spec.kafka.template.podDisruptionBudget is unset). "
-        "StatefulSets inside Helm releases are not visible to the rule."
+        "Every StatefulSet has a PodDisruptionBudget in its namespace whose selector matches its "
+        "pod labels; every Strimzi Kafka keeps its PodDisruptionBudget at maxUnavailable <= "
+        "maxUnavailable (Strimzi creates one with maxUnavailable 1 when "
+        "spec.kafka.template.podDisruptionBudget is unset). StatefulSets inside Helm releases are "
+        "not visible to the rule."
     )
     why = (
-        "Node drains during upgrades evict pods freely without a budget: draining two brokers (or two replicas of "
-        "any quorum) at once takes partitions offline or loses the quorum."
+        "Node drains during upgrades evict pods freely without a budget: draining two brokers (or "
+        "two replicas of any quorum) at once takes partitions offline or loses the quorum."
     )
     severity = "medium"
     enforcement = "advisory"
@@ -49,7 +50,8 @@ class StatefulWorkloadsHavePdb(Rule):
                     ctx.report(
                         sts,
                         f"StatefulSet {sts.k8s_name} has no PodDisruptionBudget selecting its pods "
-                        f"({_show(labels)}); add one with maxUnavailable: 1 in namespace {sts.k8s_namespace}",
+                        f"({_show(labels)}); add one with maxUnavailable: 1 in namespace "
+                        f"{sts.k8s_namespace}",
                     )
         most = ctx["maxUnavailable"]
         for kafka in kafkas(ctx.view):
@@ -66,13 +68,15 @@ class StatefulWorkloadsHavePdb(Rule):
                 if raw is not None and (value is None or value > most):
                     ctx.report(
                         kafka,
-                        f"Kafka {kafka.k8s_name}: podDisruptionBudget.maxUnavailable is {show(raw)}; set "
-                        f"spec.kafka.template.podDisruptionBudget.maxUnavailable to at most {most}",
+                        f"Kafka {kafka.k8s_name}: podDisruptionBudget.maxUnavailable is "
+                        f"{show(raw)}; set spec.kafka.template.podDisruptionBudget.maxUnavailable "
+                        f"to at most {most}",
                     )
 
 
 def _selects(selector: Any, labels: dict[str, str]) -> bool:
-    """Label-selector semantics of policy/v1: a missing selector selects no pod, an empty one every pod."""
+    """Label-selector semantics of policy/v1: a missing selector selects no pod, an empty one every
+    pod."""
     if selector is None:
         return False
     match = str_map(dig(selector, "matchLabels"))
