@@ -6,7 +6,8 @@ program (`infra.program.main`) under `infra.plan.engine.run_stack`, and prints p
 stacks, total resources, wall ms and ms per resource. Then it declares N trivial pulumi_aws
 resources under the same `run_stack` to show what the SDK's mock engine costs per resource alone.
 
-Run from the repo root: ``.venv/bin/python benchmarks/plan_scaling.py [--sizes 1 4 16] [--repeat 1]``
+Run from the repo root:
+``.venv/bin/python benchmarks/plan_scaling.py [--sizes 1 4 16] [--repeat 1]``
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ GCP_GEOS = [
 
 
 def kafka(jurisdictions: list[str]) -> dict[str, Any]:
-    """The sample's topics: one everywhere, one only where EU data may live (when such a region exists)."""
+    """The sample's topics: one everywhere, one only where EU data may live (when such a region
+    exists)."""
     classes = {"operational": {"jurisdictions": jurisdictions}}
     topics = [
         {
@@ -180,11 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     # The first plan of each cloud imports its provider SDK (seconds); measure it apart.
     _, cold_ms = timed(plan_all, *synthetic(3))
     print(
-        f"cold start: first 3-region plan (imports pulumi_aws, pulumi_gcp, pulumi_kubernetes): {cold_ms:,.0f} ms\n"
+        "cold start: first 3-region plan (imports pulumi_aws, pulumi_gcp, pulumi_kubernetes): "
+        f"{cold_ms:,.0f} ms\n"
     )
 
     print(
-        f"{'regions':>7} {'stacks':>6} {'resources':>9} {'per stack':>9} {'wall ms':>9} {'ms/resource':>11}"
+        f"{'regions':>7} {'stacks':>6} {'resources':>9} {'per stack':>9} {'wall ms':>9} "
+        f"{'ms/resource':>11}"
     )
     rows = []
     for n in args.sizes:
@@ -197,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         resources = sum(len(p.resources) for p in plans)
         rows.append((n, len(plans), resources, ms))
         print(
-            f"{n:>7} {len(plans):>6} {resources:>9} {resources / len(plans):>9.1f} {ms:>9,.0f} {ms / resources:>11.2f}"
+            f"{n:>7} {len(plans):>6} {resources:>9} {resources / len(plans):>9.1f} {ms:>9,.0f} "
+            f"{ms / resources:>11.2f}"
         )
 
     print("\nbare mock engine: N pulumi_aws resources, one explicit provider, the same run_stack")
@@ -208,12 +213,14 @@ def main(argv: list[str] | None = None) -> int:
             count, ms = bare_engine(n, kind)
             bare[kind] = min(bare.get(kind, float("inf")), ms / count)
             print(
-                f"{label + ' (' + kind + ')':>34} {n:>8} {count:>10} {ms:>9,.0f} {ms / count:>11.2f}"
+                f"{label + ' (' + kind + ')':>34} {n:>8} {count:>10} {ms:>9,.0f} "
+                f"{ms / count:>11.2f}"
             )
 
     floor = bare["narrow"]
     print(
-        f"\nrtdi vs the engine's floor ({floor:.2f} ms per narrow resource; a wide one costs {bare['wide']:.2f}):"
+        f"\nrtdi vs the engine's floor ({floor:.2f} ms per narrow resource; a wide one costs "
+        f"{bare['wide']:.2f}):"
     )
     for n, stacks, resources, ms in rows:
         per = ms / resources

@@ -64,10 +64,11 @@ def cli_plan(tmp_path_factory) -> CliRun:
 
 @pytest.fixture(scope="session")
 def target_plans(topology):
-    """Each sample regional stack's target alone (make_target + the archive bucket, as the program builds it).
+    """Each sample regional stack's target alone (make_target + the archive bucket, as the program
+    builds it).
 
-    Target tests read these, so what later layers (Kafka, Flink...) add to a region does not blur them;
-    invariants that hold for the whole stack are asserted on `plans`.
+    Target tests read these, so what later layers (Kafka, Flink...) add to a region does not blur
+    them; invariants that hold for the whole stack are asserted on `plans`.
     """
     from plantools import run_program, sample_config, target_only
 

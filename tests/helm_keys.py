@@ -59,13 +59,15 @@ def unknown_keys(
             found.append(".".join(path))
             continue
         if not isinstance(value, Mapping) or is_free_form(path, free_form):
-            continue  # a scalar, a list, or a free-form map: the key exists, that is all we can check
+            # A scalar, a list, or a free-form map: the key exists, that is all we can check.
+            continue
         found.extend(unknown_keys(value, defaults[key], path, free_form))
     return found
 
 
 def chart_name(chart: str) -> str:
-    """``oci://quay.io/strimzi-helm/strimzi-kafka-operator`` or ``strimzi/strimzi-kafka-operator`` -> the chart's name."""
+    """``oci://quay.io/strimzi-helm/strimzi-kafka-operator`` or ``strimzi/strimzi-kafka-operator``
+    -> the chart's name."""
     return chart.rstrip("/").rsplit("/", 1)[-1].removesuffix(".tgz")
 
 
@@ -74,13 +76,15 @@ def defaults_file(folder: Path, chart: str, version: str) -> Path:
 
 
 def release_problems(release: Mapping[str, Any], folder: Path) -> list[str]:
-    """Why ``release`` (chart, version, values as in a plan's helm-*.yaml) would set a key the chart ignores."""
+    """Why ``release`` (chart, version, values as in a plan's helm-*.yaml) would set a key the chart
+    ignores."""
     chart, version = release["chart"], str(release["version"])
     path = defaults_file(folder, chart, version)
     if not path.is_file():
         known = ", ".join(sorted(p.name for p in folder.glob("*.values.yaml"))) or "none"
         return [
-            f"{chart_name(chart)} {version}: no default values {path.name} to check against; have: {known}"
+            f"{chart_name(chart)} {version}: no default values {path.name} to check against; have: "
+            f"{known}"
         ]
     defaults = yaml.safe_load(path.read_text()) or {}
     return [

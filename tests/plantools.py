@@ -75,7 +75,8 @@ def sample_config(stack: str) -> StackConfig:
 def run_program(
     cfg: StackConfig, body: Callable[[Any, Topology], None], topology: Topology
 ) -> StackPlan:
-    """Run a small program that reads and validates ``cfg`` like the real one, then calls ``body(model, topology)``."""
+    """Run a small program that reads and validates ``cfg`` like the real one, then calls
+    ``body(model, topology)``."""
     from infra.topology.config import from_engine
 
     async def program() -> None:
@@ -110,7 +111,8 @@ GRANTED = ("flink-state", "archive")
 
 
 def workload(stack, topology) -> None:
-    """Every bucket purpose, and one workload identity that may use two of them, on a ServiceAccount."""
+    """Every bucket purpose, and one workload identity that may use two of them, on a
+    ServiceAccount."""
     import pulumi_kubernetes as k8s
 
     from infra.targets import make_target
@@ -192,7 +194,8 @@ def plan_text(plan: StackPlan) -> str:
 
 
 def assert_owned_by_region(plan: StackPlan, region_id: str, owners: Iterable[str] = ()) -> None:
-    """What the target declares hangs off the region component and carries the region id in its name.
+    """What the target declares hangs off the region component and carries the region id in its
+    name.
 
     Cloud resources and providers are children of the region component itself, or of an ``owners``
     component (by name) that asked the target for them and is itself under the region.
@@ -216,7 +219,8 @@ def assert_owned_by_region(plan: StackPlan, region_id: str, owners: Iterable[str
 
 
 def assert_named_after_region(plan: StackPlan, region_id: str) -> None:
-    """Every resource a regional stack declares (the stack and its references aside) starts with the region id."""
+    """Every resource a regional stack declares (the stack and its references aside) starts with the
+    region id."""
     named = [r for r in plan.resources if r.type not in ROOT_TYPES]
     assert named
     bad = [
@@ -230,7 +234,8 @@ def assert_named_after_region(plan: StackPlan, region_id: str) -> None:
 def assert_explicit_providers(
     plan: StackPlan, package: str, expect: dict[str, Any], region_id: str
 ) -> int:
-    """Every ``package:`` resource names a ``pulumi:providers:package`` declared under the region with ``expect`` inputs."""
+    """Every ``package:`` resource names a ``pulumi:providers:package`` declared under the region
+    with ``expect`` inputs."""
     region = region_component(plan, region_id)
     checked = 0
     for r in plan.resources:
@@ -273,7 +278,8 @@ def kubeconfig_of(plan: StackPlan, r: Declared) -> dict[str, Any]:
 
 
 def assert_k8s_on_region_provider(plan: StackPlan, region_id: str) -> Declared:
-    """Every Kubernetes resource of the plan goes to the region's cluster through its one provider."""
+    """Every Kubernetes resource of the plan goes to the region's cluster through its one
+    provider."""
     region = region_component(plan, region_id)
     providers = plan.of_type("pulumi:providers:kubernetes")
     assert [p.name for p in providers] == [f"{region_id}-k8s"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from plantools import ROOT, SHARED
 
 CACHE = ROOT / ".cache" / "pulumi"

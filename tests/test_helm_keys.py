@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import yaml
+
 from helm_keys import (
     FREE_FORM,
     chart_name,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from helm_keys import release_problems
 from plantools import ROOT, STACK_NAMES, require_shared
 
@@ -90,7 +91,8 @@ def shared():
 
 @pytest.fixture(scope="module")
 def validations(shared, cli_plan, tmp_path_factory):
-    """The validator over the plans, and over a few hand-written CRs; both runs at once (each loads every CRD)."""
+    """The validator over the plans, and over a few hand-written CRs; both runs at once (each loads
+    every CRD)."""
     selftest = tmp_path_factory.mktemp("crs")
     for name, obj in (("good-topic", GOOD_TOPIC), ("bad-topic", BAD_TOPIC), ("bridge", BRIDGE)):
         (selftest / f"{name}.yaml").write_text(yaml.safe_dump(obj))
@@ -134,7 +136,7 @@ def plan_objects(plan_dir: Path) -> list[tuple[Path, dict]]:
     return found
 
 
-# --------------------------------------------------------------------------- ../shared present or not
+# ------------------------------------------------------------------------- ../shared present or not
 
 
 def test_require_shared_skips_in_a_users_clone(tmp_path):
@@ -221,7 +223,8 @@ def test_walker_on_a_synthetic_release(shared):
         },
     }
     assert sorted(release_problems(typo, values_dir)) == [
-        "strimzi-kafka-operator 1.2.0: leaderElection.enabled: not a key of the chart's default values",
+        "strimzi-kafka-operator 1.2.0: leaderElection.enabled: not a key of the chart's default "
+        "values",
         "strimzi-kafka-operator 1.2.0: watchNamespace: not a key of the chart's default values",
     ]
 

@@ -1,4 +1,5 @@
-"""The AWS target as declared: explicit providers, a private EKS cluster, zonal node groups, S3, IRSA."""
+"""The AWS target as declared: explicit providers, a private EKS cluster, zonal node groups, S3,
+IRSA."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import json
 from ipaddress import IPv4Network
 
 import pytest
+
+from infra import versions
+from infra.targets.base import ABORT_MULTIPART_DAYS, BUCKET_PURPOSES, LABEL_PURPOSE, ZONE_LABEL
 from plantools import (
     GRANTED,
     NAMESPACE_WL,
@@ -26,9 +30,6 @@ from plantools import (
     target_only,
     workload,
 )
-
-from infra import versions
-from infra.targets.base import ABORT_MULTIPART_DAYS, BUCKET_PURPOSES, LABEL_PURPOSE, ZONE_LABEL
 
 CREATE, EXISTING = (
     "aws-us-east-1",
@@ -58,7 +59,7 @@ def _zones(topology, stack):
     return topology.region(stack).zones
 
 
-# --------------------------------------------------------------------------- providers and ownership
+# -------------------------------------------------------------------------- providers and ownership
 
 
 @pytest.mark.parametrize("stack", AWS)
@@ -189,7 +190,8 @@ def test_one_node_group_per_zone_pinned_to_its_subnet(target_plans, topology, st
 
 
 def _private_subnets(plan, stack, zones) -> dict[str, str]:
-    """zone -> the subnet id the plan hands EKS: the configured id, or the id of the subnet it creates."""
+    """zone -> the subnet id the plan hands EKS: the configured id, or the id of the subnet it
+    creates."""
     net = json.loads(sample_config(stack).values["rtdi:network"])
     if net.get("mode") == "existing":
         return net["privateSubnetIds"]
@@ -261,7 +263,8 @@ def test_existing_vpc_creates_no_network(target_plans, plans):
     assert [r.type for r in target.resources if r.type.startswith("aws:ec2/")] == []
     cluster = one(target, "aws:eks/cluster:Cluster").inputs
     assert sorted(cluster["vpcConfig"]["subnetIds"]) == sorted(net["privateSubnetIds"].values())
-    # Nothing else in the stack builds network either, and whatever names a VPC names the configured one.
+    # Nothing else in the stack builds network either, and whatever names a VPC names the configured
+    # one.
     network_types = {
         "aws:ec2/vpc:Vpc",
         "aws:ec2/subnet:Subnet",

@@ -1,4 +1,5 @@
-"""The GCP target as declared: explicit provider, private regional GKE, CMEK-encrypted GCS, Workload Identity."""
+"""The GCP target as declared: explicit provider, private regional GKE, CMEK-encrypted GCS, Workload
+Identity."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import json
 from ipaddress import IPv4Network
 
 import pytest
+
+from infra import versions
+from infra.plan.mocks import PROJECT_NUMBER
+from infra.targets.base import ABORT_MULTIPART_DAYS, BUCKET_PURPOSES, LABEL_PURPOSE
+from infra.targets.gcp import account_id
 from plantools import (
     GRANTED,
     NAMESPACE_WL,
@@ -25,11 +31,6 @@ from plantools import (
     workload,
 )
 
-from infra import versions
-from infra.plan.mocks import PROJECT_NUMBER
-from infra.targets.base import ABORT_MULTIPART_DAYS, BUCKET_PURPOSES, LABEL_PURPOSE
-from infra.targets.gcp import account_id
-
 STACK = "gcp-europe-west4"
 PROJECT = "acme-rtdi-prod"
 REGION = "europe-west4"
@@ -44,7 +45,8 @@ EXISTING_NETWORK = {
 
 @pytest.fixture(scope="module")
 def plan(target_plans):
-    """The region's target alone; what the whole stack must satisfy is asserted on `plans[STACK]`."""
+    """The region's target alone; what the whole stack must satisfy is asserted on
+    `plans[STACK]`."""
     return target_plans[STACK]
 
 
@@ -64,7 +66,7 @@ def spec():
     return json.loads(sample_config(STACK).values["rtdi:kubernetes"])
 
 
-# --------------------------------------------------------------------------- providers and ownership
+# -------------------------------------------------------------------------- providers and ownership
 
 
 def test_sample_project_and_region():

@@ -1,4 +1,5 @@
-"""The on-prem target as declared: an existing cluster by kubeconfig+context, no cloud, HDFS or S3-compatible storage."""
+"""The on-prem target as declared: an existing cluster by kubeconfig+context, no cloud, HDFS or
+S3-compatible storage."""
 
 from __future__ import annotations
 
@@ -6,6 +7,13 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from pulumi.runtime import rpc
+
+from infra.plan import engine
+from infra.plan.mocks import PlanMocks
+from infra.plan.writer import write
+from infra.targets.base import BUCKET_PURPOSES
+from infra.targets.onprem import HADOOP_CONF_DIR
 from plantools import (
     NAMESPACE_WL,
     SERVICE_ACCOUNT,
@@ -21,13 +29,6 @@ from plantools import (
     sample_config,
     workload,
 )
-from pulumi.runtime import rpc
-
-from infra.plan import engine
-from infra.plan.mocks import PlanMocks
-from infra.plan.writer import write
-from infra.targets.base import BUCKET_PURPOSES
-from infra.targets.onprem import HADOOP_CONF_DIR
 
 STACK = "onprem-dc1"
 CLUSTER = {
@@ -71,7 +72,8 @@ def hdfs_plan(topology):
 
 
 class _Capture(PlanMocks):
-    """The plan's mocks, also keeping the raw inputs the SDK sends for each resource (secrets unmasked)."""
+    """The plan's mocks, also keeping the raw inputs the SDK sends for each resource (secrets
+    unmasked)."""
 
     raw: dict = {}
 

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from plantools import ROOT
 
 INFRA = ROOT / "infra"
@@ -114,7 +115,8 @@ ROUTE = {"cidrBlock": "0.0.0.0/0", "master": "172.16.0.0/28", "server": "https:/
 POLICY = {"Version": "2012-10-17", "apiVersion": "client.authentication.k8s.io/v1beta1"}
 x.CustomResource(api_version="kafka.strimzi.io/v1", kind="Kafka")
 registry = {"version": 1, "uri": "hdfs://namenode.dc1.acme.internal:8020/rtdi"}
-x.Subnet(flow_sampling=0.5, name="eu-west-1a", rotation="7776000s", config={"retention.ms": "604800000"})
+x.Subnet(flow_sampling=0.5, name="eu-west-1a", rotation="7776000s",
+         config={"retention.ms": "604800000"})
 def f():
     """Pinned to 1.33 in versions.py."""
     return "log.message.format.version"

@@ -1,9 +1,10 @@
-"""Apache Kafka's jars for the integration tests: fetched once with Maven, cached under .cache/kafka.
+"""Apache Kafka's jars for the integration tests: fetched once with Maven, cached under
+.cache/kafka.
 
-``python tests/integration/kafka_jars.py`` (a step of ``make test``) resolves tests/integration/pom.xml
-with ``-Dkafka.version=<infra.versions.KAFKA_VERSION>``, so the Kafka version rtdi deploys is the one
-the tests run, and it is spelled only in infra/versions.py. A stamp file (the version and a hash of
-the pom) makes later runs a no-op until either changes.
+``python tests/integration/kafka_jars.py`` (a step of ``make test``) resolves
+tests/integration/pom.xml with ``-Dkafka.version=<infra.versions.KAFKA_VERSION>``, so the Kafka
+version rtdi deploys is the one the tests run, and it is spelled only in infra/versions.py. A stamp
+file (the version and a hash of the pom) makes later runs a no-op until either changes.
 
 Without Maven, Java or a registry, the step warns and exits 0 so that the rest of ``make test`` runs
 and the integration test skips with a reason; with ``CI`` set it exits 1 instead.
@@ -66,7 +67,8 @@ def fetched(version: str | None = None) -> Path | None:
 
 
 def fetch(version: str | None = None) -> Path:
-    """Resolve the pom with Maven into the cache (idempotent); raise FetchError with Maven's output."""
+    """Resolve the pom with Maven into the cache (idempotent); raise FetchError with Maven's
+    output."""
     version = version or kafka_version()
     if fetched(version):
         return jars_dir(version)
@@ -112,12 +114,14 @@ def main() -> int:
     version = kafka_version()
     if fetched(version):
         print(
-            f"kafka-jars: Apache Kafka {version} jars cached in {jars_dir(version).relative_to(ROOT)}"
+            f"kafka-jars: Apache Kafka {version} jars cached in "
+            f"{jars_dir(version).relative_to(ROOT)}"
         )
         return 0
     started = time.monotonic()
     print(
-        f"kafka-jars: fetching Apache Kafka {version} jars with Maven (once; cached in .cache/kafka)...",
+        f"kafka-jars: fetching Apache Kafka {version} jars with Maven (once; cached in "
+        ".cache/kafka)...",
         flush=True,
     )
     try:

@@ -5,7 +5,8 @@ kafka_jars.py caches, listens on 127.0.0.1 only, lives in a temporary directory 
 
 ``mm2_properties`` turns the Strimzi ``KafkaMirrorMaker2`` spec that rtdi plans into the
 properties file of MirrorMaker 2's dedicated mode; ``single_broker`` rewrites only what one broker
-cannot satisfy (replication factors and minimum ISRs). Both are pure, so they are tested without Java.
+cannot satisfy (replication factors and minimum ISRs). Both are pure, so they are tested without
+Java.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ JAVA_OPTS = [
 ]
 MIN_JAVA = 17  # Kafka 4 brokers and Connect need Java 17
 MIRROR_MAKER = "org.apache.kafka.connect.mirror.MirrorMaker"
-# Kafka's own test RemoteStorageManager (kafka-storage test jar) stands in for a tiered-storage plugin.
+# Kafka's own test RemoteStorageManager (kafka-storage test jar) stands in for a tiered-storage
+# plugin.
 LOCAL_TIERED_STORAGE = "org.apache.kafka.server.log.remote.storage.LocalTieredStorage"
 TIERED_TOPIC_KEYS = ("remote.storage.enable", "local.retention.ms", "local.retention.bytes")
 
@@ -55,7 +57,10 @@ def require_kafka(jars: Path | None, env: dict | None = None) -> Path:
     elif (major := java_major(java)) < MIN_JAVA:
         problem = f"Java {major} found; Kafka needs Java {MIN_JAVA} or newer"
     elif jars is None:
-        problem = "the Kafka jars are not fetched: run `make test` or `.venv/bin/python tests/integration/kafka_jars.py`"
+        problem = (
+            "the Kafka jars are not fetched: run `make test` or "
+            "`.venv/bin/python tests/integration/kafka_jars.py`"
+        )
     if problem is None:
         return jars
     if env.get("CI"):
@@ -179,7 +184,8 @@ def wait_for(
     alive: Iterable[JavaProcess] = (),
     last: Callable[[], str] | None = None,
 ) -> Any:
-    """Poll ``probe`` until it returns a truthy value; fail after ``timeout`` or if a process died."""
+    """Poll ``probe`` until it returns a truthy value; fail after ``timeout`` or if a process
+    died."""
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
@@ -188,7 +194,8 @@ def wait_for(
         for p in alive:
             if not p.alive():
                 pytest.fail(
-                    f"{p.name} exited with code {p.popen.returncode} while waiting for {what}:\n{p.tail()}",
+                    f"{p.name} exited with code {p.popen.returncode} while waiting for "
+                    f"{what}:\n{p.tail()}",
                     pytrace=False,
                 )
         if time.monotonic() > deadline:
@@ -270,7 +277,8 @@ class Broker:
 
 
 def broker(name: str, root: Path, rtdi_config: dict[str, Any], tiered: bool = False) -> Broker:
-    """A broker with rtdi's broker config (made single-node) plus what a loopback KRaft node needs."""
+    """A broker with rtdi's broker config (made single-node) plus what a loopback KRaft node
+    needs."""
     workdir = root / name
     (workdir / "data").mkdir(parents=True)
     port, controller_port = free_port(), free_port()
@@ -366,7 +374,8 @@ def start_brokers(brokers: list[Broker], jars: Path, timeout: float = 60) -> Non
 
 @dataclass
 class MirrorConfig:
-    """A dedicated-mode MirrorMaker 2 configuration built from one mirror of a KafkaMirrorMaker2 spec."""
+    """A dedicated-mode MirrorMaker 2 configuration built from one mirror of a KafkaMirrorMaker2
+    spec."""
 
     source: str
     target: str
@@ -381,7 +390,8 @@ class MirrorConfig:
         return f"{self.source}->{self.target}."
 
     def override(self, key: str, value: Any) -> None:
-        """Set ``key`` for the test and remember what rtdi had (empty when rtdi left it to the default)."""
+        """Set ``key`` for the test and remember what rtdi had (empty when rtdi left it to the
+        default)."""
         before = self.properties.get(key, "")
         value = as_strings({key: value})[key]
         if before != value:
@@ -390,15 +400,17 @@ class MirrorConfig:
 
 
 def mm2_properties(spec: dict, source_alias: str, bootstrap: dict[str, str]) -> MirrorConfig:
-    """Translate a Strimzi ``KafkaMirrorMaker2`` spec's mirror from ``source_alias`` to dedicated mode.
+    """Translate a Strimzi ``KafkaMirrorMaker2`` spec's mirror from ``source_alias`` to dedicated
+    mode.
 
     What Strimzi does with the spec, spelled in MirrorMaker 2's dedicated-mode keys:
     ``target.config`` and the target's group and storage topics are the Connect worker's settings
-    (``<target>.<key>``); ``sourceConnector.config`` and ``checkpointConnector.config`` are connector
-    settings (``<source>-><target>.<key>``, shared by both connectors in dedicated mode, so a key the
-    two set differently is an error); ``topicsPattern``/``groupsPattern`` become ``topics``/``groups``.
-    Strimzi runs no heartbeat connector unless the spec has one, so heartbeats are off.
-    The clusters' TLS and SASL settings are not carried over: loopback brokers speak PLAINTEXT.
+    (``<target>.<key>``); ``sourceConnector.config`` and ``checkpointConnector.config`` are
+    connector settings (``<source>-><target>.<key>``, shared by both connectors in dedicated mode,
+    so a key the two set differently is an error); ``topicsPattern``/``groupsPattern`` become
+    ``topics``/``groups``. Strimzi runs no heartbeat connector unless the spec has one, so
+    heartbeats are off. The clusters' TLS and SASL settings are not carried over: loopback brokers
+    speak PLAINTEXT.
     """
     (mirror,) = [m for m in spec["mirrors"] if m["source"]["alias"] == source_alias]
     target = spec["target"]
@@ -466,7 +478,7 @@ def logged_configs(log: str, name: str) -> list[dict[str, str]]:
     return blocks
 
 
-# --------------------------------------------------------------------------- clients (confluent-kafka)
+# ------------------------------------------------------------------------ clients (confluent-kafka)
 
 
 @dataclass(frozen=True)
@@ -478,7 +490,8 @@ class Record:
 
 
 def admin(bootstrap: str):
-    """An AdminClient; keep a reference until its futures are done (a collected client cancels them)."""
+    """An AdminClient; keep a reference until its futures are done (a collected client cancels
+    them)."""
     from confluent_kafka.admin import AdminClient
 
     return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
@@ -518,7 +531,8 @@ def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
 
 
 def produce(bootstrap: str, topic: str, keys: Iterable[str]) -> dict[str, Record]:
-    """Produce ``value-<key>`` under each key (idempotent, acks=all); what the broker stored, by key."""
+    """Produce ``value-<key>`` under each key (idempotent, acks=all); what the broker stored, by
+    key."""
     from confluent_kafka import Producer
 
     stored: dict[str, Record] = {}
@@ -574,7 +588,8 @@ def consume(
     reset: str = "earliest",
     timeout: float = 60,
 ) -> tuple[list[Record], Any]:
-    """Subscribe as ``group`` and poll until ``done(records)``; return the records and the open consumer.
+    """Subscribe as ``group`` and poll until ``done(records)``; return the records and the open
+    consumer.
 
     With ``reset="error"`` a partition without a committed offset is an error, not a silent reset:
     the consumer must start where the group's committed offsets say.

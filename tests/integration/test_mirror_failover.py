@@ -2,12 +2,12 @@
 
 The MirrorMaker 2 settings are not written here: they are the ``KafkaMirrorMaker2`` that rtdi plans
 for the gcp-europe-west4 aggregate, its mirror from aws-us-east-1's regional cluster, translated to
-dedicated mode (kafka_local.mm2_properties). The brokers get the ``Kafka`` config rtdi plans for those
-two clusters, and ``trips`` the config of its ``KafkaTopic``. The test changes only what one broker on
-loopback cannot satisfy (replication factors and minimum ISRs to 1, PLAINTEXT instead of TLS and
-SCRAM, a local RemoteStorageManager instead of the Aiven plugin, 3 partitions instead of 24) and the
-intervals that would make it wait minutes (INTERVALS); `test_mirror_maker_applies_rtdi_settings`
-asserts the rest reached MirrorMaker 2 unchanged.
+dedicated mode (kafka_local.mm2_properties). The brokers get the ``Kafka`` config rtdi plans for
+those two clusters, and ``trips`` the config of its ``KafkaTopic``. The test changes only what one
+broker on loopback cannot satisfy (replication factors and minimum ISRs to 1, PLAINTEXT instead of
+TLS and SCRAM, a local RemoteStorageManager instead of the Aiven plugin, 3 partitions instead of 24)
+and the intervals that would make it wait minutes (INTERVALS);
+`test_mirror_maker_applies_rtdi_settings` asserts the rest reached MirrorMaker 2 unchanged.
 
 The scenario, as in production: MirrorMaker 2 runs; ``eta-service`` consumes ``trips`` in the source
 region and commits; that region's consumers are lost while producers there go on (100 more records,
@@ -92,7 +92,7 @@ def mirror_config(plans, bootstrap: dict[str, str]) -> kl.MirrorConfig:
     return config
 
 
-# --------------------------------------------------------------------------- offline: versions and translation
+# ---------------------------------------------------------------- offline: versions and translation
 
 
 def test_pom_leaves_the_kafka_version_to_infra_versions():
@@ -260,8 +260,8 @@ def test_consumer_group_resumes_on_the_aggregate_from_translated_offsets(world):
     """What is asserted, and why:
 
     1. After ``eta-service`` committed on the source, its committed offsets on the aggregate's
-       ``aws-us-east-1.trips`` become *exactly* the source ones, partition by partition. MirrorMaker 2
-       translates an offset exactly only at an offset sync; a caught-up group sits one past its
+       ``aws-us-east-1.trips`` become *exactly* the source ones, partition by partition. MirrorMaker
+       2 translates an offset exactly only at an offset sync; a caught-up group sits one past its
        partition's last record, whose sync the source task sends at its next offset flush.
     2. Records produced after the failure are mirrored; ``eta-service`` started on the aggregate
        with ``auto.offset.reset=error`` (so it can only start from committed offsets) reads exactly
@@ -315,7 +315,8 @@ def test_consumer_group_resumes_on_the_aggregate_from_translated_offsets(world):
         alive=[world.mm2],
     )
 
-    # The source region's consumers are gone; its producers go on, and MirrorMaker 2 keeps mirroring.
+    # The source region's consumers are gone; its producers go on, and MirrorMaker 2 keeps
+    # mirroring.
     more = kl.produce(src.bootstrap, TOPIC, [key(i) for i in range(FIRST, FIRST + MORE)])
     produced = {**first, **more}
     kl.wait_for(
@@ -351,7 +352,8 @@ def test_consumer_group_resumes_on_the_aggregate_from_translated_offsets(world):
             k for k, s in sorted(more.items(), key=lambda kv: kv[1].offset) if s.partition == p
         ]
 
-    # surge-pricing fails over too: translated conservatively, so it re-reads the gap and loses nothing.
+    # surge-pricing fails over too: translated conservatively, so it re-reads the gap and loses
+    # nothing.
     assert all(1 <= translated[p] <= lagging[p] for p in range(PARTITIONS)), (
         f"translated {translated}, source {lagging}"
     )
@@ -387,8 +389,9 @@ def test_consumer_group_resumes_on_the_aggregate_from_translated_offsets(world):
 
 @pytest.mark.integration
 def test_mirror_maker_applies_rtdi_settings(world, plans):
-    """Every key rtdi sets reached the connector, worker or producer config MirrorMaker 2 logged, with
-    rtdi's value unless INTERVALS or single_broker changed it; offset sync and checkpoints were not."""
+    """Every key rtdi sets reached the connector, worker or producer config MirrorMaker 2 logged,
+    with rtdi's value unless INTERVALS or single_broker changed it; offset sync and checkpoints were
+    not."""
     config, spec = world.config, mm2_spec(plans)
     (mirror,) = [m for m in spec["mirrors"] if m["source"]["alias"] == SOURCE]
     source_cfg, checkpoint_cfg = (
@@ -448,7 +451,8 @@ def test_mirror_maker_applies_rtdi_settings(world, plans):
     for b in producers:
         if (b["acks"], b["enable.idempotence"]) != ("-1", "true"):
             problems.append(
-                f"task producer {b['client.id']}: acks={b['acks']} enable.idempotence={b['enable.idempotence']}"
+                f"task producer {b['client.id']}: acks={b['acks']} "
+                f"enable.idempotence={b['enable.idempotence']}"
             )
     workers = blocks["DistributedConfig"]
     target = spec["target"]
@@ -479,7 +483,8 @@ TIERED_REJECTED = "Tiered Storage functionality is disabled in the broker"
 
 @pytest.mark.integration
 def test_tiered_topic_reaches_an_aggregate_without_tiered_storage(world, plans):
-    """A topic of a tiered regional cluster (rtdi's config for it, tiered keys included) is mirrored.
+    """A topic of a tiered regional cluster (rtdi's config for it, tiered keys included) is
+    mirrored.
 
     MirrorMaker 2 creates the mirrored topic with the source topic's configs; without rtdi's
     config.properties.exclude it copied remote.storage.enable, and an aggregate whose brokers have

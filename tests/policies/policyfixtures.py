@@ -1,6 +1,7 @@
 """Load the rule fixtures (tests/policies/fixtures/<rule-id>/{pass,fail}*.json) into stack views.
 
-A fixture is a small, hand-written set of resources in normalized form, checked through BOTH adapters:
+A fixture is a small, hand-written set of resources in normalized form, checked through BOTH
+adapters:
 
 * as an offline plan: resources.json entries ``{urn, type, name, parent, provider, inputs}`` fed to
   `policies.view.from_plan` (provider references are ``"<provider urn>::<id>"``);
@@ -14,13 +15,15 @@ Fixture document::
       "params": {"minZones": 3},                       # optional: rule parameters
       "topology": {...}, "kafka": {...},               # optional: what the global stack publishes
       "outputs": {...},                                # optional: the stack's outputs
-      "resources": [                                   # one stack ("stack": name, default "test") ...
+      "resources": [                                   # one stack ("stack": name, default "test")
         {"type": "pulumi:providers:aws", "name": "aws", "props": {"region": "us-east-1"}},
         {"type": "aws:s3/bucket:Bucket", "name": "b", "provider": "aws", "props": {"bucket": "b"},
          "refs": {"bucket": ["other-resource-name"]}}  # optional: preview property dependencies
       ],
-      "stacks": [{"stack": ..., "resources": [...], "outputs": ..., "topology": ...}],  # ... or several
-      "violations": [{"resource": "b", "message": "substring"}]   # expected; "<stack>" = the stack itself
+      # ... or several stacks instead of "resources":
+      "stacks": [{"stack": ..., "resources": [...], "outputs": ..., "topology": ...}],
+      # expected; "<stack>" = the stack itself:
+      "violations": [{"resource": "b", "message": "substring"}]
     }
 
 The string "<unknown>" in props stands for a value unknown until deploy (preview form only).
@@ -169,7 +172,8 @@ def as_preview(spec: dict[str, Any]) -> StackView:
 
 
 def resolve_target(expected: str, stacks: list[dict[str, Any]]) -> str:
-    """``"<stack>"``/``"<stack:NAME>"`` -> that stack's URN; a resource name -> its URN (first stack having it)."""
+    """``"<stack>"``/``"<stack:NAME>"`` -> that stack's URN; a resource name -> its URN (first stack
+    having it)."""
     if expected.startswith("<stack"):
         name = expected[len("<stack:") : -1] if ":" in expected else stacks[0].get("stack", "test")
         return stack_urn(name)

@@ -1,4 +1,5 @@
-"""Policy configuration: one source of defaults (the rules), the shipped files in sync, clear errors."""
+"""Policy configuration: one source of defaults (the rules), the shipped files in sync, clear
+errors."""
 
 from __future__ import annotations
 

@@ -13,12 +13,12 @@ import sys
 import textwrap
 
 from google.protobuf import struct_pb2
-from policyfixtures import FIXTURES, ROOT, as_policy_args, load, stack_urn, stacks_of, urn
 from pulumi_policy import StackValidationArgs, StackValidationPolicy
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policies.pack import PACK_NAME, build_policies
 from policies.rules import ALL_RULES
+from policyfixtures import FIXTURES, ROOT, as_policy_args, load, stack_urn, stacks_of, urn
 
 PYTHON = sys.executable
 
@@ -115,26 +115,28 @@ def test_unknown_values_on_create_match_by_property_dependencies():
 
 
 def test_an_unknown_value_skips_that_resource_only():
-    kafka = lambda name, isr: {
-        "type": "kubernetes:kafka.strimzi.io/v1:Kafka",
-        "name": name,
-        "props": {
-            "apiVersion": "kafka.strimzi.io/v1",
-            "kind": "Kafka",
-            "metadata": {"name": name, "namespace": "kafka", "uid": "<unknown>"},
-            "spec": {
-                "kafka": {
-                    "config": {
-                        "default.replication.factor": 3.0,
-                        "min.insync.replicas": isr,
-                        "offsets.topic.replication.factor": 3.0,
-                        "transaction.state.log.replication.factor": 3.0,
-                        "transaction.state.log.min.isr": 2.0,
+    def kafka(name: str, isr: object) -> dict:
+        return {
+            "type": "kubernetes:kafka.strimzi.io/v1:Kafka",
+            "name": name,
+            "props": {
+                "apiVersion": "kafka.strimzi.io/v1",
+                "kind": "Kafka",
+                "metadata": {"name": name, "namespace": "kafka", "uid": "<unknown>"},
+                "spec": {
+                    "kafka": {
+                        "config": {
+                            "default.replication.factor": 3.0,
+                            "min.insync.replicas": isr,
+                            "offsets.topic.replication.factor": 3.0,
+                            "transaction.state.log.replication.factor": 3.0,
+                            "transaction.state.log.min.isr": 2.0,
+                        }
                     }
-                }
+                },
             },
-        },
-    }
+        }
+
     args = as_policy_args(
         {
             "stack": "dev",
@@ -152,7 +154,8 @@ def _struct(d):
 
 
 def test_end_to_end_through_the_analyzer_servicer():
-    """The pack's policies behind pulumi_policy's own servicer, with gRPC messages as the engine sends them."""
+    """The pack's policies behind pulumi_policy's own servicer, with gRPC messages as the engine
+    sends them."""
     from pulumi.runtime import proto
     from pulumi_policy import EnforcementLevel
     from pulumi_policy.policy import _PolicyAnalyzerServicer
@@ -240,7 +243,8 @@ def test_importing_the_rules_constructs_no_policy_pack():
         def boom(*a, **k):
             raise SystemExit("PolicyPack constructed")
         pulumi_policy.PolicyPack.__init__ = boom
-        import policies, policies.rules, policies.engine, policies.view, policies.config, policies.pack, policies.checker
+        import policies, policies.rules, policies.engine, policies.view, policies.config
+        import policies.pack, policies.checker
         from policies.rules import ALL_RULES
         policies.pack.build_policies()
         assert len(ALL_RULES) == 19
@@ -253,8 +257,8 @@ def test_importing_the_rules_constructs_no_policy_pack():
 
 
 def test_pack_starts_as_pulumi_starts_it_and_lists_every_rule(tmp_path):
-    """``python -u -m pulumi.policy <engine> <pack dir>`` from the pack dir, as the language host runs it:
-    the pack prints its port, and the analyzer lists one policy per rule."""
+    """``python -u -m pulumi.policy <engine> <pack dir>`` from the pack dir, as the language host
+    runs it: the pack prints its port, and the analyzer lists one policy per rule."""
     import grpc
     from google.protobuf import empty_pb2
     from pulumi.runtime.proto import analyzer_pb2_grpc
@@ -272,7 +276,8 @@ def test_pack_starts_as_pulumi_starts_it_and_lists_every_rule(tmp_path):
     try:
         line = proc.stdout.readline().strip()
         assert line.isdigit(), (
-            f"expected a port, got {line!r}; stderr: {proc.stderr.read() if proc.poll() is not None else ''}"
+            f"expected a port, got {line!r}; stderr: "
+            f"{proc.stderr.read() if proc.poll() is not None else ''}"
         )
         with grpc.insecure_channel(f"127.0.0.1:{line}") as channel:
             info = analyzer_pb2_grpc.AnalyzerStub(channel).GetAnalyzerInfo(

@@ -10,6 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from policies.config import PolicyConfig, resolve
+from policies.engine import evaluate
+from policies.rules import ALL_RULES, BY_ID
 from policyfixtures import (
     FIXTURES,
     as_plan,
@@ -19,10 +23,6 @@ from policyfixtures import (
     resolve_target,
     stacks_of,
 )
-
-from policies.config import PolicyConfig, resolve
-from policies.engine import evaluate
-from policies.rules import ALL_RULES, BY_ID
 
 
 def _run(path: Path, adapter) -> list[tuple[str, str]]:
