@@ -17,7 +17,8 @@ EKS_ADDONS = {
     "aws-ebs-csi-driver": "v1.51.0-eksbuild.1",
 }
 
-# Kafka on Kubernetes: the Strimzi operator and the Kafka it runs (Strimzi 1.2 supports 4.2.x and 4.3.x).
+# Kafka on Kubernetes: the Strimzi operator and the Kafka it runs (Strimzi 1.2 supports 4.2.x and
+# 4.3.x).
 STRIMZI_CHART = "oci://quay.io/strimzi-helm/strimzi-kafka-operator"
 STRIMZI_CHART_NAME = "strimzi-kafka-operator"
 STRIMZI_VERSION = "1.2.0"

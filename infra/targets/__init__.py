@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pulumi
 
 from infra.targets.base import Target

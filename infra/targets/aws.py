@@ -341,6 +341,7 @@ class AwsTarget(Target):
         service_account: str,
         parent: pulumi.Resource,
     ) -> aws.iam.Role:
+        subject = f"system:serviceaccount:{namespace}:{service_account}"
         trust = pulumi.Output.all(self.oidc.arn, self.oidc_issuer).apply(
             lambda a: json.dumps(
                 {
@@ -352,7 +353,7 @@ class AwsTarget(Target):
                             "Action": "sts:AssumeRoleWithWebIdentity",
                             "Condition": {
                                 "StringEquals": {
-                                    f"{a[1]}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                                    f"{a[1]}:sub": subject,
                                     f"{a[1]}:aud": "sts.amazonaws.com",
                                 }
                             },

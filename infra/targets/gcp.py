@@ -37,7 +37,8 @@ KEY_ROTATION = "7776000s"  # 90 days
 
 
 def account_id(*parts: str) -> str:
-    """A service-account id (6-30 chars) that is stable for the same parts; hashed only when too long."""
+    """A service-account id (6-30 chars) that is stable for the same parts; hashed only when too
+    long."""
     raw = "-".join(parts)
     if len(raw) <= 30:
         return raw
@@ -89,7 +90,8 @@ class GcpTarget(Target):
             project_id=self.project,
             opts=pulumi.InvokeOutputOptions(provider=self.provider, parent=self),
         ).number
-        # Google's service agents encrypt on our behalf: GCS objects, persistent disks, managed Kafka.
+        # Google's service agents encrypt on our behalf: GCS objects, persistent disks, managed
+        # Kafka.
         self.kms_grants = [
             gcp.kms.CryptoKeyIAMMember(
                 f"{n}-{agent}",

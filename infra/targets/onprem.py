@@ -18,7 +18,8 @@ from infra.targets.base import Bucket, Lifecycle, Target, WorkloadIdentity
 from infra.topology.model import OnpremStack, Topology
 
 HADOOP_CONF_DIR = "/etc/hadoop/conf"
-# S3-compatible stores (MinIO, Ceph RGW) accept any signing region; SDKs need one, and this is theirs.
+# S3-compatible stores (MinIO, Ceph RGW) accept any signing region; SDKs need one, and this is
+# theirs.
 S3_COMPATIBLE_REGION = "us-east-1"
 
 

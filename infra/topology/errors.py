@@ -14,7 +14,8 @@ _MISSING = object()
 
 
 def key_path(top: str, loc: Sequence[str | int] = ()) -> str:
-    """Render a config key and a location inside its value: ``rtdi:topology.regions[1].zones[0]``."""
+    """Render a config key and a location inside its value:
+    ``rtdi:topology.regions[1].zones[0]``."""
     out = top
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
