@@ -118,7 +118,7 @@ def _level(value: Any, where: str) -> str:
         raise PolicyConfigError(
             where, f"unknown enforcement level {value!r}; allowed: {', '.join(LEVELS)}"
         )
-    return value
+    return str(value)
 
 
 _TYPES = {

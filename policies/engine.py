@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from policies.view import Resource, StackView, UnknownValueError
 
@@ -94,10 +94,22 @@ class Context:
     ):
         self.rule = rule
         self.params = params
-        self.view = view
+        self._view = view
         self.views = list(views)
         self.found: list[tuple[str, str, str]] = []  # (urn, message, stack)
         self.skipped: list[Skipped] = []
+
+    @property
+    def view(self) -> StackView:
+        """The stack ``check`` looks at. ``check_stacks`` has one only under a policy pack (which
+        sees one stack at a time), so a rule reads ``views`` there."""
+        if self._view is None:
+            raise RuntimeError(f"rule {self.rule.id}: no single stack here; read ctx.views")
+        return self._view
+
+    @view.setter
+    def view(self, view: StackView | None) -> None:
+        self._view = view
 
     def __getitem__(self, param: str) -> Any:
         return self.params[param]
@@ -108,9 +120,9 @@ class Context:
         elif isinstance(where, StackView):
             urn, stack = where.stack_urn, where.stack
         elif isinstance(where, str):
-            urn, stack = where, (self.view.stack if self.view else "")
+            urn, stack = where, (self._view.stack if self._view else "")
         else:
-            view = self.view or (self.views[0] if self.views else None)
+            view = self._view or (self.views[0] if self.views else None)
             urn, stack = (view.stack_urn, view.stack) if view else ("", "")
         self.found.append((urn, message, stack))
 
@@ -209,8 +221,9 @@ def evaluate(
     return report
 
 
-# What `evaluate` needs of a configuration (policies.config.PolicyConfig is the real one).
-class ResolvedLike:  # pragma: no cover - documentation
+class ResolvedLike(Protocol):  # pragma: no cover - a type, never instantiated
+    """What `evaluate` needs of a configuration (policies.config.PolicyConfig is the real one)."""
+
     def level(self, rule: Rule) -> str: ...
 
     def params(self, rule: Rule) -> Mapping[str, Any]: ...

@@ -16,6 +16,7 @@ from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     PolicyConfigSchema,
     Severity,
     StackValidationArgs,
@@ -66,7 +67,7 @@ def config_schema(rule: Rule) -> PolicyConfigSchema | None:
     )
 
 
-def build_policies(rules: Iterable[Rule] | None = None) -> list[StackValidationPolicy]:
+def build_policies(rules: Iterable[Rule] | None = None) -> list[Policy]:
     from policies.rules import ALL_RULES
 
     return [

@@ -221,14 +221,18 @@ class StackView:
 
 
 def output(view: StackView, key: str) -> Any:
-    return safe(lambda: view.outputs.get(key)) if isinstance(view.outputs, Mapping) else None
+    outputs = view.outputs
+    return safe(lambda: outputs.get(key)) if isinstance(outputs, Mapping) else None
 
 
 # --------------------------------------------------------------------------- reading props
 
 
-def safe(read: Callable[[], Any], default: Any = None) -> Any:
-    """``read()``, or ``default`` when the value is unknown until deploy."""
+def safe(read: Callable[..., Any], default: Any = None) -> Any:
+    """``read()``, or ``default`` when the value is unknown until deploy.
+
+    ``read`` is called without arguments; it is typed ``...`` because loops pass lambdas that bind
+    the loop variable as a default argument (``lambda k=key: ...``)."""
     try:
         return read()
     except UnknownValueError:
@@ -596,7 +600,6 @@ def _published(view: StackView) -> dict[str, Any] | None:
             found = safe(lambda r=r: plain(dig(r.props, "outputs", EXPORT)))
             if isinstance(found, dict):
                 return found
-    own = (
-        safe(lambda: plain(view.outputs.get(EXPORT))) if isinstance(view.outputs, Mapping) else None
-    )
+    outputs = view.outputs
+    own = safe(lambda: plain(outputs.get(EXPORT))) if isinstance(outputs, Mapping) else None
     return own if isinstance(own, dict) else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
@@ -37,13 +38,17 @@ KEY_ROTATION = "7776000s"  # 90 days
 
 
 def account_id(*parts: str) -> str:
-    """A service-account id (6-30 chars) that is stable for the same parts; hashed only when too
-    long."""
+    """A service-account id (6-30 chars), stable for the same parts; hashed only when too long."""
     raw = "-".join(parts)
     if len(raw) <= 30:
         return raw
     digest = hashlib.sha256(raw.encode()).hexdigest()[:6]
     return f"{raw[:23].rstrip('-')}-{digest}"
+
+
+def _service_agent(project_number: pulumi.Output[Any], domain: str) -> pulumi.Output[str]:
+    """The IAM member of a Google service's agent in the project (its address holds the number)."""
+    return project_number.apply(lambda num: f"serviceAccount:service-{num}@{domain}")
 
 
 class GcpTarget(Target):
@@ -90,15 +95,14 @@ class GcpTarget(Target):
             project_id=self.project,
             opts=pulumi.InvokeOutputOptions(provider=self.provider, parent=self),
         ).number
-        # Google's service agents encrypt on our behalf: GCS objects, persistent disks, managed
-        # Kafka.
+        # Google's service agents encrypt for us: GCS objects, persistent disks, managed Kafka.
         self.kms_grants = [
             gcp.kms.CryptoKeyIAMMember(
                 f"{n}-{agent}",
                 gcp.kms.CryptoKeyIAMMemberArgs(
                     crypto_key_id=self.kms_key.id,
                     role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
-                    member=number.apply(lambda num, d=domain: f"serviceAccount:service-{num}@{d}"),
+                    member=_service_agent(number, domain),
                 ),
                 opts=self._opts(),
             )

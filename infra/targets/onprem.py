@@ -9,6 +9,7 @@ purpose under it and hands workloads the Hadoop configuration or the S3 credenti
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from xml.sax.saxutils import escape
 
 import pulumi
@@ -42,7 +43,8 @@ class OnpremTarget(Target):
     def _create_bucket(self, purpose: str, lifecycle: Lifecycle) -> Bucket:
         store = self.stack.object_store
         if store.kind == "hdfs":
-            uri = f"{store.uri.rstrip('/')}/{self.region.id}/{purpose}"  # type: ignore[union-attr]
+            assert store.uri is not None  # infra/topology/checks.py requires it for kind: hdfs
+            uri = f"{store.uri.rstrip('/')}/{self.region.id}/{purpose}"
             return Bucket(
                 purpose=purpose,
                 scheme="hdfs",
@@ -66,12 +68,13 @@ class OnpremTarget(Target):
         store = self.stack.object_store
         opts = self.k8s_opts(parent, depends_on=list(depends_on))
         if store.kind == "hdfs":
+            assert store.uri is not None  # infra/topology/checks.py requires it for kind: hdfs
             conf = k8s.core.v1.ConfigMap(
                 f"{name}-hadoop-conf",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name="hadoop-conf", namespace=namespace, labels=self.labels
                 ),
-                data={"core-site.xml": _core_site({"fs.defaultFS": _authority(store.uri)})},  # type: ignore[arg-type]
+                data={"core-site.xml": _core_site({"fs.defaultFS": _authority(store.uri)})},
                 opts=opts,
             )
             return WorkloadIdentity(
@@ -84,6 +87,9 @@ class OnpremTarget(Target):
                 ],
                 resources=[conf],
             )
+        key_id, secret_key = store.access_key_id, self.stack.object_store_secret_access_key
+        # infra/topology/checks.py refuses an s3 store without both, before anything is declared.
+        assert key_id is not None and secret_key is not None
         secret_name = f"{service_account}-object-store"
         secret = k8s.core.v1.Secret(
             f"{name}-object-store",
@@ -92,14 +98,12 @@ class OnpremTarget(Target):
             ),
             type="Opaque",
             string_data={
-                "AWS_ACCESS_KEY_ID": store.access_key_id,
-                "AWS_SECRET_ACCESS_KEY": pulumi.Output.secret(
-                    self.stack.object_store_secret_access_key
-                ),
+                "AWS_ACCESS_KEY_ID": key_id,
+                "AWS_SECRET_ACCESS_KEY": pulumi.Output.secret(secret_key),
             },
             opts=opts,
         )
-        env = [
+        env: list[dict[str, Any]] = [
             {"name": "AWS_ENDPOINT_URL", "value": store.endpoint},
             {"name": "AWS_REGION", "value": S3_COMPATIBLE_REGION},
         ]

@@ -102,7 +102,7 @@ def mm2_sources(mm2: Resource) -> list[tuple[str | None, Any]]:
     """(alias, connection) per mirror. Strimzi v1: ``mirrors[].source``; v1beta2:
     ``mirrors[].sourceCluster`` naming an entry of ``spec.clusters``."""
     clusters = {dig(c, "alias"): c for c in items(dig(mm2.props, "spec", "clusters"))}
-    out = []
+    out: list[tuple[str | None, Any]] = []
     for mirror in items(dig(mm2.props, "spec", "mirrors")):
         source = dig(mirror, "source")
         if isinstance(source, Mapping):

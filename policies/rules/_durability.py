@@ -96,7 +96,7 @@ def topic_problems(
     effective_rf: int | None,
     effective_isr: int | None,
     params: Mapping[str, Any],
-    where: str,
+    where: Mapping[str, str],
 ) -> list[str]:
     """Problems with a topic's overrides. ``rf``/``isr``/``unclean``: what the topic sets (None:
     inherits)."""

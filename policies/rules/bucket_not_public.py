@@ -59,12 +59,13 @@ class BucketNotPublic(Rule):
                         f"canned ACL {acl!r} makes it public; remove the ACL (use "
                         "BucketOwnerEnforced ownership)",
                     )
-        for acl in view.of_type(*S3_ACLS):
-            with ctx.guard(acl):
-                if text(dig(acl.props, "acl")) in PUBLIC_ACLS:
+        for acl_config in view.of_type(*S3_ACLS):
+            with ctx.guard(acl_config):
+                if text(dig(acl_config.props, "acl")) in PUBLIC_ACLS:
                     ctx.report(
-                        acl,
-                        f"canned ACL {dig(acl.props, 'acl')!r} makes the bucket public; remove it",
+                        acl_config,
+                        f"canned ACL {dig(acl_config.props, 'acl')!r} makes the bucket public; "
+                        "remove it",
                     )
         for bucket in view.of_type(GCS_BUCKET):
             with ctx.guard(bucket):

@@ -69,9 +69,11 @@ def _volume_classes(pool: Resource) -> set[str]:
     storage = dig(pool.props, "spec", "storage")
     volumes = items(dig(storage, "volumes")) if dig(storage, "type") == "jbod" else [storage]
     return {
-        text(dig(v, "class"))
+        name
         for v in volumes
-        if v is not None and dig(v, "type") == "persistent-claim" and text(dig(v, "class"))
+        if v is not None
+        and dig(v, "type") == "persistent-claim"
+        and (name := text(dig(v, "class")))
     }
 
 

@@ -52,8 +52,8 @@ class KubernetesApiPrivate(Rule):
                 if as_bool(dig(private, "enablePrivateEndpoint")) is True:
                     continue
                 authorized = dig(cluster.props, "masterAuthorizedNetworksConfig")
-                cidrs = [text(dig(b, "cidrBlock")) for b in items(dig(authorized, "cidrBlocks"))]
-                if authorized is None or any(c in OPEN for c in cidrs):
+                blocks = [text(dig(b, "cidrBlock")) for b in items(dig(authorized, "cidrBlocks"))]
+                if authorized is None or any(c in OPEN for c in blocks):
                     ctx.report(
                         cluster,
                         "API endpoint is public to any address; set "

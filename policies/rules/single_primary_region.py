@@ -54,11 +54,7 @@ class SinglePrimaryRegion(Rule):
             return
         primaries = [v for v in regional if _primary_output(v) is True]
         named = sorted(
-            {
-                v.topology.get("primary")
-                for v in regional
-                if v.topology and v.topology.get("primary")
-            }
+            {v.topology["primary"] for v in regional if v.topology and v.topology.get("primary")}
         )
         if len(named) > 1:
             for v in regional:

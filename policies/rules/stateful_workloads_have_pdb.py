@@ -86,13 +86,15 @@ def _selects(selector: Any, labels: dict[str, str]) -> bool:
     for expr in expressions:
         key, op = text(dig(expr, "key")), text(dig(expr, "operator"))
         values = [v for v in items(dig(expr, "values")) if isinstance(v, str)]
-        if op == "In" and labels.get(key) not in values:
+        present = key is not None and key in labels
+        value = labels.get(key) if key is not None else None
+        if op == "In" and value not in values:
             return False
-        if op == "NotIn" and labels.get(key) in values:
+        if op == "NotIn" and value in values:
             return False
-        if op == "Exists" and key not in labels:
+        if op == "Exists" and not present:
             return False
-        if op == "DoesNotExist" and key in labels:
+        if op == "DoesNotExist" and present:
             return False
     return True
 
