@@ -49,8 +49,7 @@ GCP_GEOS = [
 
 
 def kafka(jurisdictions: list[str]) -> dict[str, Any]:
-    """The sample's topics: one everywhere, one only where EU data may live (when such a region
-    exists)."""
+    """The sample's topics: one in every region, one only where EU data may live (if any)."""
     classes = {"operational": {"jurisdictions": jurisdictions}}
     topics = [
         {

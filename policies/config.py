@@ -33,8 +33,7 @@ RESERVED = ("all", "environments")
 
 
 class PolicyConfigError(ValueError):
-    """A policy configuration that names an unknown rule or parameter, or has a value of the wrong
-    shape."""
+    """A policy config naming an unknown rule or parameter, or with a value of the wrong shape."""
 
     def __init__(self, where: str, message: str):
         self.where, self.message = where, message
@@ -68,8 +67,7 @@ class PolicyConfig:
 def resolve(
     doc: Any, source: str = "policy config", rules: Sequence[Rule] | None = None
 ) -> PolicyConfig:
-    """Validate a configuration document against the rules; raise PolicyConfigError on the first
-    problem."""
+    """Validate a configuration against the rules; raise PolicyConfigError on the first problem."""
     rules = list(rules) if rules is not None else _rules()
     by_id = {r.id: r for r in rules}
     if doc is None:

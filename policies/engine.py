@@ -127,8 +127,7 @@ class Context:
         self.found.append((urn, message, stack))
 
     def guard(self, resource: Resource | str | None = None) -> _Guard:
-        """``with ctx.guard(r): ...``: an unknown preview value skips this block, and is
-        recorded."""
+        """``with ctx.guard(r): ...``: an unknown preview value skips the block and is recorded."""
         return _Guard(self, resource)
 
 
@@ -199,8 +198,7 @@ def _call(ctx: Context, hook, where: str) -> None:
 def evaluate(
     views: Sequence[StackView], config: ResolvedLike, rules: Iterable[Rule] | None = None
 ) -> Report:
-    """Every enabled rule over ``views``; violations carry the enforcement level ``config``
-    gives."""
+    """Every enabled rule over ``views``; violations carry the level ``config`` gives the rule."""
     from policies.rules import ALL_RULES
 
     report = Report(stacks=[v.stack for v in views])

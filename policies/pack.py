@@ -31,8 +31,7 @@ PACK_NAME = "rtdi"
 
 
 def params_from(rule: Rule, config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The rule's defaults overlaid with the policy config Pulumi passes (numbers arrive as
-    floats)."""
+    """The rule's defaults overlaid with the config Pulumi passes (numbers arrive as floats)."""
     params = dict(rule.defaults)
     schema = {p.name: p.schema for p in rule.params}
     for key, value in (config or {}).items():

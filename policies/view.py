@@ -94,8 +94,7 @@ class Resource:
 
     @property
     def k8s_group(self) -> str | None:
-        """``kafka.strimzi.io`` for ``kubernetes:kafka.strimzi.io/v1:Kafka``; ``core`` for core
-        objects."""
+        """The API group: ``kafka.strimzi.io`` for a Strimzi Kafka, ``core`` for core objects."""
         if self.package != "kubernetes":
             return None
         middle = self.type.split(":")[1] if self.type.count(":") >= 2 else ""
@@ -196,8 +195,7 @@ class StackView:
 
     @property
     def region_id(self) -> str | None:
-        """The topology region this stack builds: its `region` output, else its rtdi:*:Region
-        component."""
+        """The topology region this stack builds: its `region` output, else its rtdi:*:Region."""
         value = output(self, "region")
         if isinstance(value, str):
             return value
@@ -351,8 +349,7 @@ def json_object(value: Any) -> Mapping[str, Any]:
 
 
 def show(value: Any) -> str:
-    """A value as a message shows it: 3.0 as 3 (plans and Pulumi carry numbers as floats), strings
-    quoted."""
+    """A value as messages show it: 3.0 as 3 (plans and Pulumi carry floats), strings quoted."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, bool):
@@ -420,8 +417,7 @@ def location(r: Resource) -> tuple[str, str] | None:
 
 
 def provider_labels(r: Resource) -> dict[str, str]:
-    """The provider's default tags (aws ``defaultTags.tags``) or default labels (gcp
-    ``defaultLabels``)."""
+    """The provider's default tags (aws ``defaultTags.tags``) or labels (gcp ``defaultLabels``)."""
     if r.provider is None:
         return {}
     props = r.provider.props
@@ -481,8 +477,7 @@ class PlanError(ValueError):
 
 
 def from_policy_args(args: Any) -> StackView:
-    """The view of a pulumi_policy ``StackValidationArgs`` (props are outputs; provider props are
-    inputs)."""
+    """A view of pulumi_policy ``StackValidationArgs`` (props: outputs; provider props: inputs)."""
     resources = []
     for pr in args.resources:
         provider = None

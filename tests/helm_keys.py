@@ -76,8 +76,7 @@ def defaults_file(folder: Path, chart: str, version: str) -> Path:
 
 
 def release_problems(release: Mapping[str, Any], folder: Path) -> list[str]:
-    """Why ``release`` (chart, version, values as in a plan's helm-*.yaml) would set a key the chart
-    ignores."""
+    """Why ``release`` (chart, version, values as in helm-*.yaml) sets a key the chart ignores."""
     chart, version = release["chart"], str(release["version"])
     path = defaults_file(folder, chart, version)
     if not path.is_file():

@@ -111,8 +111,7 @@ GRANTED = ("flink-state", "archive")
 
 
 def workload(stack, topology) -> None:
-    """Every bucket purpose, and one workload identity that may use two of them, on a
-    ServiceAccount."""
+    """Every bucket purpose, and a ServiceAccount's workload identity that may use two of them."""
     import pulumi_kubernetes as k8s
 
     from infra.targets import make_target
@@ -219,8 +218,7 @@ def assert_owned_by_region(plan: StackPlan, region_id: str, owners: Iterable[str
 
 
 def assert_named_after_region(plan: StackPlan, region_id: str) -> None:
-    """Every resource a regional stack declares (the stack and its references aside) starts with the
-    region id."""
+    """Every resource except the stack and its references starts with the region id."""
     named = [r for r in plan.resources if r.type not in ROOT_TYPES]
     assert named
     bad = [
@@ -278,8 +276,7 @@ def kubeconfig_of(plan: StackPlan, r: Declared) -> dict[str, Any]:
 
 
 def assert_k8s_on_region_provider(plan: StackPlan, region_id: str) -> Declared:
-    """Every Kubernetes resource of the plan goes to the region's cluster through its one
-    provider."""
+    """Every Kubernetes resource goes to the region's cluster through its one provider."""
     region = region_component(plan, region_id)
     providers = plan.of_type("pulumi:providers:kubernetes")
     assert [p.name for p in providers] == [f"{region_id}-k8s"]

@@ -91,8 +91,7 @@ def shared():
 
 @pytest.fixture(scope="module")
 def validations(shared, cli_plan, tmp_path_factory):
-    """The validator over the plans, and over a few hand-written CRs; both runs at once (each loads
-    every CRD)."""
+    """The validator over the plans and some hand-written CRs at once (each run loads every CRD)."""
     selftest = tmp_path_factory.mktemp("crs")
     for name, obj in (("good-topic", GOOD_TOPIC), ("bad-topic", BAD_TOPIC), ("bridge", BRIDGE)):
         (selftest / f"{name}.yaml").write_text(yaml.safe_dump(obj))

@@ -1,5 +1,4 @@
-"""The AWS target as declared: explicit providers, a private EKS cluster, zonal node groups, S3,
-IRSA."""
+"""The AWS target as declared: explicit providers, private EKS, zonal node groups, S3, IRSA."""
 
 from __future__ import annotations
 
@@ -190,8 +189,7 @@ def test_one_node_group_per_zone_pinned_to_its_subnet(target_plans, topology, st
 
 
 def _private_subnets(plan, stack, zones) -> dict[str, str]:
-    """zone -> the subnet id the plan hands EKS: the configured id, or the id of the subnet it
-    creates."""
+    """zone -> the subnet id the plan hands EKS: the configured one or the one it creates."""
     net = json.loads(sample_config(stack).values["rtdi:network"])
     if net.get("mode") == "existing":
         return net["privateSubnetIds"]

@@ -1,5 +1,4 @@
-"""The GCP target as declared: explicit provider, private regional GKE, CMEK-encrypted GCS, Workload
-Identity."""
+"""The GCP target: explicit provider, private regional GKE, CMEK GCS, Workload Identity."""
 
 from __future__ import annotations
 
@@ -45,8 +44,7 @@ EXISTING_NETWORK = {
 
 @pytest.fixture(scope="module")
 def plan(target_plans):
-    """The region's target alone; what the whole stack must satisfy is asserted on
-    `plans[STACK]`."""
+    """The region's target alone; whole-stack invariants are asserted on `plans[STACK]`."""
     return target_plans[STACK]
 
 

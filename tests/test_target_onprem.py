@@ -1,5 +1,4 @@
-"""The on-prem target as declared: an existing cluster by kubeconfig+context, no cloud, HDFS or
-S3-compatible storage."""
+"""The on-prem target: a kubeconfig context, no cloud, HDFS or an S3-compatible store."""
 
 from __future__ import annotations
 
@@ -72,8 +71,7 @@ def hdfs_plan(topology):
 
 
 class _Capture(PlanMocks):
-    """The plan's mocks, also keeping the raw inputs the SDK sends for each resource (secrets
-    unmasked)."""
+    """The plan's mocks, also keeping the raw inputs the SDK sends (secrets unmasked)."""
 
     raw: dict = {}
 

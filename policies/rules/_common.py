@@ -48,8 +48,7 @@ def mirror_makers(view: StackView) -> list[Resource]:
 
 
 def node_pools(view: StackView, kafka: Resource) -> list[Resource]:
-    """The KafkaNodePools of a Kafka cluster: label strimzi.io/cluster = its name, same
-    namespace."""
+    """A Kafka cluster's KafkaNodePools: label strimzi.io/cluster = its name, same namespace."""
     return [
         p
         for p in view.of_kind(STRIMZI, "KafkaNodePool")
@@ -72,8 +71,7 @@ def pool_roles(pool: Resource) -> list[str]:
 
 
 def pool_zones(pool: Resource) -> set[str]:
-    """Zones a node pool's pods are pinned to: required node affinity on the zone label, else its
-    rtdi-zone label."""
+    """Zones a node pool's pods are pinned to: required zone affinity, else its rtdi-zone label."""
     zones: set[str] = set()
     terms = dig(
         pool.props,
@@ -114,8 +112,7 @@ def mm2_sources(mm2: Resource) -> list[tuple[str | None, Any]]:
 
 
 def mm2_target(mm2: Resource) -> tuple[str | None, Any]:
-    """(alias, connection) of the cluster MirrorMaker 2 writes to and keeps its Connect topics
-    in."""
+    """(alias, connection) of the cluster MirrorMaker 2 writes to and keeps Connect topics in."""
     target = dig(mm2.props, "spec", "target")
     if isinstance(target, Mapping):
         return text(dig(target, "alias")), target
@@ -137,8 +134,7 @@ def csv(value: str | None) -> list[str]:
 
 
 def guards_of(view: StackView, bucket: Resource, *types: str) -> list[Resource]:
-    """The resources of ``types`` whose ``bucket`` input points at ``bucket`` (S3's separate
-    settings resources)."""
+    """Resources of ``types`` whose ``bucket`` input is ``bucket`` (S3's settings resources)."""
     return [g for g in view.of_type(*types) if references(g, "bucket", bucket)]
 
 
@@ -164,8 +160,7 @@ FALLBACK_TO_PUBLISHED = Param(
 def class_jurisdictions(
     view: StackView, params: Mapping[str, Any], data_class: str
 ) -> list[str] | None:
-    """Jurisdictions that may hold ``data_class``, or None when neither the policy nor the topology
-    says."""
+    """Jurisdictions that may hold ``data_class``; None if neither policy nor topology says."""
     configured = params.get("dataClasses") or {}
     if data_class in configured:
         return list(configured[data_class])
@@ -193,8 +188,7 @@ def unknown_class(view: StackView, rule_id: str, data_class: str) -> str:
 def region_jurisdiction(
     view: StackView, region_id: str | None, fallback: Resource | None = None
 ) -> str | None:
-    """The topology's jurisdiction for a region id, else the resource's own rtdi-jurisdiction
-    label."""
+    """The topology's jurisdiction of a region id, else the resource's rtdi-jurisdiction label."""
     found = view.jurisdiction_of_region(region_id)
     if (
         found is None

@@ -98,8 +98,7 @@ def topic_problems(
     params: Mapping[str, Any],
     where: Mapping[str, str],
 ) -> list[str]:
-    """Problems with a topic's overrides. ``rf``/``isr``/``unclean``: what the topic sets (None:
-    inherits)."""
+    """A topic's override problems; ``rf``/``isr``/``unclean``: what it sets (None: inherits)."""
     min_rf, min_isr = params["minReplicationFactor"], params["minInsyncReplicas"]
     out = []
     if rf is not None and rf < min_rf:

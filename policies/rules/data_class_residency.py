@@ -1,5 +1,4 @@
-"""Data placement: a topic of a data class exists only in regions whose jurisdiction may hold that
-class."""
+"""Data placement: a topic of a data class exists only in regions whose jurisdiction may hold it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Durability: every Kafka cluster defaults to RF >= 3, min ISR >= 2 and < RF, no unclean leader
-election."""
+"""Durability: Kafka clusters default to RF >= 3, 2 <= min ISR < RF, no unclean leader election."""
 
 from __future__ import annotations
 

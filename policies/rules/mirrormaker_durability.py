@@ -96,8 +96,7 @@ class MirrorMakerDurability(Rule):
 
 
 def _get(config, key):
-    """A setting (None if unset). An unknown value raises, so the guard skips the object instead of
-    guessing."""
+    """A setting (None if unset); an unknown value raises: the guard skips the object, no guess."""
     return config.get(key) if isinstance(config, Mapping) else None
 
 

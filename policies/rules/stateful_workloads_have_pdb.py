@@ -75,8 +75,7 @@ class StatefulWorkloadsHavePdb(Rule):
 
 
 def _selects(selector: Any, labels: dict[str, str]) -> bool:
-    """Label-selector semantics of policy/v1: a missing selector selects no pod, an empty one every
-    pod."""
+    """policy/v1 selectors: a missing one selects no pod, an empty one selects every pod."""
     if selector is None:
         return False
     match = str_map(dig(selector, "matchLabels"))

@@ -67,8 +67,7 @@ def fetched(version: str | None = None) -> Path | None:
 
 
 def fetch(version: str | None = None) -> Path:
-    """Resolve the pom with Maven into the cache (idempotent); raise FetchError with Maven's
-    output."""
+    """Resolve the pom with Maven into the cache (idempotent); FetchError carries Maven's output."""
     version = version or kafka_version()
     if fetched(version):
         return jars_dir(version)

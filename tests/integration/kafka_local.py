@@ -184,8 +184,7 @@ def wait_for(
     alive: Iterable[JavaProcess] = (),
     last: Callable[[], str] | None = None,
 ) -> Any:
-    """Poll ``probe`` until it returns a truthy value; fail after ``timeout`` or if a process
-    died."""
+    """Poll ``probe`` until truthy; fail after ``timeout`` or if a process died."""
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
@@ -277,8 +276,7 @@ class Broker:
 
 
 def broker(name: str, root: Path, rtdi_config: dict[str, Any], tiered: bool = False) -> Broker:
-    """A broker with rtdi's broker config (made single-node) plus what a loopback KRaft node
-    needs."""
+    """A broker with rtdi's config (made single-node) plus what a loopback KRaft node needs."""
     workdir = root / name
     (workdir / "data").mkdir(parents=True)
     port, controller_port = free_port(), free_port()
@@ -374,8 +372,7 @@ def start_brokers(brokers: list[Broker], jars: Path, timeout: float = 60) -> Non
 
 @dataclass
 class MirrorConfig:
-    """A dedicated-mode MirrorMaker 2 configuration built from one mirror of a KafkaMirrorMaker2
-    spec."""
+    """A dedicated-mode MirrorMaker 2 config built from one mirror of a KafkaMirrorMaker2 spec."""
 
     source: str
     target: str
@@ -390,8 +387,7 @@ class MirrorConfig:
         return f"{self.source}->{self.target}."
 
     def override(self, key: str, value: Any) -> None:
-        """Set ``key`` for the test and remember what rtdi had (empty when rtdi left it to the
-        default)."""
+        """Set ``key`` for the test, remembering rtdi's value (empty when rtdi left the default)."""
         before = self.properties.get(key, "")
         value = as_strings({key: value})[key]
         if before != value:
@@ -490,8 +486,7 @@ class Record:
 
 
 def admin(bootstrap: str):
-    """An AdminClient; keep a reference until its futures are done (a collected client cancels
-    them)."""
+    """An AdminClient; hold it until its futures are done (a collected client cancels them)."""
     from confluent_kafka.admin import AdminClient
 
     return AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
@@ -531,8 +526,7 @@ def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
 
 
 def produce(bootstrap: str, topic: str, keys: Iterable[str]) -> dict[str, Record]:
-    """Produce ``value-<key>`` under each key (idempotent, acks=all); what the broker stored, by
-    key."""
+    """Produce ``value-<key>`` under each key (idempotent, acks=all); what was stored, by key."""
     from confluent_kafka import Producer
 
     stored: dict[str, Record] = {}

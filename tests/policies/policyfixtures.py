@@ -172,8 +172,7 @@ def as_preview(spec: dict[str, Any]) -> StackView:
 
 
 def resolve_target(expected: str, stacks: list[dict[str, Any]]) -> str:
-    """``"<stack>"``/``"<stack:NAME>"`` -> that stack's URN; a resource name -> its URN (first stack
-    having it)."""
+    """``"<stack>"``/``"<stack:NAME>"``: the stack's URN; a resource name: the first such URN."""
     if expected.startswith("<stack"):
         name = expected[len("<stack:") : -1] if ":" in expected else stacks[0].get("stack", "test")
         return stack_urn(name)

@@ -1,5 +1,4 @@
-"""Policy configuration: one source of defaults (the rules), the shipped files in sync, clear
-errors."""
+"""Policy configuration: defaults from the rules alone, shipped files in sync, clear errors."""
 
 from __future__ import annotations
 

@@ -154,8 +154,7 @@ def _struct(d):
 
 
 def test_end_to_end_through_the_analyzer_servicer():
-    """The pack's policies behind pulumi_policy's own servicer, with gRPC messages as the engine
-    sends them."""
+    """The pack's policies behind pulumi_policy's servicer, fed gRPC messages like the engine's."""
     from pulumi.runtime import proto
     from pulumi_policy import EnforcementLevel
     from pulumi_policy.policy import _PolicyAnalyzerServicer
