@@ -18,9 +18,8 @@ class KafkaEncryptionAtRest(Rule):
     description = (
         "Kafka data is encrypted at rest: an MSK cluster sets "
         "encryptionInfo.encryptionAtRestKmsKeyArn; a Managed Kafka cluster sets gcpConfig.kmsKey; "
-        "the persistent volumes of a Strimzi cluster's node pools "
-        'use a StorageClass declared in the stack that encrypts (EBS: encrypted "true" and a '
-        "kmsKeyId; GCE PD: "
+        "the persistent volumes of a Strimzi cluster's node pools use a StorageClass declared in "
+        'the stack that encrypts (EBS: encrypted "true" and a kmsKeyId; GCE PD: '
         "disk-encryption-kms-key). Volumes whose StorageClass is not declared in the stack (an "
         "on-prem cluster's) cannot be checked and pass. In a pulumi preview an MSK cluster always "
         "reports a key ARN (AWS fills in its managed key), so only the plan check is exact for MSK."
