@@ -3,24 +3,47 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The locks: exact versions with hashes of every dependency, resolved once for Python 3.11-3.13
+# on every platform. requirements.txt is what `pulumi install` installs (runtime only);
+# requirements-dev.txt adds the test and lint tools at the same versions.
+LOCK   := requirements.txt requirements-dev.txt
+# `make lock` upgrades every pin within pyproject.toml's ranges; `make lock LOCK_FLAGS=` only
+# re-resolves what pyproject.toml changed and keeps every other pin.
+LOCK_FLAGS ?= --upgrade
+UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command "make lock" --quiet
 
-.PHONY: plan test bench clean kafka-jars
+.PHONY: plan test lint lock bench clean kafka-jars
 
-$(STAMP): pyproject.toml
+# Hash-checking mode (on because the lock has hashes) refuses `-e .` in the same install, so rtdi
+# itself goes in afterwards without dependencies, built by the locked setuptools.
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 plan: $(STAMP)
 	$(BIN)/rtdi plan --all
 
-# Apache Kafka's jars (infra/versions.py's KAFKA_VERSION) for the integration tests: Maven, once, cached in .cache/kafka.
+# Apache Kafka's jars (infra/versions.py's KAFKA_VERSION) for the integration tests: Maven, once,
+# cached in .cache/kafka.
 kafka-jars: $(STAMP)
 	$(BIN)/python tests/integration/kafka_jars.py
 
-test: $(STAMP) kafka-jars
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(STAMP) kafka-jars lint
 	$(BIN)/python -m pytest
+
+# Regenerate both locks from pyproject.toml (needs PyPI). The runtime lock is constrained by the
+# dev lock, so a package has one version in both.
+lock: $(STAMP)
+	$(UV_COMPILE) $(LOCK_FLAGS) --extra dev -o requirements-dev.txt
+	$(UV_COMPILE) -c requirements-dev.txt -o requirements.txt
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/plan_scaling.py

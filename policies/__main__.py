@@ -1,5 +1,4 @@
-"""Entry point for ``pulumi preview --policy-pack policies``: the only place that builds the
-PolicyPack.
+"""Entry point for ``pulumi preview --policy-pack policies``; the one place that builds the pack.
 
 Pulumi runs this folder as a script (``python -m pulumi.policy <engine> policies``), with the pack
 folder first on sys.path. Constructing `PolicyPack` starts the analyzer's gRPC server, prints its
@@ -9,8 +8,7 @@ port on stdout and blocks, so nothing may print to stdout before it and nothing 
 import sys
 from pathlib import Path
 
-# Make `policies` importable as the package it is (the repository root holds it), as
-# infra/__main__.py does.
+# Make `policies` importable as the package it is: the repository root holds it.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pulumi_policy import PolicyPack
