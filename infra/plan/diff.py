@@ -341,8 +341,11 @@ def render_text(diffs: list[StackDiff]) -> str:
         for name, changes in by_output.items():
             if len(changes) == 1 and changes[0].path == name:
                 c = changes[0]
-                mark = {"added": "+", "removed": "-"}.get(c.kind, "~")
-                lines.append(f"  {mark} output {_line(c)}")
+                if c.kind == "changed":
+                    lines.append(f"  ~ output {_line(c)}")
+                else:
+                    mark, value = ("+", c.new) if c.kind == "added" else ("-", c.old)
+                    lines.append(f"  {mark} output {name}: {_show(value)}")
             else:
                 lines.append(f"  ~ output {name}")
                 lines += [f"      {_line(c, name)}" for c in changes]
