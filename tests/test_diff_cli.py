@@ -179,6 +179,22 @@ def test_list_without_natural_key_shows_one_insertion(tmp_path):
     ]
 
 
+def test_multi_line_strings_are_diffed_line_by_line():
+    from infra.plan.diff import diff_values
+
+    old = {"serverProperties": "a=1\nmin.insync.replicas=2\nb=3\n"}
+    new = {"serverProperties": "a=1\nmin.insync.replicas=1\nb=3\nc=4\n"}
+    assert [c.as_json() for c in diff_values(old, new, "")] == [
+        {
+            "path": "serverProperties line 2",
+            "kind": "changed",
+            "old": "min.insync.replicas=2",
+            "new": "min.insync.replicas=1",
+        },
+        {"path": "serverProperties line 4", "kind": "added", "new": "c=4"},
+    ]
+
+
 def test_stacks_added_and_removed(cli_plan, tmp_path):
     old, new = tmp_path / "old", tmp_path / "new"
     shutil.copytree(cli_plan.out, old)

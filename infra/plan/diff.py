@@ -161,8 +161,9 @@ def diff_stack(stack: str, old: StackPlanFiles | None, new: StackPlanFiles | Non
         present = new if old is None else old
         assert present is not None
         refs = [_ref(r) for r in sorted(present.resources, key=lambda r: r["urn"])]
-        status = "added" if old is None else "removed"
-        return StackDiff(stack, status, **{status: refs})
+        if old is None:
+            return StackDiff(stack, "added", added=refs)
+        return StackDiff(stack, "removed", removed=refs)
     before = {r["urn"]: r for r in old.resources}
     after = {r["urn"]: r for r in new.resources}
     out = StackDiff(stack, "changed")
@@ -212,6 +213,8 @@ def _walk(old: Any, new: Any, path: str) -> Iterator[Change]:
         old_doc, new_doc = _embedded(old), _embedded(new)
         if old_doc is not _MISSING and new_doc is not _MISSING:
             yield from _walk(old_doc, new_doc, path)
+        elif "\n" in old.strip() and "\n" in new.strip():
+            yield from _walk_lines(old.splitlines(), new.splitlines(), path)
         else:
             yield Change(path, "changed", old, new)
     else:
@@ -255,6 +258,22 @@ def _walk_list(old: list, new: list, path: str) -> Iterator[Change]:
             yield Change(f"{path}[{i}]", "removed", old[i])
         for j in range(j1, j2):
             yield Change(f"{path}[{j}]", "added", new=new[j])
+
+
+def _walk_lines(old: list[str], new: list[str], path: str) -> Iterator[Change]:
+    """A multi-line string (a properties file, a certificate) line by line, numbered from 1."""
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            continue
+        if op == "replace" and i2 - i1 == j2 - j1:
+            for i, j in zip(range(i1, i2), range(j1, j2), strict=True):
+                yield Change(f"{path} line {j + 1}", "changed", old[i], new[j])
+            continue
+        for i in range(i1, i2):
+            yield Change(f"{path} line {i + 1}", "removed", old[i])
+        for j in range(j1, j2):
+            yield Change(f"{path} line {j + 1}", "added", new=new[j])
 
 
 def _natural_key(old: list, new: list) -> str | None:
