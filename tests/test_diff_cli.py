@@ -257,6 +257,16 @@ def test_primary_flip_is_a_short_diff_naming_the_primary(flipped, cli_plan):
     assert f'      data["registry.json"].primary: "aws-us-east-1" -> "{FLIP_TO}"' in lines
 
 
+def test_readme_shows_the_real_primary_flip(flipped, cli_plan):
+    project, _, _ = flipped
+    _, out, _ = run_cli(["diff", str(cli_plan.out), str(project / ".rtdi" / "plan")])
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- primary-flip -->\n```\n", 1)[1].split("```", 1)[0]
+    assert block == out
+    lines = len(out.splitlines())
+    assert f"prints these {lines} lines" in readme
+
+
 def test_plan_diff_compares_with_the_previous_plan(flipped, cli_plan):
     project, out, _ = flipped
     summaries, _, diff = out.partition("\n\n")
