@@ -104,9 +104,14 @@ def _shown(path: Path) -> str:
 
 def cmd_diff(args) -> int:
     """Compare two plan folders: resources by URN, values key by key, outputs (plan/diff.py)."""
-    from infra.plan.diff import changed, diff_plans, load, render_json, render_text
+    from infra.plan.diff import changed, diff_plans, is_stack_folder, load, render_json, render_text
 
-    diffs = diff_plans(load(Path(args.old)), load(Path(args.new)))
+    old_path, new_path = Path(args.old), Path(args.new)
+    old, new = load(old_path), load(new_path)
+    if is_stack_folder(old_path) and is_stack_folder(new_path):
+        # Two stacks' folders compare with each other, whatever their names (a copy, a rename).
+        old = {name: next(iter(old.values())) for name in new}
+    diffs = diff_plans(old, new)
     text = render_json(diffs) if args.format == "json" else render_text(diffs)
     if text:
         print(text)

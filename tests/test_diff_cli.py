@@ -209,6 +209,19 @@ def test_stacks_added_and_removed(cli_plan, tmp_path):
     ]
 
 
+def test_two_stack_folders_compare_with_each_other(cli_plan, tmp_path):
+    shutil.copytree(cli_plan.out / "aws-us-east-1", tmp_path / "renamed")
+    code, out, _ = run_cli(
+        ["diff", str(cli_plan.out / "aws-us-east-1"), str(tmp_path / "renamed"), "--exit-code"]
+    )
+    assert code == 0 and out == ""
+    only_global = tmp_path / "root"
+    shutil.copytree(cli_plan.out / "global", only_global / "global")
+    _, out, _ = run_cli(["diff", str(only_global), str(cli_plan.out / "aws-us-east-1")])
+    assert out.splitlines()[0].startswith("aws-us-east-1: stack added")
+    assert out.splitlines()[1].startswith("global: stack removed")
+
+
 def test_json_format_carries_the_same_content(flipped, cli_plan):
     project, _, _ = flipped
     args = ["diff", str(cli_plan.out), str(project / ".rtdi" / "plan")]

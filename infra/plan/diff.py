@@ -149,10 +149,12 @@ def _read_json(path: Path) -> Any:
 # --------------------------------------------------------------------------- comparing
 
 
+def is_stack_folder(path: Path) -> bool:
+    return (path / "resources.json").is_file()
+
+
 def diff_plans(old: dict[str, StackPlanFiles], new: dict[str, StackPlanFiles]) -> list[StackDiff]:
-    """Every stack of either plan, in name order; two single-stack plans compare with each other."""
-    if len(old) == 1 and len(new) == 1 and old.keys() != new.keys():
-        old = {next(iter(new)): next(iter(old.values()))}
+    """Every stack of either plan, in name order."""
     return [diff_stack(s, old.get(s), new.get(s)) for s in sorted(old.keys() | new.keys())]
 
 
