@@ -1,15 +1,56 @@
-"""``rtdi``: the offline plan (and, later, checks) without a cloud account or the Pulumi CLI."""
+"""``rtdi``: offline plans, their differences and policy checks, without a cloud account or the
+Pulumi CLI.
+
+Exit status: 0 on success (``rtdi diff`` too, whatever it finds, unless ``--exit-code``), 1 when
+``rtdi check`` finds a mandatory violation or ``rtdi diff --exit-code`` finds a difference, 2 on
+bad input (one line on stderr, never a traceback).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from infra.topology.errors import ConfigError, Issue
 
-EXIT_BAD_INPUT = 2
+EXIT_DIFFERENT, EXIT_BAD_INPUT = 1, 2
+
+
+class Progress:
+    """``planning aws-us-east-1 (2/5)`` on stderr, when stderr is a terminal.
+
+    The line is rewritten in place and erased when planning ends, so a terminal keeps only the
+    plan's own lines (or its one-line error); piped or captured stderr (CI, tests) gets nothing,
+    which keeps a refused plan's stderr to exactly one line.
+    """
+
+    def __init__(self, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.shown = _isatty(self.stream)
+
+    def __call__(self, stack: str, n: int, total: int) -> None:
+        if self.shown:
+            self.stream.write(f"\rplanning {stack} ({n}/{total})\x1b[K")
+            self.stream.flush()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def _stacks(args, project) -> list[str]:
@@ -26,15 +67,55 @@ def _usage(message: str) -> Issue:
 
 def cmd_plan(args) -> int:
     from infra.plan import Project, plan_stacks
-    from infra.plan.writer import summary, write
+    from infra.plan.writer import check_writable, summary, write
 
     project = Project.find()
     out = Path(args.out) if args.out else project.root / ".rtdi" / "plan"
-    plans = plan_stacks(project, _stacks(args, project))
+    stacks = _stacks(args, project)
+    check_writable(out)
+    before = _previous(out, stacks) if args.diff else None
+    with Progress() as progress:
+        plans = plan_stacks(project, stacks, progress)
     for name, plan in plans.items():
         counts = write(plan, out)
-        print(summary(name, counts, out / name))
+        print(summary(name, counts, out / name, plan.outputs.get("pending")))
+    if before is not None:
+        from infra.plan.diff import diff_plans, load_stack, render_text
+
+        after = {name: load_stack(out / name) for name in plans}
+        text = render_text(diff_plans({s: p for s, p in before.items() if s in plans}, after))
+        print()  # the diff starts after a blank line, apart from the summary lines
+        print(text or f"no changes against the previous plan in {_shown(out)}")
     return 0
+
+
+def _previous(out: Path, stacks: list[str]) -> dict:
+    """The plans about to be overwritten, read first: what ``rtdi plan --diff`` compares with."""
+    from infra.plan.diff import load_stack
+
+    return {s: load_stack(out / s) for s in stacks if (out / s / "resources.json").is_file()}
+
+
+def _shown(path: Path) -> str:
+    from infra.plan.paths import shown
+
+    return shown(path)
+
+
+def cmd_diff(args) -> int:
+    """Compare two plan folders: resources by URN, values key by key, outputs (plan/diff.py)."""
+    from infra.plan.diff import changed, diff_plans, is_stack_folder, load, render_json, render_text
+
+    old_path, new_path = Path(args.old), Path(args.new)
+    old, new = load(old_path), load(new_path)
+    if is_stack_folder(old_path) and is_stack_folder(new_path):
+        # Two stacks' folders compare with each other, whatever their names (a copy, a rename).
+        old = {name: next(iter(old.values())) for name in new}
+    diffs = diff_plans(old, new)
+    text = render_json(diffs) if args.format == "json" else render_text(diffs)
+    if text:
+        print(text)
+    return EXIT_DIFFERENT if args.exit_code and changed(diffs) else 0
 
 
 def cmd_check(args) -> int:
@@ -50,13 +131,16 @@ def cmd_check(args) -> int:
     from infra.plan import Project
 
     project = Project.find()
-    return check_stacks(project, _stacks(args, project), args.config, args.format)
+    return check_stacks(
+        project, _stacks(args, project), args.config, args.format, progress=Progress()
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rtdi", description="Offline plans and policy checks of rtdi stacks."
+        prog="rtdi", description="Offline plans, plan diffs and policy checks of rtdi stacks."
     )
+    parser.add_argument("--version", action="version", version=f"rtdi {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     plan = sub.add_parser(
         "plan", help="plan stacks offline and write resources.json and manifests/"
@@ -66,7 +150,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="every stack in the project's stack folder"
     )
     plan.add_argument("--out", help="output folder (default: .rtdi/plan)")
+    plan.add_argument(
+        "--diff",
+        action="store_true",
+        help="also print what changed against the plan already in the output folder",
+    )
     plan.set_defaults(func=cmd_plan)
+    diff = sub.add_parser(
+        "diff",
+        help="what changed between two plan folders (resources, values key by key, outputs)",
+    )
+    diff.add_argument("old", metavar="OLD", help="a plan folder (<stack>/resources.json ...)")
+    diff.add_argument("new", metavar="NEW", help="the plan folder to compare it with")
+    diff.add_argument("--format", choices=("text", "json"), default="text")
+    diff.add_argument(
+        "--exit-code",
+        action="store_true",
+        help="exit 1 when the plans differ (as `git diff --exit-code`); default: always 0",
+    )
+    diff.set_defaults(func=cmd_diff)
     check = sub.add_parser(
         "check", help="run the policy rules over stacks planned offline, or over plan files"
     )
@@ -78,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--plan",
         action="append",
         metavar="PATH",
-        help="a plan's resources.json (or its folder); repeatable",
+        help="a plan folder (every stack in it), a stack's plan folder or its resources.json; "
+        "repeatable",
     )
     check.add_argument(
         "--config",
@@ -90,6 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rtdi")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -97,6 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `rtdi diff A B | head`: the reader left; no traceback for that
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_DIFFERENT
 
 
 if __name__ == "__main__":

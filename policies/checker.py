@@ -1,18 +1,21 @@
 """``rtdi check``: the rules over offline plans, without a cloud account or the Pulumi CLI.
 
 Either plans the named stacks in process (``rtdi check STACK... | --all``) or reads plans written
-earlier (``rtdi check --plan .rtdi/plan/<stack>/resources.json``). Every rule runs on every stack;
-cross-stack rules run once over all of them. Exit status: 0 when no mandatory rule is violated,
-1 when one is, 2 on bad input (raised as ConfigError and printed by ``infra.cli``).
+earlier (``rtdi check --plan .rtdi/plan``: a plan folder, one stack's folder or its
+resources.json). Every rule runs on every stack; cross-stack rules run once over all of them.
+Exit status: 0 when no mandatory rule is violated, 1 when one is, 2 on bad input (raised as
+ConfigError and printed by ``infra.cli``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from infra.plan.paths import shown
 from infra.topology.errors import ConfigError, Issue
 from policies import config as policy_config
 from policies.engine import Report, evaluate
@@ -31,9 +34,17 @@ def load_config(path: str | None) -> policy_config.PolicyConfig:
 
 
 def check_stacks(
-    project, stacks: Sequence[str], config: str | None = None, fmt: str = "text"
+    project,
+    stacks: Sequence[str],
+    config: str | None = None,
+    fmt: str = "text",
+    progress: Any = None,
 ) -> int:
-    """Plan ``stacks`` offline (with the global stacks they read, for the topology) and check them."""
+    """Plan ``stacks`` offline (with the global stacks they read, for the topology) and check them.
+
+    ``progress``: called per stack while planning and used as a context manager around planning
+    (``infra.cli.Progress``), so its line is gone before the report prints.
+    """
     from infra.plan import plan_stacks
     from infra.plan.project import validate
 
@@ -41,7 +52,8 @@ def check_stacks(
     wanted = list(dict.fromkeys(stacks))
     readers = validate(project, wanted)
     globals_ = [v.global_stack for v in readers.values() if v.global_stack]
-    plans = plan_stacks(project, wanted + [g for g in globals_ if g not in wanted])
+    with progress if progress is not None else contextlib.nullcontext():
+        plans = plan_stacks(project, wanted + [g for g in globals_ if g not in wanted], progress)
     outputs = {name: plan.outputs for name, plan in plans.items()}
     views = [
         from_plan([r.as_json() for r in plans[name].resources], name, plans[name].outputs, outputs)
@@ -52,10 +64,12 @@ def check_stacks(
 
 
 def check_plans(paths: Sequence[str], config: str | None = None, fmt: str = "text") -> int:
-    """Check plan files written by ``rtdi plan`` (a resources.json, or the folder holding it)."""
+    """Check plans written by ``rtdi plan``: a plan root (every ``<stack>/resources.json`` in it),
+    one stack's folder, or its resources.json."""
     settings = load_config(config)
-    views = [load_plan(Path(p)) for p in paths]
-    # A regional plan whose global stack's outputs were not beside it reads them from a global plan passed too.
+    views = [load_plan(p) for p in expand(paths)]
+    # A regional plan whose global stack's outputs were not beside it reads them from a global
+    # plan passed too.
     published = next(
         (v.published for v in views if v.published and not v.has_stack_reference), None
     )
@@ -63,6 +77,19 @@ def check_plans(paths: Sequence[str], config: str | None = None, fmt: str = "tex
         if view.published is None and view.has_stack_reference and published is not None:
             view.published = published
     return finish(evaluate(views, settings), fmt)
+
+
+def expand(paths: Sequence[str]) -> list[Path]:
+    """Each path as the resources.json files it stands for; a plan root stands for all its stacks
+    (``rtdi plan`` writes one, so ``rtdi check --plan .rtdi/plan`` checks what it wrote)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        stacks = sorted(p.glob("*/resources.json")) if p.is_dir() else []
+        if p.is_dir() and not (p / "resources.json").is_file() and stacks:
+            out += stacks
+        else:
+            out.append(p)
+    return list(dict.fromkeys(out))
 
 
 def load_plan(path: Path) -> StackView:
@@ -88,7 +115,7 @@ def load_plan(path: Path) -> StackView:
     try:
         return from_plan(entries, _stack_name(entries, folder), outputs, referenced)
     except PlanError as exc:
-        raise ConfigError([Issue(str(resources), "", f"not an rtdi plan: {exc}")]) from None
+        raise ConfigError([Issue(shown(resources), "", f"not an rtdi plan: {exc}")]) from None
 
 
 def _stack_name(entries: Any, folder: Path) -> str:
@@ -109,21 +136,22 @@ def _read_json(path: Path, what: str) -> Any:
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(
-            [Issue(str(path), "", f"no such {what} file; write plans with `rtdi plan` first")]
+            [Issue(shown(path), "", f"no such {what} file; write plans with `rtdi plan` first")]
         ) from None
     except IsADirectoryError:
         raise ConfigError(
             [
                 Issue(
-                    str(path),
+                    shown(path),
                     "",
-                    "is a folder without resources.json; pass a plan's resources.json",
+                    "is a folder without resources.json or <stack>/resources.json; "
+                    "pass a plan folder or a plan's resources.json",
                 )
             ]
         ) from None
     except OSError as exc:
         raise ConfigError(
-            [Issue(str(path), "", f"cannot read the {what} file: {exc.strerror}")]
+            [Issue(shown(path), "", f"cannot read the {what} file: {exc.strerror}")]
         ) from None
     try:
         return json.loads(text)
@@ -131,7 +159,7 @@ def _read_json(path: Path, what: str) -> Any:
         raise ConfigError(
             [
                 Issue(
-                    f"{path}:{exc.lineno}:{exc.colno}",
+                    f"{shown(path)}:{exc.lineno}:{exc.colno}",
                     "",
                     f"invalid JSON in the {what} file: {exc.msg}",
                 )
@@ -156,7 +184,8 @@ def summary(report: Report) -> dict[str, Any]:
 
 def render_text(report: Report) -> str:
     lines = [f"{v.rule} [{v.enforcement}] {v.urn}: {v.message}" for v in report.violations]
-    stacks = f"{len(report.stacks)} stack{'s' if len(report.stacks) != 1 else ''} ({', '.join(report.stacks)})"
+    plural = "s" if len(report.stacks) != 1 else ""
+    stacks = f"{len(report.stacks)} stack{plural} ({', '.join(report.stacks)})"
     if report.violations:
         head = (
             f"{len(report.violations)} violation{'s' if len(report.violations) != 1 else ''} "
