@@ -29,7 +29,7 @@ def default_global_stack() -> str:
 
 
 def regional_stack_name(stack: str) -> str:
-    """Regional stacks are named after their region id (`aws-us-east-1`), in this project and org."""
+    """Regional stacks are named after their region id (`aws-us-east-1`), in this project, org."""
     return f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}"
 
 
@@ -72,7 +72,7 @@ def global_stack(model: GlobalStack) -> None:
 
 
 def published_topology(model: GlobalStack) -> dict[str, Any]:
-    """What regional stacks read from the global stack: the validated topology, defaults filled in."""
+    """What regional stacks read from the global stack: the validated topology, with defaults."""
     return {
         "topology": model.topology.model_dump(mode="json", by_alias=True, exclude_none=True),
         "kafka": model.kafka.model_dump(mode="json", by_alias=True, exclude_none=True),
@@ -81,7 +81,8 @@ def published_topology(model: GlobalStack) -> dict[str, Any]:
 
 def regional_stack(
     stack: RegionalBase, topology: Topology, kafka: Kafka, mesh: pulumi.Output
-) -> None:
+) -> KafkaLayer:
+    """Build one region; the Kafka layer is returned so later layers (and tests) can ask it."""
     target = make_target(stack, topology)
     archive = target.bucket("archive")
     kafka_layer = KafkaLayer(target, topology, kafka, mesh, stack_name=regional_stack_name)
@@ -95,3 +96,4 @@ def regional_stack(
     pulumi.export("kafkaSources", [f.source for f in kafka_layer.flows])
     pulumi.export(KAFKA_REGIONAL_EXPORT, kafka_layer.exported)
     pulumi.export("kafkaFederation", kafka_layer.registry)
+    return kafka_layer
