@@ -87,7 +87,7 @@ def _clients(stack: str, plans) -> dict:
 
     async def program() -> None:
         model = parse_regional(from_engine(pulumi.get_stack()), topology)
-        layer = regional_stack(model, topology, kafka, pulumi.Output.secret(mesh))
+        layer = regional_stack(model, topology, kafka, pulumi.Output.secret(mesh), {})
         for role in ("regional", "aggregate"):
             client = layer.client(role)
             pulumi.export(
@@ -156,6 +156,6 @@ def test_a_role_that_does_not_exist_is_refused(plans):
         async def program() -> None:
             model = parse_regional(from_engine(pulumi.get_stack()), topology)
             mesh = pulumi.Output.secret(plans["global"].values["kafkaMesh"])
-            regional_stack(model, topology, kafka, mesh).client("raw")
+            regional_stack(model, topology, kafka, mesh, {}).client("raw")
 
         run_stack(sample_config("onprem-dc1"), program, {"global": plans["global"].values})

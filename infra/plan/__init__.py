@@ -2,25 +2,111 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from infra.plan.engine import StackPlan, run_stack
-from infra.plan.project import Project, validate
+from infra.plan.engine import SECRET, StackPlan, run_stack
+from infra.plan.mocks import StackOutputsFor
+from infra.plan.project import Project, Validated, validate
 
 
-def plan_stacks(project: Project, stacks: Iterable[str]) -> dict[str, StackPlan]:
-    """Plan ``stacks`` (and the global stacks they read, first). Raises ConfigError on bad config."""
+def plan_stacks(project: Project, stacks: Iterable[str], rounds: int = 2) -> dict[str, StackPlan]:
+    """Plan ``stacks`` as they converge; raises ConfigError on bad config.
+
+    Regional stacks read each other's outputs (infra/peers.py), so a plan of one stack alone
+    would show a first deployment. This plans the global stacks first, then in rounds: round 1
+    plans the peer stacks (of this project) that the requested ones read as a first deployment
+    (no regional stack exists yet, so flows that need a peer are pending); round 2 plans the
+    requested stacks reading round 1's outputs, which is what a second `pulumi up` of every
+    stack reaches. Two rounds always suffice: what a stack exports for peers never depends on
+    what it read from them. ``rounds=1`` plans the requested stacks as a first deployment.
+    Only the requested stacks are returned.
+    """
     from infra.program import main
 
+    if rounds not in (1, 2):
+        raise ValueError(f"rounds must be 1 (first deployment) or 2 (converged), not {rounds}")
     wanted = list(dict.fromkeys(stacks))
     validated = validate(project, wanted)
-    order = sorted(validated, key=lambda s: (validated[s].global_stack is not None, s))
+    read: list[str] = []  # the regional stacks that the wanted ones read as peers
+    if rounds == 2:
+        read = _peer_stacks(project, validated, wanted)
+        extra = [s for s in read if s not in validated]
+        if extra:
+            validated = validate(project, [*wanted, *extra])
     plans: dict[str, StackPlan] = {}
-    for name in order:
-        v = validated[name]
-        outputs = {v.global_stack: plans[v.global_stack].values} if v.global_stack else {}
-        plans[name] = run_stack(v.config, main, outputs)
+    for name in sorted(s for s, v in validated.items() if v.global_stack is None):
+        plans[name] = run_stack(validated[name].config, main, {})
+
+    def globals_of(v: Validated) -> dict[str, Any]:
+        assert v.global_stack is not None
+        return {v.global_stack: _as_read(plans[v.global_stack])}
+
+    # Round 1, a first deployment: no regional stack exists yet. Its warnings about pending
+    # flows are not news when round 2 completes those flows.
+    first: dict[str, StackPlan] = {}
+    with _quiet() if rounds == 2 else contextlib.nullcontext():
+        for name in sorted(read) if rounds == 2 else wanted:
+            v = validated[name]
+            if v.global_stack is not None:
+                first[name] = run_stack(v.config, main, globals_of(v))
+    if rounds == 1:
+        plans.update(first)
+    else:
+        # Round 2 reads what round 1 created, as `pulumi up`'s second pass does.
+        for name in wanted:
+            v = validated[name]
+            if v.global_stack is not None:
+                peers = {s: _as_read(p) for s, p in first.items()}
+                plans[name] = run_stack(v.config, main, {**peers, **globals_of(v)})
     return {name: plans[name] for name in wanted if name in plans}
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Drop what the mock engine logs (it logs to the root logger) while this runs."""
+    root = logging.getLogger()
+    drop = logging.Filter("rtdi.plan.quiet")  # passes only that logger's records: none here
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
+def _peer_stacks(project: Project, validated: dict[str, Validated], wanted: list[str]) -> list[str]:
+    """Regional stacks of this project that the ``wanted`` regional stacks read as peers."""
+    from infra.components.kafka import peer_regions
+
+    known = set(project.stack_names())
+    out: list[str] = []
+    for name in wanted:
+        v = validated[name]
+        if v.global_stack is None:
+            continue
+        topology = validated[v.global_stack].model.topology
+        kafka = validated[v.global_stack].model.kafka
+        for region_id in peer_regions(topology, kafka, v.model.region):
+            if region_id in known and region_id not in out:
+                out.append(region_id)
+    return out
+
+
+def _as_read(plan: StackPlan) -> StackOutputsFor:
+    """A planned stack as the engine's state would hold it: values, and which ones are secret."""
+    return StackOutputsFor(plan.values, [k for k, v in plan.outputs.items() if _has_secret(v)])
+
+
+def _has_secret(value: Any) -> bool:
+    if value == SECRET:
+        return True
+    if isinstance(value, dict):
+        return any(_has_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_secret(v) for v in value)
+    return False
 
 
 __all__ = ["Project", "StackPlan", "plan_stacks", "run_stack", "validate"]

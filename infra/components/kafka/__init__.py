@@ -4,20 +4,34 @@ federation registry.
 
 Flows between two MSK clusters use the MSK Replicator; every other flow uses MirrorMaker 2 on this
 region's Kubernetes. A source on a managed engine is reached through what its own regional stack
-exports (`kafkaRegional`), read with a StackReference: the only cross-region facts not derivable
-from the topology are a managed cluster's bootstrap address and, for GCP, its reader's key.
+exports (`kafkaRegional`): the only cross-region facts not derivable from the topology are a
+managed cluster's bootstrap address and, for GCP, its reader's key.
+
+A first deployment converges from nothing, in any order: a peer stack that does not exist yet or
+has not exported `kafkaRegional` yet makes the flows that need it *pending* (left out, with a
+warning and an entry in the stack's `pending` output) and the next `pulumi up` completes them.
+What this stack exports for peers depends only on its own resources, never on what it read from
+peers, so two rounds always suffice.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.components.kafka import endpoints as ep
-from infra.components.kafka.engines import Engine, KafkaClient, engine_of
+from infra.components.kafka.engines import (
+    EXPORT,
+    SECRETS_EXPORT,
+    Engine,
+    KafkaClient,
+    Published,
+    engine_of,
+)
 from infra.components.kafka.flows import (
     NAMESPACE,
     ROLES,
@@ -27,10 +41,27 @@ from infra.components.kafka.flows import (
 )
 from infra.components.kafka.mirror import MirrorMaker2
 from infra.components.kafka.strimzi import StrimziOperator, mesh_ca_secrets, password_secret
+from infra.peers import StackOutputs
 from infra.targets.base import Target
 from infra.topology.model import Kafka, Topology
 
-EXPORT = "kafkaRegional"
+
+@dataclass(frozen=True)
+class Pending:
+    """Something this stack leaves out until a peer stack has exported what it needs."""
+
+    stack: str  # the peer's short stack name: what to `pulumi up`
+    output: str
+    reason: str
+    waiting: str
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "stack": self.stack,
+            "output": self.output,
+            "reason": self.reason,
+            "waiting": self.waiting,
+        }
 
 
 class KafkaLayer(pulumi.ComponentResource):
@@ -40,9 +71,10 @@ class KafkaLayer(pulumi.ComponentResource):
         topology: Topology,
         kafka: Kafka,
         mesh: pulumi.Output,
-        stack_name: Callable[[str], str],
+        peers: Mapping[str, StackOutputs],
         opts: pulumi.ResourceOptions | None = None,
     ):
+        """``peers``: what `peer_regions` named was read, by region id (see `infra.peers`)."""
         name = f"{target.region.id}-kafka"
         super().__init__("rtdi:kafka:Kafka", name, None, opts)
         self.target, self.topology, self.kafka = target, topology, kafka
@@ -59,6 +91,41 @@ class KafkaLayer(pulumi.ComponentResource):
             if mine["aggregate"].replicates_from(self.engines[f.source]["regional"])
         ]
         mirrored = [f for f in self.flows if f not in replicated]
+
+        # What other regions' stacks published about their managed regional clusters; a flow
+        # whose source has not published yet waits for the next round.
+        self.remote: dict[str, Published] = {}
+        self.pending: list[Pending] = []
+        waiting: set[str] = set()
+        for source in peer_regions(topology, kafka, region.id):
+            read = peers.get(source)
+            output, reason = EXPORT, "stack was not read"
+            if read is not None:
+                needed = self.engines[source]["regional"].peer_outputs
+                output = next((o for o in needed if read.missing(o)), EXPORT)
+                reason = read.missing(output)
+            if reason is None and read is not None:
+                self.remote[source] = Published(read.output(EXPORT), read.output(SECRETS_EXPORT))
+                continue
+            stack = read.short_name if read is not None else source
+            waiting.add(source)
+            for flow in self.flows:
+                if flow.source == source:
+                    how = "MSK Replicator" if flow in replicated else "MirrorMaker 2"
+                    what = f"{how} flow {source} -> {region.id} aggregate"
+                    self.pending.append(Pending(stack, output, reason, what))
+            self.pending.append(
+                Pending(stack, output, reason, f"federation registry address of {source} regional")
+            )
+        for p in self.pending:
+            pulumi.log.warn(
+                f"{region.id}: {p.waiting} is pending: {p.reason} ({p.stack}: {p.output}); "
+                f"`pulumi up` stack {p.stack}, then this stack again",
+                self,
+            )
+        # Pending flows are left out, so nothing half-configured is applied.
+        live_mirrored = [f for f in mirrored if f.source not in waiting]
+        live_replicated = [f for f in replicated if f.source not in waiting]
 
         ns = k8s.core.v1.Namespace(
             name,
@@ -97,16 +164,7 @@ class KafkaLayer(pulumi.ComponentResource):
         users = [u for role in ROLES for u in mine[role].users(self.clusters[role])]
         self.clusters["regional"].create_topics(kafka, regional_topics(kafka, region))
 
-        # What other regions' stacks published about their managed regional clusters.
-        self.remote: dict[str, pulumi.Output] = {}
-        for flow in self.flows:
-            if flow.source != region.id and self.engines[flow.source]["regional"].published:
-                ref = pulumi.StackReference(
-                    stack_name(flow.source), opts=pulumi.ResourceOptions(parent=self)
-                )
-                self.remote[flow.source] = ref.get_output(EXPORT)
-
-        if mirrored:
+        if live_mirrored:
             secrets = [
                 password_secret(
                     f"{name}-mirror-{f.source}",
@@ -118,7 +176,7 @@ class KafkaLayer(pulumi.ComponentResource):
                     self,
                     [ns],
                 )
-                for f in mirrored
+                for f in live_mirrored
             ]
             writer = mine["aggregate"].writer_password(self.clusters["aggregate"], own["aggregate"])
             if writer is not None:
@@ -134,7 +192,7 @@ class KafkaLayer(pulumi.ComponentResource):
                         kafka, f.source, self._local(f.source), self.remote.get(f.source)
                     ),
                 )
-                for f in mirrored
+                for f in live_mirrored
             ]
             MirrorMaker2(
                 f"{name}-mirror",
@@ -145,12 +203,14 @@ class KafkaLayer(pulumi.ComponentResource):
                 ready + users + secrets + list(self.clusters.values()),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        if replicated:
+        if live_replicated:
             from infra.components.kafka.msk import MskReplicator
 
-            for flow in replicated:
+            for flow in live_replicated:
                 source = (
-                    self._local_export() if flow.source == region.id else self.remote[flow.source]
+                    self._local_export()
+                    if flow.source == region.id
+                    else self.remote[flow.source].public
                 )
                 MskReplicator(
                     f"{name}-replicator-{flow.source}",
@@ -175,7 +235,13 @@ class KafkaLayer(pulumi.ComponentResource):
             opts=target.k8s_opts(self, depends_on=[ns]),
         )
         self.exported = self._local_export()
+        self.exported_secrets = mine["regional"].export_secrets(self.clusters["regional"])
         self.register_outputs({"sources": [f.source for f in self.flows]})
+
+    @property
+    def pending_json(self) -> list[dict[str, str]]:
+        """The stack's `pending` output: empty once every flow is complete."""
+        return [p.as_json() for p in self.pending]
 
     def client(self, role: str) -> KafkaClient:
         """How this region's workloads (Flink, Pinot...) reach its ``role`` cluster, any engine."""
@@ -209,14 +275,23 @@ class KafkaLayer(pulumi.ComponentResource):
                     if live is not None:
                         addresses[f"{region_id}/{role}"] = live
             elif engines["regional"].published and region_id in self.remote:
-                addresses[f"{region_id}/regional"] = self.remote[region_id].apply(
-                    lambda r: r["bootstrap"]
-                )
+                addresses[f"{region_id}/regional"] = self.remote[region_id].get("bootstrap")
         return (
             pulumi.Output.all(**addresses).apply(lambda found: _fill(static, found))
             if addresses
             else pulumi.Output.from_input(static)
         )
+
+
+def peer_regions(topology: Topology, kafka: Kafka, region_id: str) -> list[str]:
+    """The regions whose stacks this region's Kafka layer reads: other regions whose regional
+    cluster only its own stack can describe (a managed engine), and that send it a flow."""
+    engines = {r.id: engine_of(r.kafka.regional) for r in topology.regions}
+    return [
+        f.source
+        for f in flows_into(topology, kafka, topology.region(region_id))
+        if f.source != region_id and engines[f.source].published
+    ]
 
 
 def _fill(registry: dict, addresses: dict) -> dict:

@@ -27,6 +27,12 @@ if TYPE_CHECKING:
     from infra.topology.model import KafkaCluster
 
 
+# What a regional stack exports for its peers: its regional cluster's address (plain) and the
+# credentials to read it (secret).
+EXPORT = "kafkaRegional"
+SECRETS_EXPORT = "kafkaRegionalSecrets"
+
+
 @dataclass(frozen=True)
 class KafkaClient:
     """How a workload in a region (Flink, Pinot...) reaches one of its region's Kafka clusters.
@@ -57,6 +63,21 @@ class KafkaClient:
         )
 
 
+@dataclass(frozen=True)
+class Published:
+    """What a peer region's stack exported about its regional cluster: `kafkaRegional` (plain, so
+    addresses stay readable in plans and previews) and `kafkaRegionalSecrets` (its credentials)."""
+
+    public: pulumi.Output
+    secrets: pulumi.Output
+
+    def get(self, key: str) -> pulumi.Output:
+        return self.public.apply(lambda r: r[key])
+
+    def secret(self, key: str) -> pulumi.Output:
+        return pulumi.Output.secret(self.secrets.apply(lambda r: r[key]))
+
+
 class Engine:
     """What the Kafka layer asks of an engine. Subclasses answer for one engine each."""
 
@@ -65,6 +86,8 @@ class Engine:
     on_kubernetes: ClassVar[bool] = False
     # Its address is known only once it exists: other regions read its stack's `kafkaRegional`.
     published: ClassVar[bool] = True
+    # The peer stack's outputs a flow from this engine's regional cluster needs.
+    peer_outputs: ClassVar[tuple[str, ...]] = (EXPORT,)
 
     def build(
         self,
@@ -84,8 +107,16 @@ class Engine:
         return []
 
     def export(self, cluster: Any, kafka: Kafka, region_id: str) -> pulumi.Output:
-        """What other regions need to read this regional cluster (its stack's `kafkaRegional`)."""
+        """What other regions need to read this regional cluster (its stack's `kafkaRegional`).
+
+        It depends only on this region's own resources, never on what was read from peers, so
+        regional stacks never wait on each other in a cycle.
+        """
         raise NotImplementedError
+
+    def export_secrets(self, cluster: Any) -> pulumi.Output:
+        """The credentials other regions need (its stack's `kafkaRegionalSecrets`, a secret)."""
+        return pulumi.Output.secret({})
 
     def source(
         self, kafka: Kafka, region_id: str, local: Any, remote: pulumi.Output | None
@@ -140,10 +171,10 @@ def _plain(user: pulumi.Input[str], secret: str) -> pulumi.Output:
     return pulumi.Output.from_input(user).apply(lambda u: ep.plain(u, secret))
 
 
-def _remote(remote: pulumi.Output | None, key: str) -> pulumi.Output:
+def _remote(remote: Published | None, key: str) -> pulumi.Output:
     if remote is None:
         raise ValueError(f"no export read for the remote cluster's {key}")
-    return remote.apply(lambda r: r[key])
+    return remote.get(key)
 
 
 class Strimzi(Engine):
@@ -261,6 +292,7 @@ class Msk(Engine):
 
 class GcpManaged(Engine):
     name = "gcp-managed"
+    peer_outputs = (EXPORT, SECRETS_EXPORT)  # the reader's key is a secret
 
     def build(self, name, role, spec, kafka, target, password, ready, opts):
         from infra.components.kafka.gcp_managed import ManagedKafkaCluster
@@ -269,16 +301,12 @@ class GcpManaged(Engine):
         return ManagedKafkaCluster(name, role, spec, kafka, target, user, opts=opts)
 
     def export(self, cluster, kafka, region_id):
-        return pulumi.Output.secret(
-            pulumi.Output.all(cluster.bootstrap, cluster.username, cluster.password).apply(
-                lambda a: {
-                    "engine": self.name,
-                    "bootstrap": a[0],
-                    "username": a[1],
-                    "password": a[2],
-                }
-            )
+        return pulumi.Output.all(cluster.bootstrap, cluster.username).apply(
+            lambda a: {"engine": self.name, "bootstrap": a[0], "username": a[1]}
         )
+
+    def export_secrets(self, cluster):
+        return pulumi.Output.secret(cluster.password.apply(lambda p: {"password": p}))
 
     def source(self, kafka, region_id, local, remote):
         if local is not None:
@@ -290,7 +318,11 @@ class GcpManaged(Engine):
         )
 
     def source_password(self, region_id, local, remote, mesh_passwords):
-        return local.password if local is not None else _remote(remote, "password")
+        if local is not None:
+            return local.password
+        if remote is None:
+            raise ValueError(f"no export read for {region_id}'s regional cluster")
+        return remote.secret("password")
 
     def target(self, aggregate):
         return ep.Endpoint(
