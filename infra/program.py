@@ -68,15 +68,12 @@ async def main() -> None:
 
 
 def _no_topology(file: str, name: str, published: StackOutputs) -> Issue:
-    what = (
-        "does not exist yet"
-        if not published.exists
-        else f"exports no `{EXPORT}` and `{MESH_EXPORT}` outputs yet"
-    )
+    what = "does not exist yet, so it exports" if not published.exists else "exports"
+    missing = EXPORT if published.missing(EXPORT) else MESH_EXPORT
     return Issue(
         file,
         "rtdi:globalStack",
-        f"stack {name} {what}; run `pulumi up` on the global stack first",
+        f"stack {name} {what} no `{missing}` output; run `pulumi up` on the global stack first",
         name,
     )
 

@@ -150,6 +150,16 @@ def test_a_gcp_peer_without_its_credentials_output_is_pending(plans):
     }
 
 
+def test_a_global_stack_without_outputs_is_one_clear_line():
+    with pytest.raises(pulumi.RunError) as info:
+        run_stack(sample_config("onprem-dc1"), main, {"global": StackOutputsFor({})})
+    assert str(info.value) == (
+        "stacks/Pulumi.onprem-dc1.yaml: rtdi:globalStack = 'organization/rtdi/global': stack "
+        "organization/rtdi/global exports no `rtdi` output; run `pulumi up` on the global stack "
+        "first"
+    )
+
+
 def test_a_missing_global_stack_is_one_clear_line():
     with pytest.raises(pulumi.RunError) as info:
         run_stack(sample_config("onprem-dc1"), main, {})
@@ -157,7 +167,8 @@ def test_a_missing_global_stack_is_one_clear_line():
     assert "\n" not in message
     assert message == (
         "stacks/Pulumi.onprem-dc1.yaml: rtdi:globalStack = 'organization/rtdi/global': stack "
-        "organization/rtdi/global does not exist yet; run `pulumi up` on the global stack first"
+        "organization/rtdi/global does not exist yet, so it exports no `rtdi` output; run "
+        "`pulumi up` on the global stack first"
     )
 
 
@@ -257,3 +268,22 @@ def test_planning_one_stack_plans_the_peers_it_reads(project, plans):
 def test_rounds_other_than_one_or_two_are_refused(project):
     with pytest.raises(ValueError, match="rounds must be 1"):
         plan_stacks(project, ["global"], rounds=3)
+
+
+def test_a_peer_the_program_forgot_to_read_is_a_bug_not_a_pending_flow(plans):
+    """Only a read can say a peer is missing; a peer never read must not pass for one."""
+    from infra.program import regional_stack
+    from infra.topology.config import from_engine, parse_regional
+    from infra.topology.model import Kafka, Topology
+
+    published = plans["global"].values["rtdi"]
+    topology = Topology.model_validate(published["topology"])
+    kafka = Kafka.model_validate(published["kafka"])
+
+    async def program() -> None:
+        model = parse_regional(from_engine(pulumi.get_stack()), topology)
+        mesh = pulumi.Output.secret(plans["global"].values["kafkaMesh"])
+        regional_stack(model, topology, kafka, mesh, {})
+
+    with pytest.raises(ValueError, match="peer stack of aws-eu-west-1 was not read"):
+        run_stack(sample_config("onprem-dc1"), program, {"global": _read(plans["global"])})

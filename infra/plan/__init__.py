@@ -10,6 +10,7 @@ from typing import Any
 from infra.plan.engine import SECRET, StackPlan, run_stack
 from infra.plan.mocks import StackOutputsFor
 from infra.plan.project import Project, Validated, validate
+from infra.topology.model import GlobalStack, RegionalBase
 
 
 def plan_stacks(project: Project, stacks: Iterable[str], rounds: int = 2) -> dict[str, StackPlan]:
@@ -86,9 +87,9 @@ def _peer_stacks(project: Project, validated: dict[str, Validated], wanted: list
         v = validated[name]
         if v.global_stack is None:
             continue
-        topology = validated[v.global_stack].model.topology
-        kafka = validated[v.global_stack].model.kafka
-        for region_id in peer_regions(topology, kafka, v.model.region):
+        published = validated[v.global_stack].model
+        assert isinstance(published, GlobalStack) and isinstance(v.model, RegionalBase)
+        for region_id in peer_regions(published.topology, published.kafka, v.model.region):
             if region_id in known and region_id not in out:
                 out.append(region_id)
     return out

@@ -99,15 +99,14 @@ class KafkaLayer(pulumi.ComponentResource):
         waiting: set[str] = set()
         for source in peer_regions(topology, kafka, region.id):
             read = peers.get(source)
-            output, reason = EXPORT, "stack was not read"
-            if read is not None:
-                needed = self.engines[source]["regional"].peer_outputs
-                output = next((o for o in needed if read.missing(o)), EXPORT)
-                reason = read.missing(output)
-            if reason is None and read is not None:
+            if read is None:
+                raise ValueError(f"{region.id}: peer stack of {source} was not read")
+            needed = self.engines[source]["regional"].peer_outputs
+            missing = [(o, r) for o in needed if (r := read.missing(o)) is not None]
+            if not missing:
                 self.remote[source] = Published(read.output(EXPORT), read.output(SECRETS_EXPORT))
                 continue
-            stack = read.short_name if read is not None else source
+            stack, (output, reason) = read.short_name, missing[0]
             waiting.add(source)
             for flow in self.flows:
                 if flow.source == source:
@@ -207,7 +206,7 @@ class KafkaLayer(pulumi.ComponentResource):
             from infra.components.kafka.msk import MskReplicator
 
             for flow in live_replicated:
-                source = (
+                exported = (
                     self._local_export()
                     if flow.source == region.id
                     else self.remote[flow.source].public
@@ -216,7 +215,7 @@ class KafkaLayer(pulumi.ComponentResource):
                     f"{name}-replicator-{flow.source}",
                     target,
                     flow,
-                    source,
+                    exported,
                     self.clusters["aggregate"],
                     opts=pulumi.ResourceOptions(parent=self),
                 )

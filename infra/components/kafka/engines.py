@@ -119,7 +119,7 @@ class Engine:
         return pulumi.Output.secret({})
 
     def source(
-        self, kafka: Kafka, region_id: str, local: Any, remote: pulumi.Output | None
+        self, kafka: Kafka, region_id: str, local: Any, remote: Published | None
     ) -> ep.Endpoint:
         """MirrorMaker 2's `source` for ``region_id``'s regional cluster.
 
@@ -132,7 +132,7 @@ class Engine:
         self,
         region_id: str,
         local: Any,
-        remote: pulumi.Output | None,
+        remote: Published | None,
         mesh_passwords: pulumi.Output,
     ) -> pulumi.Output:
         """The `mirror` user's password for ``region_id``'s regional cluster."""
