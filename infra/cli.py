@@ -75,7 +75,7 @@ def cmd_plan(args) -> int:
     check_writable(out)
     before = _previous(out, stacks) if args.diff else None
     with Progress() as progress:
-        plans = plan_stacks(project, stacks, progress)
+        plans = plan_stacks(project, stacks, progress=progress)
     for name, plan in plans.items():
         counts = write(plan, out)
         print(summary(name, counts, out / name, plan.outputs.get("pending")))

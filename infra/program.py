@@ -6,15 +6,18 @@ under the SDK's mock engine. Nothing here knows which cloud it is on; `make_targ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
 
 from infra.components.kafka import EXPORT as KAFKA_REGIONAL_EXPORT
-from infra.components.kafka import KafkaLayer
+from infra.components.kafka import SECRETS_EXPORT as KAFKA_REGIONAL_SECRETS
+from infra.components.kafka import KafkaLayer, peer_regions
 from infra.components.kafka.flows import federation_registry
 from infra.components.kafka.mesh import EXPORT as MESH_EXPORT
 from infra.components.kafka.mesh import KafkaMesh
+from infra.peers import StackOutputs, read_stack_outputs
 from infra.targets import make_target
 from infra.topology.config import from_engine, parse_global, parse_regional
 from infra.topology.errors import ConfigError, Issue
@@ -29,7 +32,7 @@ def default_global_stack() -> str:
 
 
 def regional_stack_name(stack: str) -> str:
-    """Regional stacks are named after their region id (`aws-us-east-1`), in this project and org."""
+    """Regional stacks are named after their region id (`aws-us-east-1`), in this project, org."""
     return f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}"
 
 
@@ -40,25 +43,37 @@ async def main() -> None:
             global_stack(parse_global(cfg))
             return
         regional = parse_regional(cfg, None)
-        ref = pulumi.StackReference(regional.global_stack or default_global_stack())
-        published = (await ref.get_output_details(EXPORT)).value
-        if not published:
-            raise ConfigError(
-                [_no_topology(cfg.file, regional.global_stack or default_global_stack())]
-            )
-        topology = Topology.model_validate(published["topology"])
-        kafka = Kafka.model_validate(published["kafka"])
-        regional_stack(parse_regional(cfg, topology), topology, kafka, ref.get_output(MESH_EXPORT))
+        global_name = regional.global_stack or default_global_stack()
+        # Read like every peer (infra/peers.py), so that a missing global stack is one clear line
+        # instead of a failed StackReference. It cannot be pending: without the topology there
+        # is nothing to build.
+        published = await read_stack_outputs(global_name)
+        if published.missing(EXPORT) or published.missing(MESH_EXPORT):
+            raise ConfigError([_no_topology(cfg.file, global_name, published)])
+        # Now that it exists, a StackReference cannot fail: it records the read in the stack,
+        # where the policy pack finds the topology, and carries the mesh's secrecy as the engine
+        # keeps it.
+        ref = pulumi.StackReference(global_name)
+        topology = Topology.model_validate(published.values[EXPORT]["topology"])
+        kafka = Kafka.model_validate(published.values[EXPORT]["kafka"])
+        model = parse_regional(cfg, topology)
+        peers = {
+            region_id: await read_stack_outputs(regional_stack_name(region_id))
+            for region_id in peer_regions(topology, kafka, model.region)
+        }
+        regional_stack(model, topology, kafka, ref.get_output(MESH_EXPORT), peers)
     except ConfigError as exc:
         # Pulumi prints a RunError as its message alone, with no traceback.
         raise pulumi.RunError(str(exc)) from None
 
 
-def _no_topology(file: str, name: str) -> Issue:
+def _no_topology(file: str, name: str, published: StackOutputs) -> Issue:
+    what = "does not exist yet, so it exports" if not published.exists else "exports"
+    missing = EXPORT if published.missing(EXPORT) else MESH_EXPORT
     return Issue(
         file,
         "rtdi:globalStack",
-        f"stack {name} exports no `{EXPORT}` output; run `pulumi up` on the global stack first",
+        f"stack {name} {what} no `{missing}` output; run `pulumi up` on the global stack first",
         name,
     )
 
@@ -72,7 +87,7 @@ def global_stack(model: GlobalStack) -> None:
 
 
 def published_topology(model: GlobalStack) -> dict[str, Any]:
-    """What regional stacks read from the global stack: the validated topology, defaults filled in."""
+    """What regional stacks read from the global stack: the validated topology, with defaults."""
     return {
         "topology": model.topology.model_dump(mode="json", by_alias=True, exclude_none=True),
         "kafka": model.kafka.model_dump(mode="json", by_alias=True, exclude_none=True),
@@ -80,11 +95,16 @@ def published_topology(model: GlobalStack) -> dict[str, Any]:
 
 
 def regional_stack(
-    stack: RegionalBase, topology: Topology, kafka: Kafka, mesh: pulumi.Output
-) -> None:
+    stack: RegionalBase,
+    topology: Topology,
+    kafka: Kafka,
+    mesh: pulumi.Output,
+    peers: Mapping[str, StackOutputs],
+) -> KafkaLayer:
+    """Build one region; the Kafka layer is returned so later layers (and tests) can ask it."""
     target = make_target(stack, topology)
     archive = target.bucket("archive")
-    kafka_layer = KafkaLayer(target, topology, kafka, mesh, stack_name=regional_stack_name)
+    kafka_layer = KafkaLayer(target, topology, kafka, mesh, peers)
     target.finish({"zones": target.zones, "storageClass": target.storage_class})
     pulumi.export("region", target.region.id)
     pulumi.export("cloud", target.region.cloud)
@@ -94,4 +114,8 @@ def regional_stack(
     pulumi.export("archive", archive.uri)
     pulumi.export("kafkaSources", [f.source for f in kafka_layer.flows])
     pulumi.export(KAFKA_REGIONAL_EXPORT, kafka_layer.exported)
+    pulumi.export(KAFKA_REGIONAL_SECRETS, kafka_layer.exported_secrets)
     pulumi.export("kafkaFederation", kafka_layer.registry)
+    # What waits for a peer stack (empty once every flow is complete); see infra/peers.py.
+    pulumi.export("pending", kafka_layer.pending_json)
+    return kafka_layer

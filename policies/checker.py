@@ -53,7 +53,9 @@ def check_stacks(
     readers = validate(project, wanted)
     globals_ = [v.global_stack for v in readers.values() if v.global_stack]
     with progress if progress is not None else contextlib.nullcontext():
-        plans = plan_stacks(project, wanted + [g for g in globals_ if g not in wanted], progress)
+        plans = plan_stacks(
+            project, wanted + [g for g in globals_ if g not in wanted], progress=progress
+        )
     outputs = {name: plan.outputs for name, plan in plans.items()}
     views = [
         from_plan([r.as_json() for r in plans[name].resources], name, plans[name].outputs, outputs)

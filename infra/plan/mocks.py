@@ -7,10 +7,13 @@ with the account ``000000000000`` and the marker ``plan-placeholder`` so nobody 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import grpc
 import pulumi
+
+from infra.peers import READ_STACK_OUTPUTS
 
 ACCOUNT = "000000000000"
 MARK = "plan-placeholder"
@@ -19,6 +22,10 @@ PROJECT_NUMBER = "000000000000"
 
 def _aws_arn(service: str, name: str) -> str:
     return f"arn:aws:{service}::{ACCOUNT}:{name}"
+
+
+def _msk_bootstrap(cluster: str, port: int) -> str:
+    return f"b-1.{cluster}.{MARK}.kafka.amazonaws.com:{port}"
 
 
 _OUTPUTS: dict[str, Callable[[str, dict], dict]] = {
@@ -65,8 +72,8 @@ _OUTPUTS: dict[str, Callable[[str, dict], dict]] = {
     },
     "aws:msk/cluster:Cluster": lambda n, i: {
         "arn": f"arn:aws:kafka:{MARK}:{ACCOUNT}:cluster/{i.get('clusterName', n)}/{MARK}",
-        "bootstrapBrokersSaslScram": f"b-1.{i.get('clusterName', n)}.{MARK}.kafka.amazonaws.com:9096",
-        "bootstrapBrokersSaslIam": f"b-1.{i.get('clusterName', n)}.{MARK}.kafka.amazonaws.com:9098",
+        "bootstrapBrokersSaslScram": _msk_bootstrap(i.get("clusterName", n), 9096),
+        "bootstrapBrokersSaslIam": _msk_bootstrap(i.get("clusterName", n), 9098),
     },
     "aws:msk/configuration:Configuration": lambda n, i: {
         "arn": _aws_arn("kafka", f"configuration/{n}/{MARK}"),
@@ -76,7 +83,10 @@ _OUTPUTS: dict[str, Callable[[str, dict], dict]] = {
         "arn": _aws_arn("secretsmanager", f"secret:{i.get('name', n)}")
     },
     "gcp:managedkafka/cluster:Cluster": lambda n, i: {
-        "bootstrapAddress": f"bootstrap.{i.get('clusterId', n)}.{i.get('location')}.managedkafka.{MARK}.cloud.goog:9092",
+        "bootstrapAddress": (
+            f"bootstrap.{i.get('clusterId', n)}.{i.get('location')}"
+            f".managedkafka.{MARK}.cloud.goog:9092"
+        ),
     },
     "gcp:serviceaccount/key:Key": lambda n, i: {"privateKey": MARK},
     "random:index/randomPassword:RandomPassword": lambda n, i: {"result": f"{MARK}-{n}"},
@@ -90,18 +100,45 @@ _CALLS: dict[str, Callable[[dict], dict]] = {
 }
 
 
-def _other_stack(stack: str) -> dict:
-    """Placeholders for a stack that is not planned with this one (another region's stack)."""
+class StackOutputsFor(dict):
+    """A planned stack's outputs (secrets revealed) and which of them are secret, as the engine's
+    state holds them. A plain dict is taken as a stack whose outputs hold no secret."""
+
+    def __init__(self, values: dict[str, Any], secret_names: Iterable[str] = ()):
+        super().__init__(values)
+        self.secret_names = sorted(secret_names)
+
+
+class EngineError(grpc.RpcError):
+    """What the engine's resource monitor answers when an invoke fails (a gRPC error)."""
+
+    def __init__(self, details: str):
+        super().__init__(details)
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNKNOWN
+
+    def details(self) -> str:
+        return self._details
+
+
+def read_stack(stack_outputs: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    """The engine's answer to reading stack ``name`` (a StackReference, `readStackOutputs`).
+
+    A stack that is not among the planned ones does not exist, so the read fails with the
+    engine's words; a planned stack answers with its outputs, like the engine (no placeholders).
+    """
+    stack = name.rsplit("/", 1)[-1]
+    if stack not in stack_outputs:
+        raise EngineError(
+            f'invocation of {READ_STACK_OUTPUTS} returned an error: unknown stack "{name}"'
+        )
+    outputs = stack_outputs[stack]
     return {
-        "kafkaRegional": {
-            "engine": MARK,
-            "arn": f"arn:aws:kafka:{MARK}:{ACCOUNT}:cluster/{stack}-regional/{MARK}",
-            "bootstrap": f"{MARK}.{stack}.kafka:9096",
-            "securityGroupIds": [f"sg-{MARK}"],
-            "subnetIds": [f"subnet-{MARK}"],
-            "username": f"mirror@{MARK}",
-            "password": MARK,
-        }
+        "name": name,
+        "outputs": dict(outputs),
+        "secretOutputNames": list(getattr(outputs, "secret_names", [])),
     }
 
 
@@ -114,10 +151,9 @@ class PlanMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
         if args.typ == "pulumi:pulumi:StackReference":
+            # The engine fails the update on a StackReference to a missing stack: so does this.
             name = args.inputs.get("name", args.name)
-            stack = name.rsplit("/", 1)[-1]
-            outputs = self.stack_outputs.get(stack) or _other_stack(stack)
-            return name, {"name": name, "outputs": outputs, "secretOutputNames": []}
+            return name, read_stack(self.stack_outputs, name)
         extra = _OUTPUTS.get(args.typ)
         if extra:
             state.update(extra(args.name, args.inputs))
@@ -126,5 +162,7 @@ class PlanMocks(pulumi.runtime.Mocks):
         return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == READ_STACK_OUTPUTS:
+            return read_stack(self.stack_outputs, args.args["name"])
         handler = _CALLS.get(args.token)
         return handler(args.args) if handler else {}

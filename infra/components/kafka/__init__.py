@@ -4,37 +4,64 @@ federation registry.
 
 Flows between two MSK clusters use the MSK Replicator; every other flow uses MirrorMaker 2 on this
 region's Kubernetes. A source on a managed engine is reached through what its own regional stack
-exports (`kafkaRegional`), read with a StackReference: the only cross-region facts not derivable
-from the topology are a managed cluster's bootstrap address and, for GCP, its reader's key.
+exports (`kafkaRegional`): the only cross-region facts not derivable from the topology are a
+managed cluster's bootstrap address and, for GCP, its reader's key.
+
+A first deployment converges from nothing, in any order: a peer stack that does not exist yet or
+has not exported `kafkaRegional` yet makes the flows that need it *pending* (left out, with a
+warning and an entry in the stack's `pending` output) and the next `pulumi up` completes them.
+What this stack exports for peers depends only on its own resources, never on what it read from
+peers, so two rounds always suffice.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.components.kafka import endpoints as ep
+from infra.components.kafka.engines import (
+    EXPORT,
+    SECRETS_EXPORT,
+    Engine,
+    KafkaClient,
+    Published,
+    engine_of,
+)
 from infra.components.kafka.flows import (
     NAMESPACE,
-    cross_region_bootstrap,
+    ROLES,
     federation_registry,
     flows_into,
     regional_topics,
 )
 from infra.components.kafka.mirror import MirrorMaker2
-from infra.components.kafka.strimzi import (
-    StrimziCluster,
-    StrimziOperator,
-    mesh_ca_secrets,
-    password_secret,
-)
+from infra.components.kafka.strimzi import StrimziOperator, mesh_ca_secrets, password_secret
+from infra.peers import StackOutputs
 from infra.targets.base import Target
 from infra.topology.model import Kafka, Topology
 
-EXPORT = "kafkaRegional"
+
+@dataclass(frozen=True)
+class Pending:
+    """Something this stack leaves out until a peer stack has exported what it needs."""
+
+    stack: str  # the peer's short stack name: what to `pulumi up`
+    output: str
+    reason: str
+    waiting: str
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "stack": self.stack,
+            "output": self.output,
+            "reason": self.reason,
+            "waiting": self.waiting,
+        }
 
 
 class KafkaLayer(pulumi.ComponentResource):
@@ -44,22 +71,60 @@ class KafkaLayer(pulumi.ComponentResource):
         topology: Topology,
         kafka: Kafka,
         mesh: pulumi.Output,
-        stack_name: Callable[[str], str],
+        peers: Mapping[str, StackOutputs],
         opts: pulumi.ResourceOptions | None = None,
     ):
+        """``peers``: what `peer_regions` named was read, by region id (see `infra.peers`)."""
         name = f"{target.region.id}-kafka"
         super().__init__("rtdi:kafka:Kafka", name, None, opts)
         self.target, self.topology, self.kafka = target, topology, kafka
         region = target.region
-        engines = {
-            r.id: (r.kafka.regional.engine, r.kafka.aggregate.engine) for r in topology.regions
+        self.engines: dict[str, dict[str, Engine]] = {
+            r.id: {role: engine_of(getattr(r.kafka, role)) for role in ROLES}
+            for r in topology.regions
         }
-        regional_engine, aggregate_engine = engines[region.id]
+        mine = self.engines[region.id]
         self.flows = flows_into(topology, kafka, region)
         replicated = [
-            f for f in self.flows if aggregate_engine == "msk" and engines[f.source][0] == "msk"
+            f
+            for f in self.flows
+            if mine["aggregate"].replicates_from(self.engines[f.source]["regional"])
         ]
         mirrored = [f for f in self.flows if f not in replicated]
+
+        # What other regions' stacks published about their managed regional clusters; a flow
+        # whose source has not published yet waits for the next round.
+        self.remote: dict[str, Published] = {}
+        self.pending: list[Pending] = []
+        waiting: set[str] = set()
+        for source in peer_regions(topology, kafka, region.id):
+            read = peers.get(source)
+            if read is None:
+                raise ValueError(f"{region.id}: peer stack of {source} was not read")
+            needed = self.engines[source]["regional"].peer_outputs
+            missing = [(o, r) for o in needed if (r := read.missing(o)) is not None]
+            if not missing:
+                self.remote[source] = Published(read.output(EXPORT), read.output(SECRETS_EXPORT))
+                continue
+            stack, (output, reason) = read.short_name, missing[0]
+            waiting.add(source)
+            for flow in self.flows:
+                if flow.source == source:
+                    how = "MSK Replicator" if flow in replicated else "MirrorMaker 2"
+                    what = f"{how} flow {source} -> {region.id} aggregate"
+                    self.pending.append(Pending(stack, output, reason, what))
+            self.pending.append(
+                Pending(stack, output, reason, f"federation registry address of {source} regional")
+            )
+        for p in self.pending:
+            pulumi.log.warn(
+                f"{region.id}: {p.waiting} is pending: {p.reason} ({p.stack}: {p.output}); "
+                f"`pulumi up` stack {p.stack}, then this stack again",
+                self,
+            )
+        # Pending flows are left out, so nothing half-configured is applied.
+        live_mirrored = [f for f in mirrored if f.source not in waiting]
+        live_replicated = [f for f in replicated if f.source not in waiting]
 
         ns = k8s.core.v1.Namespace(
             name,
@@ -67,11 +132,7 @@ class KafkaLayer(pulumi.ComponentResource):
             opts=target.k8s_opts(self),
         )
         ready: list[pulumi.Resource] = [ns]
-        strimzi_roles = [
-            role
-            for role, engine in (("regional", regional_engine), ("aggregate", aggregate_engine))
-            if engine == "strimzi"
-        ]
+        strimzi_roles = [role for role in ROLES if mine[role].on_kubernetes]
         if strimzi_roles or mirrored:
             ready.append(
                 StrimziOperator(
@@ -82,83 +143,84 @@ class KafkaLayer(pulumi.ComponentResource):
 
         passwords = mesh.apply(lambda m: m["mirrorPasswords"])
         maker_passwords = mesh.apply(lambda m: m["mirrorMakerPasswords"])
-        self.clusters = {
-            "regional": self._cluster(
-                "regional", regional_engine, passwords.apply(lambda p: p[region.id]), ready
-            ),
-            "aggregate": self._cluster(
-                "aggregate", aggregate_engine, maker_passwords.apply(lambda p: p[region.id]), ready
-            ),
+        own = {
+            "regional": passwords.apply(lambda p: p[region.id]),
+            "aggregate": maker_passwords.apply(lambda p: p[region.id]),
         }
-        users = [
-            u
-            for c in self.clusters.values()
-            if isinstance(c, StrimziCluster)
-            for u in c.create_users()
-        ]
+        self.clusters = {
+            role: mine[role].build(
+                f"{region.id}-kafka-{role}",
+                role,
+                getattr(region.kafka, role),
+                kafka,
+                target,
+                own[role],
+                ready,
+                pulumi.ResourceOptions(parent=self),
+            )
+            for role in ROLES
+        }
+        users = [u for role in ROLES for u in mine[role].users(self.clusters[role])]
         self.clusters["regional"].create_topics(kafka, regional_topics(kafka, region))
 
-        # What other regions' stacks published about their managed regional clusters.
-        self.remote: dict[str, pulumi.Output] = {}
-        for flow in self.flows:
-            if flow.source != region.id and engines[flow.source][0] != "strimzi":
-                ref = pulumi.StackReference(
-                    stack_name(flow.source), opts=pulumi.ResourceOptions(parent=self)
-                )
-                self.remote[flow.source] = ref.get_output(EXPORT)
-
-        if mirrored:
+        if live_mirrored:
             secrets = [
                 password_secret(
                     f"{name}-mirror-{f.source}",
                     target,
                     ep.mirror_secret(f.source),
-                    self._source_password(f.source, passwords),
+                    self.engines[f.source]["regional"].source_password(
+                        f.source, self._local(f.source), self.remote.get(f.source), passwords
+                    ),
                     self,
                     [ns],
                 )
-                for f in mirrored
+                for f in live_mirrored
             ]
-            if aggregate_engine != "strimzi":
+            writer = mine["aggregate"].writer_password(self.clusters["aggregate"], own["aggregate"])
+            if writer is not None:
                 secrets.append(
                     password_secret(
-                        f"{name}-mirror-maker",
-                        target,
-                        ep.MIRROR_MAKER_SECRET,
-                        self.clusters["aggregate"].password
-                        if aggregate_engine == "gcp-managed"
-                        else maker_passwords.apply(lambda p: p[region.id]),
-                        self,
-                        [ns],
+                        f"{name}-mirror-maker", target, ep.MIRROR_MAKER_SECRET, writer, self, [ns]
                     )
                 )
-            sources = [(f, self._source_endpoint(f.source, engines[f.source][0])) for f in mirrored]
+            sources = [
+                (
+                    f,
+                    self.engines[f.source]["regional"].source(
+                        kafka, f.source, self._local(f.source), self.remote.get(f.source)
+                    ),
+                )
+                for f in live_mirrored
+            ]
             MirrorMaker2(
                 f"{name}-mirror",
                 target,
                 kafka,
-                self._target_endpoint(aggregate_engine),
+                mine["aggregate"].target(self.clusters["aggregate"]),
                 sources,
                 ready + users + secrets + list(self.clusters.values()),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        if replicated:
+        if live_replicated:
             from infra.components.kafka.msk import MskReplicator
 
-            for flow in replicated:
-                source = (
-                    self._local_export() if flow.source == region.id else self.remote[flow.source]
+            for flow in live_replicated:
+                exported = (
+                    self._local_export()
+                    if flow.source == region.id
+                    else self.remote[flow.source].public
                 )
                 MskReplicator(
                     f"{name}-replicator-{flow.source}",
                     target,
                     flow,
-                    source,
+                    exported,
                     self.clusters["aggregate"],
                     opts=pulumi.ResourceOptions(parent=self),
                 )
 
-        self.registry = self._registry(engines)
+        self.registry = self._registry()
         k8s.core.v1.ConfigMap(
             f"{name}-federation",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -172,130 +234,47 @@ class KafkaLayer(pulumi.ComponentResource):
             opts=target.k8s_opts(self, depends_on=[ns]),
         )
         self.exported = self._local_export()
+        self.exported_secrets = mine["regional"].export_secrets(self.clusters["regional"])
         self.register_outputs({"sources": [f.source for f in self.flows]})
+
+    @property
+    def pending_json(self) -> list[dict[str, str]]:
+        """The stack's `pending` output: empty once every flow is complete."""
+        return [p.as_json() for p in self.pending]
+
+    def client(self, role: str) -> KafkaClient:
+        """How this region's workloads (Flink, Pinot...) reach its ``role`` cluster, any engine."""
+        if role not in ROLES:
+            raise ValueError(f"no Kafka cluster role {role!r}; roles: {', '.join(ROLES)}")
+        return self.engines[self.target.region.id][role].client(self.clusters[role], role)
 
     # ------------------------------------------------------------------ engines
 
-    def _cluster(self, role: str, engine: str, password: pulumi.Output, ready: list):
-        spec = getattr(self.target.region.kafka, role)
-        name = f"{self.target.region.id}-kafka-{role}"
-        opts = pulumi.ResourceOptions(parent=self)
-        if engine == "msk":
-            from infra.components.kafka.msk import MskCluster
-
-            user = ep.MIRROR_USER if role == "regional" else ep.MIRROR_MAKER_USER
-            return MskCluster(
-                name, role, spec, self.kafka, self.target, {user: password}, opts=opts
-            )
-        if engine == "gcp-managed":
-            from infra.components.kafka.gcp_managed import ManagedKafkaCluster
-
-            user = ep.MIRROR_USER if role == "regional" else ep.MIRROR_MAKER_USER
-            return ManagedKafkaCluster(name, role, spec, self.kafka, self.target, user, opts=opts)
-        return StrimziCluster(name, role, spec, self.kafka, self.target, ready, opts=opts)
+    def _local(self, source: str):
+        """This region's regional cluster when ``source`` is this region, else None."""
+        return self.clusters["regional"] if source == self.target.region.id else None
 
     def _local_export(self) -> pulumi.Output:
         """What other regions need to read this region's regional cluster (see module doc)."""
-        c = self.clusters["regional"]
-        engine = self.target.region.kafka.regional.engine
-        if engine == "msk":
-            return pulumi.Output.all(
-                c.cluster.arn, c.bootstrap, c.security_group.id, c.subnet_ids
-            ).apply(
-                lambda a: {
-                    "engine": engine,
-                    "arn": a[0],
-                    "bootstrap": a[1],
-                    "securityGroupIds": [a[2]],
-                    "subnetIds": a[3],
-                    "username": ep.MIRROR_USER,
-                }
-            )
-        if engine == "gcp-managed":
-            return pulumi.Output.secret(
-                pulumi.Output.all(c.bootstrap, c.username, c.password).apply(
-                    lambda a: {
-                        "engine": engine,
-                        "bootstrap": a[0],
-                        "username": a[1],
-                        "password": a[2],
-                    }
-                )
-            )
-        return pulumi.Output.from_input(
-            {
-                "engine": engine,
-                "bootstrap": cross_region_bootstrap(self.kafka, self.target.region.id),
-                "username": ep.MIRROR_USER,
-            }
-        )
-
-    def _source_password(self, source: str, passwords: pulumi.Output) -> pulumi.Output:
-        engine = next(r.kafka.regional.engine for r in self.topology.regions if r.id == source)
-        if engine != "gcp-managed":
-            return passwords.apply(lambda p: p[source])
-        if source == self.target.region.id:
-            return self.clusters["regional"].password
-        return self.remote[source].apply(lambda r: r["password"])
-
-    def _source_endpoint(self, source: str, engine: str) -> ep.Endpoint:
-        local = source == self.target.region.id
-        if engine == "strimzi":
-            return ep.strimzi_source(source, local, cross_region_bootstrap(self.kafka, source))
-        bootstrap = (
-            self.clusters["regional"].bootstrap
-            if local
-            else self.remote[source].apply(lambda r: r["bootstrap"])
-        )
-        if engine == "msk":
-            return ep.Endpoint(
-                engine,
-                bootstrap,
-                ep.PUBLIC_TRUST,
-                ep.scram(ep.MIRROR_USER, ep.mirror_secret(source)),
-            )
-        username = (
-            self.clusters["regional"].username
-            if local
-            else self.remote[source].apply(lambda r: r["username"])
-        )
-        return ep.Endpoint(
-            engine, bootstrap, ep.PUBLIC_TRUST, _plain(username, ep.mirror_secret(source))
-        )
-
-    def _target_endpoint(self, engine: str) -> ep.Endpoint:
-        aggregate = self.clusters["aggregate"]
-        if engine == "strimzi":
-            return ep.strimzi_target()
-        if engine == "msk":
-            return ep.Endpoint(
-                engine,
-                aggregate.bootstrap,
-                ep.PUBLIC_TRUST,
-                ep.scram(ep.MIRROR_MAKER_USER, ep.MIRROR_MAKER_SECRET),
-            )
-        return ep.Endpoint(
-            engine,
-            aggregate.bootstrap,
-            ep.PUBLIC_TRUST,
-            _plain(aggregate.username, ep.MIRROR_MAKER_SECRET),
+        region_id = self.target.region.id
+        return self.engines[region_id]["regional"].export(
+            self.clusters["regional"], self.kafka, region_id
         )
 
     # ------------------------------------------------------------------ registry
 
-    def _registry(self, engines: dict) -> pulumi.Output:
+    def _registry(self) -> pulumi.Output:
         """The static registry, with every managed cluster's address filled in from its stack."""
         static = federation_registry(self.topology, self.kafka)
         addresses: dict[str, pulumi.Input[str]] = {}
-        for region_id, (regional, aggregate) in engines.items():
+        for region_id, engines in self.engines.items():
             if region_id == self.target.region.id:
-                for role, engine in (("regional", regional), ("aggregate", aggregate)):
-                    if engine != "strimzi":
-                        addresses[f"{region_id}/{role}"] = self.clusters[role].bootstrap
-            elif regional != "strimzi" and region_id in self.remote:
-                addresses[f"{region_id}/regional"] = self.remote[region_id].apply(
-                    lambda r: r["bootstrap"]
-                )
+                for role in ROLES:
+                    live = engines[role].live_bootstrap(self.clusters[role])
+                    if live is not None:
+                        addresses[f"{region_id}/{role}"] = live
+            elif engines["regional"].published and region_id in self.remote:
+                addresses[f"{region_id}/regional"] = self.remote[region_id].get("bootstrap")
         return (
             pulumi.Output.all(**addresses).apply(lambda found: _fill(static, found))
             if addresses
@@ -303,8 +282,15 @@ class KafkaLayer(pulumi.ComponentResource):
         )
 
 
-def _plain(user: pulumi.Input[str], secret: str) -> pulumi.Output:
-    return pulumi.Output.from_input(user).apply(lambda u: ep.plain(u, secret))
+def peer_regions(topology: Topology, kafka: Kafka, region_id: str) -> list[str]:
+    """The regions whose stacks this region's Kafka layer reads: other regions whose regional
+    cluster only its own stack can describe (a managed engine), and that send it a flow."""
+    engines = {r.id: engine_of(r.kafka.regional) for r in topology.regions}
+    return [
+        f.source
+        for f in flows_into(topology, kafka, topology.region(region_id))
+        if f.source != region_id and engines[f.source].published
+    ]
 
 
 def _fill(registry: dict, addresses: dict) -> dict:

@@ -1,5 +1,7 @@
 """How a MirrorMaker 2 reaches a cluster of any engine: the `source` or `target` block it needs.
 
+Each engine (infra/components/kafka/engines.py) builds its Endpoint from these pieces.
+
 Every engine speaks TLS. Strimzi clusters present certificates from the shared mesh CA; MSK and
 GCP Managed Kafka present publicly trusted certificates, so an empty `tls` block (the JVM's trust
 store) is right for them.
@@ -10,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-
-from infra.components.kafka.flows import CROSS_REGION_PORT, NAMESPACE, in_cluster_bootstrap
 
 MESH_CA_SECRET = "rtdi-kafka-mesh-ca"
 MIRROR_USER = "mirror"
@@ -60,28 +60,3 @@ def plain(user: pulumi.Input[str], secret: str) -> dict:
         "username": user,
         "passwordSecret": {"secretName": secret, "password": "password"},
     }
-
-
-def strimzi_source(region_id: str, local: bool, cross_region_bootstrap: str) -> Endpoint:
-    bootstrap = (
-        f"regional-kafka-replication-bootstrap.{NAMESPACE}.svc:{CROSS_REGION_PORT}"
-        if local
-        else cross_region_bootstrap
-    )
-    return Endpoint("strimzi", bootstrap, MESH_TRUST, scram(MIRROR_USER, mirror_secret(region_id)))
-
-
-def strimzi_target() -> Endpoint:
-    return Endpoint(
-        "strimzi",
-        in_cluster_bootstrap("aggregate"),
-        MESH_TRUST,
-        {
-            "type": "tls",
-            "certificateAndKey": {
-                "secretName": MIRROR_MAKER_USER,
-                "certificate": "user.crt",
-                "key": "user.key",
-            },
-        },
-    )

@@ -21,7 +21,7 @@ ROLES = ("regional", "aggregate")
 
 @dataclass(frozen=True)
 class Flow:
-    """The aggregate cluster of ``target`` pulls ``topics`` from the regional cluster of ``source``."""
+    """The aggregate cluster of ``target`` pulls ``topics`` from ``source``'s regional cluster."""
 
     source: str
     target: str
@@ -46,7 +46,7 @@ def physical_topics(topic: Topic) -> list[str]:
 
 
 def each_physical(topics: list[Topic]) -> Iterator[tuple[Topic, str]]:
-    """Every (topic, physical topic name) to create: each topic and its retry and dead-letter topics."""
+    """Every (topic, physical name) to create: each topic and its retry and dead-letter topics."""
     for topic in topics:
         for physical in physical_topics(topic):
             yield topic, physical
@@ -82,7 +82,7 @@ def cross_region_host(kafka: Kafka, region_id: str, cluster: str = "regional") -
 
 
 def cross_region_bootstrap(kafka: Kafka, region_id: str) -> str:
-    """Where other regions reach a Strimzi regional cluster: its internal load balancer's DNS name."""
+    """Where other regions reach a Strimzi regional cluster: its internal load balancer's name."""
     return f"{cross_region_host(kafka, region_id)}:{CROSS_REGION_PORT}"
 
 
@@ -97,6 +97,8 @@ def federation_registry(topology: Topology, kafka: Kafka) -> dict:
     write to their region's regional cluster; all-active consumers read their region's aggregate,
     where each source region's copy is named ``<source region>.<topic>``.
     """
+    from infra.components.kafka.engines import engine_of  # engines build on this module
+
     topics = {}
     for topic in kafka.topics:
         regions = {}
@@ -106,24 +108,23 @@ def federation_registry(topology: Topology, kafka: Kafka) -> dict:
             sources = [
                 f.source for f in flows_into(topology, kafka, region) if topic.name in f.topics
             ]
-            strimzi = {role: getattr(region.kafka, role).engine == "strimzi" for role in ROLES}
+            regional, aggregate = (
+                engine_of(region.kafka.regional),
+                engine_of(region.kafka.aggregate),
+            )
             regions[region.id] = {
                 "produce": {
                     "cluster": "regional",
                     "engine": region.kafka.regional.engine,
-                    # A managed engine's address is known once it exists: its region's stack fills it in.
-                    "bootstrap": in_cluster_bootstrap("regional") if strimzi["regional"] else None,
-                    "crossRegionBootstrap": cross_region_bootstrap(kafka, region.id)
-                    if strimzi["regional"]
-                    else None,
+                    # A managed engine's address is known once it exists: its stack fills it in.
+                    "bootstrap": regional.static_bootstrap("regional"),
+                    "crossRegionBootstrap": regional.static_cross_region(kafka, region.id),
                     "topic": topic.name,
                 },
                 "consume": {
                     "cluster": "aggregate",
                     "engine": region.kafka.aggregate.engine,
-                    "bootstrap": in_cluster_bootstrap("aggregate")
-                    if strimzi["aggregate"]
-                    else None,
+                    "bootstrap": aggregate.static_bootstrap("aggregate"),
                     "topics": [f"{s}.{topic.name}" for s in sources],
                 },
                 "retryTopics": [n for n in physical_topics(topic) if n.endswith(".retry")],

@@ -206,7 +206,7 @@ class MskReplicator(pulumi.ComponentResource):
         name: str,
         target,
         flow: Flow,
-        source: dict,
+        source: pulumi.Output,  # the source region's `kafkaRegional` (arn, subnets, groups)
         aggregate: MskCluster,
         opts: pulumi.ResourceOptions | None = None,
     ):
