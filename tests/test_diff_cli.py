@@ -325,7 +325,10 @@ def test_check_accepts_a_plan_root(cli_plan):
 
 def test_progress_on_a_terminal_is_erased_when_done(flipped):
     _, _, err = flipped
-    order = ["global"] + [s for s in STACK_NAMES if s != "global"]  # global first: others read it
+    # Global first (others read it); then, as a first deployment, the peers whose outputs the
+    # regional stacks read (the managed regional clusters); then every regional stack, converged.
+    peers = [f"{s} as a peer, first deployment" for s in ("aws-eu-west-1", "gcp-europe-west4")]
+    order = ["global", *peers] + [s for s in STACK_NAMES if s != "global"]
     shown = [part.removesuffix("\x1b[K") for part in err.split("\r") if part.strip("\x1b[K")]
     assert shown == [f"planning {s} ({n}/{len(order)})" for n, s in enumerate(order, 1)]
     assert err.endswith("\r\x1b[K")

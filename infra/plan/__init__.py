@@ -51,11 +51,11 @@ def plan_stacks(
     total = len(globals_) + len(first_round) + (len(regional) if rounds == 2 else 0)
     done = 0
 
-    def run(name: str, outputs: dict[str, Any]) -> StackPlan:
+    def run(name: str, outputs: dict[str, Any], shown: str = "") -> StackPlan:
         nonlocal done
         done += 1
         if progress is not None:
-            progress(name, done, total)
+            progress(shown or name, done, total)
         return run_stack(validated[name].config, main, outputs)
 
     plans: dict[str, StackPlan] = {}
@@ -71,7 +71,8 @@ def plan_stacks(
     first: dict[str, StackPlan] = {}
     with _quiet() if rounds == 2 else contextlib.nullcontext():
         for name in first_round:
-            first[name] = run(name, globals_of(validated[name]))
+            shown = f"{name} as a peer, first deployment" if rounds == 2 else name
+            first[name] = run(name, globals_of(validated[name]), shown)
     if rounds == 1:
         plans.update(first)
     else:
