@@ -1,4 +1,4 @@
-"""Bad stack configuration: exit code 2 and one line naming file, key path, bad value and what is allowed.
+"""Bad stack configuration: exit code 2, one line naming file, key path, bad value, what is allowed.
 
 Each case edits a copy of the sample project (Pulumi.yaml + stacks/) in a temporary folder and runs
 ``rtdi plan --all`` there, in process. The same edited file is then run as a `pulumi up` would run
@@ -77,7 +77,27 @@ CASES = [
         None,
         f"{USE1}:6:4: invalid YAML: ",
         "expected <block end>",
-        text="config:\n  rtdi:cloud: aws\n  rtdi:region: aws-us-east-1\n  rtdi:network:\n    mode: create\n   cidr: 10.10.0.0/16\n",
+        text="config:\n  rtdi:cloud: aws\n  rtdi:region: aws-us-east-1\n  rtdi:network:\n"
+        "    mode: create\n   cidr: 10.10.0.0/16\n",
+    ),
+    Case(
+        "duplicate-nested-key",
+        "aws-us-east-1",
+        None,
+        f"{USE1}:6: rtdi:network.mode: key written twice in one mapping (first at line 5); ",
+        "allowed: each key once",
+        text="config:\n  rtdi:cloud: aws\n  rtdi:region: aws-us-east-1\n  rtdi:network:\n"
+        "    mode: create\n    mode: existing\n",
+    ),
+    Case(
+        "yaml-1.1-boolean-stays-a-string",
+        "global",
+        None,
+        f"{G}: rtdi:topology.primary = 'no': ",
+        f"allowed: {ALL_REGIONS}",
+        text=(ROOT / "stacks" / "Pulumi.global.yaml")
+        .read_text()
+        .replace("primary: aws-us-east-1", "primary: no"),
     ),
     Case(
         "unknown-top-level-key",
@@ -240,7 +260,7 @@ def test_cli_rejects_bad_config(tmp_path, monkeypatch, case):
 
 @pytest.mark.parametrize("case", _params([c for c in CASES if c.text is None]))
 def test_pulumi_up_raises_run_error_with_the_same_line(tmp_path, monkeypatch, plans, case):
-    """The program itself (what `pulumi up` runs) validates the same way: a RunError, no traceback."""
+    """The program itself (what `pulumi up` runs) validates the same way: a RunError, no trace."""
     project = broken_project(tmp_path, case)
     monkeypatch.chdir(project)
     _, _, cli_stderr = run_cli(["plan", case.stack, "--out", str(tmp_path / "out")])
