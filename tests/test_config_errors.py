@@ -59,6 +59,32 @@ def _duplicate_region(c: dict) -> None:
     regions(c).append(dict(regions(c)[0]))
 
 
+def topics(c: dict) -> list[dict]:
+    return c["rtdi:kafka"]["topics"]
+
+
+def _add_topic(name: str, groups: list[dict] | None = None) -> Edit:
+    def edit(c: dict) -> None:
+        topics(c).append(
+            {
+                "name": name,
+                "partitions": 3,
+                "dataClass": "operational",
+                "consumerGroups": groups or [],
+            }
+        )
+
+    return edit
+
+
+LONG_TOPIC, LONG_GROUP = "t" * 200, "g" * 43  # retry: 200 + 1 + 43 + 6 = 250 characters
+MID_TOPIC, MID_GROUP = "m" * 170, "h" * 70  # dlq: 245; copied from gcp-europe-west4: 262
+
+
+def _long_zone(c: dict) -> None:
+    regions(c)[3]["zones"][0] = "dc1-rack-a-" + "z" * 25  # 36 characters, a valid label
+
+
 def _gcp_stack_for_aws_region(c: dict) -> None:
     c.clear()
     c.update(
@@ -196,6 +222,74 @@ CASES = [
         lambda c: c["rtdi:kubernetes"].update(diskGib=-5),
         "stacks/Pulumi.gcp-europe-west4.yaml: rtdi:kubernetes.diskGib = -5: ",
         "allowed: greater than 0",
+    ),
+    Case(
+        "topic-name-characters",
+        "global",
+        lambda c: topics(c)[0].update(name="trips!"),
+        f"{G}: rtdi:kafka.topics[0].name = 'trips!': ",
+        "allowed: 1 to 200 letters, digits, '.', '_' and '-'",
+    ),
+    Case(
+        "topic-name-dots",
+        "global",
+        lambda c: topics(c)[1].update(name=".."),
+        f"{G}: rtdi:kafka.topics[1].name = '..': ",
+        "not starting with '.'",
+    ),
+    Case(
+        "retry-topic-over-kafka-limit",
+        "global",
+        _add_topic(LONG_TOPIC, [{"name": LONG_GROUP, "deadLetter": False}]),
+        f"{G}: rtdi:kafka.topics[2].consumerGroups[0].name = '{LONG_GROUP}': the retry topic ",
+        "(250 characters); Kafka allows at most 249",
+    ),
+    Case(
+        "mirrored-topic-over-kafka-limit",
+        "global",
+        _add_topic(MID_TOPIC, [{"name": MID_GROUP, "retry": False}]),
+        f"{G}: rtdi:kafka.topics[2].consumerGroups[0].name = '{MID_GROUP}': the copy of ",
+        "from gcp-europe-west4 in aggregate clusters is named 'gcp-europe-west4.mmm",
+    ),
+    Case(
+        "topics-collide-once-dot-is-underscore",
+        "global",
+        lambda c: [_add_topic("trips.v2")(c), _add_topic("trips_v2")(c)],
+        f"{G}: rtdi:kafka.topics[3].name = 'trips_v2': the topic is named 'trips_v2', ",
+        "collides with the topic 'trips.v2' (at rtdi:kafka.topics[2].name) once '.' is replaced",
+    ),
+    Case(
+        "declared-topic-is-a-retry-topic",
+        "global",
+        _add_topic("trips.eta-service.retry"),
+        f"{G}: rtdi:kafka.topics[2].name = 'trips.eta-service.retry': ",
+        "also the name of the retry topic of topics[0] 'trips' "
+        "(at rtdi:kafka.topics[0].consumerGroups[0].name)",
+    ),
+    Case(
+        "retry-topic-is-a-declared-topic",
+        "global",
+        lambda c: [
+            _add_topic("rides.pricing.dlq")(c),
+            _add_topic("rides", [{"name": "pricing"}])(c),
+        ],
+        f"{G}: rtdi:kafka.topics[3].consumerGroups[0].name = 'pricing': the dead-letter topic ",
+        "also the name of the topic (at rtdi:kafka.topics[2].name)",
+    ),
+    Case(
+        "declared-topic-looks-mirrored",
+        "global",
+        _add_topic("aws-us-east-1.trips"),
+        f"{G}: rtdi:kafka.topics[2].name = 'aws-us-east-1.trips': starts with region id ",
+        "allowed: a name that does not start with a region id and '.'",
+    ),
+    Case(
+        "zone-makes-strimzi-pod-name-too-long",
+        "global",
+        _long_zone,
+        f"{G}: rtdi:topology.regions[3].zones[0] = 'dc1-rack-a-{'z' * 25}': Strimzi would name ",
+        "Kubernetes allows at most 63 in a pod hostname and a label value; allowed: a zone name "
+        "of at most 29 characters",
     ),
     Case(
         "max-below-min-nodes",

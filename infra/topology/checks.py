@@ -202,7 +202,6 @@ def check_kafka(g: GlobalStack) -> Iterator[Found]:
 
 # Kafka's own rules for a topic name (org.apache.kafka.common.internals.Topic.validate).
 KAFKA_TOPIC_MAX = 249
-KAFKA_TOPIC_CHARS = re.compile(r"^[a-zA-Z0-9._-]+$")
 
 
 @dataclass(frozen=True)
@@ -212,7 +211,8 @@ class _Named:
     name: str
     loc: tuple[Any, ...]
     value: str
-    what: str  # in words: "topic", "retry topic of topics[0] for group eta-service"...
+    what: str  # in words: "topic", "retry topic of topics[0] 'trips'"...
+    copies: str | None = None  # for an aggregate cluster's copy: the topic it copies
 
 
 def _physical(g: GlobalStack) -> Iterator[_Named]:
@@ -221,7 +221,7 @@ def _physical(g: GlobalStack) -> Iterator[_Named]:
         yield _Named(topic.name, ("kafka", "topics", i, "name"), topic.name, "topic")
         for j, group in enumerate(topic.consumer_groups):
             loc = ("kafka", "topics", i, "consumerGroups", j, "name")
-            of = f"of topics[{i}] {topic.name!r}"
+            of = f"of topics[{i}] {_short(topic.name)}"
             if group.retry:
                 name = f"{topic.name}.{group.name}.retry"
                 yield _Named(name, loc, group.name, f"retry topic {of}")
@@ -248,37 +248,36 @@ def _topic_names(g: GlobalStack) -> Iterator[_Named]:
             f"{source}.{name}",
             origin[name].loc,
             origin[name].value,
-            f"copy of {name!r} that MirrorMaker 2 makes from {source} in aggregate clusters",
+            f"copy of {_short(name)} that MirrorMaker 2 makes from {source} in aggregate clusters",
+            copies=name,
         )
 
 
 def check_topic_names(g: GlobalStack) -> Iterator[Found]:
     """Refuse, before anything is declared, every topic name Kafka would refuse.
 
-    Kafka refuses a name over 249 characters, with characters other than letters, digits, `.`,
-    `_` and `-`, `.` and `..`, and a second topic whose name equals the first once `.` becomes
-    `_` (their metric names collide). rtdi also refuses one name for two of its topics (one
-    KafkaTopic per name, one Pulumi URN per resource) and a declared topic that starts with a
-    region id and `.`: MirrorMaker 2 reads that prefix as "mirrored from that region".
+    Kafka refuses a name over 249 characters and a second topic whose name equals the first once
+    `.` becomes `_` (their metric names collide); the characters it allows (and not `.` or `..`)
+    are the model's `TopicName`, and derived names only join such names and region ids with `.`.
+    rtdi also refuses one name for two of its topics (one KafkaTopic per name, one Pulumi URN
+    per resource) and a declared topic that starts with a region id and `.`: MirrorMaker 2
+    reads that prefix as "mirrored from that region".
     """
     seen: dict[str, _Named] = {}
+    too_long: set[str] = set()
     region_ids = g.topology.region_ids
     for named in _topic_names(g):
         name, n = named.name, len(named.name)
+        if named.copies in too_long:
+            continue  # the topic it copies is too long already: one line for one cause
         if n > KAFKA_TOPIC_MAX:
+            too_long.add(name)
             yield (
                 named.loc,
                 named.value,
                 f"the {named.what} is named {_short(name)} ({n} characters); Kafka allows at "
                 f"most {KAFKA_TOPIC_MAX} characters in a topic name; allowed: names "
                 f"{n - KAFKA_TOPIC_MAX} or more characters shorter",
-            )
-        if not KAFKA_TOPIC_CHARS.match(name) or name in (".", ".."):
-            yield (
-                named.loc,
-                named.value,
-                f"the {named.what} would be named {name!r}; allowed in a Kafka topic name: "
-                "letters, digits, '.', '_' and '-', and not '.' or '..'",
             )
         if named.what == "topic":
             prefix = next((r for r in region_ids if name.startswith(f"{r}.")), None)
@@ -290,7 +289,7 @@ def check_topic_names(g: GlobalStack) -> Iterator[Found]:
                     f"copies mirrored from {prefix} (e.g. {prefix}.<topic>); allowed: a name "
                     "that does not start with a region id and '.'",
                 )
-        if named.what.startswith("copy of "):
+        if named.copies is not None:
             continue  # aggregate copies collide only if their sources do, reported below
         key = name.replace(".", "_")
         first = seen.get(key)
@@ -329,28 +328,32 @@ K8S_LABEL_MAX = 63
 
 
 def check_strimzi_names(g: GlobalStack) -> Iterator[Found]:
-    """Strimzi names a pod `<cluster>-<node pool>-<node id>` and sets it as the pod's hostname and
-    in labels; the node pool is `<role>[-controllers]-<zone>`. A long zone name makes Kubernetes
-    refuse the pod after `pulumi up` succeeded; refuse the zone here instead."""
+    """Strimzi names a pod `<cluster>-<node pool>-<node id>` and uses that as the pod's hostname
+    and in labels; rtdi names node pools `<role>[-controllers]-<zone>`. A long zone name makes
+    Kubernetes refuse the pod after `pulumi up` succeeded: refuse the zone here instead."""
     for i, region in enumerate(g.topology.regions):
         roles = [
             r for r in ("regional", "aggregate") if getattr(region.kafka, r).engine == "strimzi"
         ]
-        for role in roles:
-            spec = getattr(region.kafka, role)
-            nodes = len(region.zones) * (spec.brokers_per_zone + 1)
-            for j, zone in enumerate(region.zones):
-                pod = f"{role}-{role}-controllers-{zone}-{nodes - 1}"
-                if len(pod) > K8S_LABEL_MAX:
-                    yield (
-                        ("topology", "regions", i, "zones", j),
-                        zone,
-                        f"Strimzi would name a pod of the {role} Kafka cluster {_short(pod)} "
-                        f"({len(pod)} characters); Kubernetes allows at most {K8S_LABEL_MAX} in "
-                        "a pod hostname and a label value; allowed: a zone name of at most "
-                        f"{K8S_LABEL_MAX - len(pod) + len(zone)} characters",
-                    )
-                    break
+        # as StrimziCluster: a controller pool in an odd number of zones
+        controllers = region.zones if len(region.zones) % 2 else region.zones[:-1]
+        for j, zone in enumerate(region.zones):
+            pool = f"controllers-{zone}" if zone in controllers else zone
+            pods = [
+                f"{role}-{role}-{pool}-"
+                f"{len(region.zones) * (getattr(region.kafka, role).brokers_per_zone + 1) - 1}"
+                for role in roles
+            ]
+            pod = max(pods, key=len, default="")
+            if len(pod) > K8S_LABEL_MAX:
+                yield (
+                    ("topology", "regions", i, "zones", j),
+                    zone,
+                    f"Strimzi would name a Kafka pod in this zone {_short(pod)} ({len(pod)} "
+                    f"characters); Kubernetes allows at most {K8S_LABEL_MAX} in a pod hostname "
+                    "and a label value; allowed: a zone name of at most "
+                    f"{K8S_LABEL_MAX - len(pod) + len(zone)} characters",
+                )
 
 
 def subnet_plan(
