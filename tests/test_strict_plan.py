@@ -171,3 +171,42 @@ def test_every_secret_key_referenced_exists(plans, stack):
             assert key in keys, f"{where}: Secret {ns}/{name} has no key {key!r}: {sorted(keys)}"
             checked += 1
     assert checked, f"{stack}: no Secret reference found; the walk above misses a shape"
+
+
+# --------------------------------------------------------------------------- checked names
+
+
+def test_the_names_checks_measure_are_the_topics_declared(plans):
+    """`checks.check_topic_names` derives names itself: they must be exactly the declared ones."""
+    from plantools import sample_config
+
+    from infra.topology.checks import _topic_names
+    from infra.topology.config import parse_global
+
+    model = parse_global(sample_config("global"))
+    named = list(_topic_names(model))
+    checked = {n.name for n in named if n.copies is None}
+    declared = set()
+    for plan in plans.values():
+        for r in plan.resources:
+            if r.type == "kubernetes:kafka.strimzi.io/v1:KafkaTopic":
+                declared.add(r.inputs["spec"]["topicName"])
+            elif r.type == "aws:msk/topic:Topic":
+                declared.add(r.inputs["name"])
+            elif r.type == "gcp:managedkafka/topic:Topic":
+                declared.add(r.inputs["topicId"])
+    assert declared and checked == declared
+    copies = {n.name for n in named if n.copies is not None}
+    registry = plans["global"].values["kafkaFederation"]["topics"]
+    consumed = {
+        name
+        for topic in registry.values()
+        for region in topic["regions"].values()
+        for name in region["consume"]["topics"]
+    }
+    # every copy a client may read is measured (with the longest source region of its topic)
+    longest = {n.copies: n.name for n in named if n.copies is not None}
+    for name in consumed:
+        physical = name.partition(".")[2]
+        assert len(name) <= len(longest[physical]), name
+    assert copies

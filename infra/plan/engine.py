@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import functools
 import sys
+import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,7 +213,7 @@ _LIBRARIES = Path(pulumi.__file__).resolve().parents[1]  # site-packages: pulumi
 
 def _site() -> str:
     """The innermost frame outside the SDKs and the plan machinery: where a resource was made."""
-    frame = sys._getframe(2)
+    frame: types.FrameType | None = sys._getframe(2)
     while frame is not None:
         path = Path(frame.f_code.co_filename)
         if not (path.is_relative_to(_LIBRARIES) or path.is_relative_to(_INFRA / "plan")):

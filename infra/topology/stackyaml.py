@@ -170,6 +170,7 @@ def value(node: Node, loc: tuple[Any, ...]) -> Any:
         return {k: value(v, (*loc, k)) for k, v in pairs(node, loc)}
     if isinstance(node, SequenceNode):
         return [value(v, (*loc, i)) for i, v in enumerate(node.value)]
+    assert isinstance(node, ScalarNode)  # the composer makes only these three kinds
     kind, resolved = resolve(node, loc)
     if kind in ("int", "float"):
         return json.loads(go_float(float(resolved)))
