@@ -47,6 +47,11 @@ config:
   rtdi:uint: 9223372036854775808
   rtdi:float: 1.50
   rtdi:custom: !local text
+  rtdi:account: 012345678901
+  rtdi:octal-ish: 0778
+  rtdi:sexagesimal: 1:20
+  rtdi:version: 1.30
+  rtdi:negative: -1_0.5e1_0
 """,
     "tricky-objects": """\
 config:
