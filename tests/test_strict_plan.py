@@ -14,7 +14,7 @@ from typing import Any
 import pulumi_random as random
 import pytest
 import yaml
-from plantools import STACK_NAMES
+from plantools import ROOT, STACK_NAMES
 
 from infra.plan.engine import SECRET, StackPlan, run_entry
 from infra.plan.writer import is_k8s_object, k8s_object
@@ -47,6 +47,31 @@ def test_a_urn_declared_twice_fails_the_plan_naming_both_declarations():
     first = program.__code__.co_firstlineno
     assert f"tests/test_strict_plan.py:{first + 1}" in line
     assert f"tests/test_strict_plan.py:{first + 2}" in line
+
+
+def test_rtdi_plan_exits_2_on_a_duplicate_urn(tmp_path, monkeypatch):
+    """Through the CLI: one line on stderr, exit 2, nothing written."""
+    import contextlib
+    import io
+
+    import infra.program
+    from infra.cli import EXIT_BAD_INPUT
+    from infra.cli import main as cli_main
+
+    async def program():
+        random.RandomPassword("twice", length=8)
+        random.RandomPassword("twice", length=8)
+
+    monkeypatch.setattr(infra.program, "main", program)
+    monkeypatch.chdir(ROOT)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli_main(["plan", "global", "--out", str(tmp_path / "out")])
+    assert code == EXIT_BAD_INPUT
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err.getvalue()
+    assert lines[0].startswith("stacks/Pulumi.global.yaml: Duplicate resource URN urn:pulumi:")
+    assert not (tmp_path / "out").exists()
 
 
 def test_distinct_urns_plan(plans):
