@@ -280,8 +280,23 @@ CASES = [
         "declared-topic-looks-mirrored",
         "global",
         _add_topic("aws-us-east-1.trips"),
-        f"{G}: rtdi:kafka.topics[2].name = 'aws-us-east-1.trips': starts with region id ",
-        "allowed: a name that does not start with a region id and '.'",
+        f"{G}: rtdi:kafka.topics[2].name = 'aws-us-east-1.trips': the topic is named ",
+        "never copies it into aws-us-east-1's aggregate cluster; allowed: a name in which no "
+        "region id is followed by '.'",
+    ),
+    Case(
+        "consumer-group-named-like-a-region",
+        "global",
+        lambda c: topics(c)[0]["consumerGroups"].append({"name": "onprem-dc1"}),
+        f"{G}: rtdi:kafka.topics[0].consumerGroups[2].name = 'onprem-dc1': the retry topic ",
+        "reads 'onprem-dc1.' in a name as 'mirrored from onprem-dc1'",
+    ),
+    Case(
+        "topic-mirrormaker-never-mirrors",
+        "global",
+        _add_topic("audit.replica"),
+        f"{G}: rtdi:kafka.topics[2].name = 'audit.replica': MirrorMaker 2 never mirrors ",
+        "allowed: a name without that prefix or suffix",
     ),
     Case(
         "zone-makes-strimzi-pod-name-too-long",

@@ -202,6 +202,10 @@ def check_kafka(g: GlobalStack) -> Iterator[Found]:
 
 # Kafka's own rules for a topic name (org.apache.kafka.common.internals.Topic.validate).
 KAFKA_TOPIC_MAX = 249
+# MirrorMaker 2 (Kafka 4.3) skips what ReplicationPolicy.isInternalTopic calls internal ('__' or
+# '.' first, mm2...internal, ...checkpoints.internal) and what DefaultTopicFilter's default
+# topics.exclude names (mm2.*\.internal, .*\.replica, __.*); rtdi sets no other exclude.
+MM2_NEVER_MIRRORS = re.compile(r"^__|^mm2.*\.internal$|\.checkpoints\.internal$|\.replica$")
 
 
 @dataclass(frozen=True)
@@ -260,11 +264,13 @@ def check_topic_names(g: GlobalStack) -> Iterator[Found]:
     `.` becomes `_` (their metric names collide); the characters it allows (and not `.` or `..`)
     are the model's `TopicName`, and derived names only join such names and region ids with `.`.
     rtdi also refuses one name for two of its topics (one KafkaTopic per name, one Pulumi URN
-    per resource) and a declared topic that starts with a region id and `.`: MirrorMaker 2
-    reads that prefix as "mirrored from that region".
+    per resource), and names MirrorMaker 2 would silently not mirror: internal-looking names,
+    and names in which a region id is followed by `.` (MirrorMaker 2 takes `<region id>.` for
+    "mirrored from that region" and, to avoid cycles, never copies it into that region).
     """
     seen: dict[str, _Named] = {}
     too_long: set[str] = set()
+    cycles: set[tuple[Any, ...]] = set()
     region_ids = g.topology.region_ids
     for named in _topic_names(g):
         name, n = named.name, len(named.name)
@@ -279,18 +285,27 @@ def check_topic_names(g: GlobalStack) -> Iterator[Found]:
                 f"most {KAFKA_TOPIC_MAX} characters in a topic name; allowed: names "
                 f"{n - KAFKA_TOPIC_MAX} or more characters shorter",
             )
-        if named.what == "topic":
-            prefix = next((r for r in region_ids if name.startswith(f"{r}.")), None)
-            if prefix is not None:
-                yield (
-                    named.loc,
-                    named.value,
-                    f"starts with region id {prefix} and '.', which is how MirrorMaker 2 names "
-                    f"copies mirrored from {prefix} (e.g. {prefix}.<topic>); allowed: a name "
-                    "that does not start with a region id and '.'",
-                )
         if named.copies is not None:
-            continue  # aggregate copies collide only if their sources do, reported below
+            continue  # a copy is mirrored, collides and cycles only as its source does
+        if named.what == "topic" and MM2_NEVER_MIRRORS.search(name):
+            yield (
+                named.loc,
+                named.value,
+                "MirrorMaker 2 never mirrors a topic named like an internal one (starting with "
+                "'__', ending with '.replica' or '.checkpoints.internal', or mm2...internal), "
+                "so no aggregate cluster would receive it; allowed: a name without that prefix "
+                "or suffix",
+            )
+        region = next((r for r in region_ids if r in name.split(".")[:-1]), None)
+        if region is not None and named.loc not in cycles:
+            cycles.add(named.loc)
+            yield (
+                named.loc,
+                named.value,
+                f"the {named.what} is named {_short(name)}; MirrorMaker 2 reads '{region}.' in "
+                f"a name as 'mirrored from {region}' and never copies it into {region}'s "
+                "aggregate cluster; allowed: a name in which no region id is followed by '.'",
+            )
         key = name.replace(".", "_")
         first = seen.get(key)
         if first is None:
