@@ -1,4 +1,4 @@
-"""Bad stack configuration: exit code 2 and one line naming file, key path, bad value and what is allowed.
+"""Bad stack configuration: exit code 2, one line naming file, key path, bad value, what is allowed.
 
 Each case edits a copy of the sample project (Pulumi.yaml + stacks/) in a temporary folder and runs
 ``rtdi plan --all`` there, in process. The same edited file is then run as a `pulumi up` would run
@@ -59,6 +59,32 @@ def _duplicate_region(c: dict) -> None:
     regions(c).append(dict(regions(c)[0]))
 
 
+def topics(c: dict) -> list[dict]:
+    return c["rtdi:kafka"]["topics"]
+
+
+def _add_topic(name: str, groups: list[dict] | None = None) -> Edit:
+    def edit(c: dict) -> None:
+        topics(c).append(
+            {
+                "name": name,
+                "partitions": 3,
+                "dataClass": "operational",
+                "consumerGroups": groups or [],
+            }
+        )
+
+    return edit
+
+
+LONG_TOPIC, LONG_GROUP = "t" * 200, "g" * 43  # retry: 200 + 1 + 43 + 6 = 250 characters
+MID_TOPIC, MID_GROUP = "m" * 170, "h" * 70  # dlq: 245; copied from gcp-europe-west4: 262
+
+
+def _long_zone(c: dict) -> None:
+    regions(c)[3]["zones"][0] = "dc1-rack-a-" + "z" * 25  # 36 characters, a valid label
+
+
 def _gcp_stack_for_aws_region(c: dict) -> None:
     c.clear()
     c.update(
@@ -77,7 +103,27 @@ CASES = [
         None,
         f"{USE1}:6:4: invalid YAML: ",
         "expected <block end>",
-        text="config:\n  rtdi:cloud: aws\n  rtdi:region: aws-us-east-1\n  rtdi:network:\n    mode: create\n   cidr: 10.10.0.0/16\n",
+        text="config:\n  rtdi:cloud: aws\n  rtdi:region: aws-us-east-1\n  rtdi:network:\n"
+        "    mode: create\n   cidr: 10.10.0.0/16\n",
+    ),
+    Case(
+        "duplicate-nested-key",
+        "aws-us-east-1",
+        None,
+        f"{USE1}:6: rtdi:network.mode: key written twice in one mapping (first at line 5); ",
+        "allowed: each key once",
+        text="config:\n  rtdi:cloud: aws\n  rtdi:region: aws-us-east-1\n  rtdi:network:\n"
+        "    mode: create\n    mode: existing\n",
+    ),
+    Case(
+        "yaml-1.1-boolean-stays-a-string",
+        "global",
+        None,
+        f"{G}: rtdi:topology.primary = 'no': ",
+        f"allowed: {ALL_REGIONS}",
+        text=(ROOT / "stacks" / "Pulumi.global.yaml")
+        .read_text()
+        .replace("primary: aws-us-east-1", "primary: no"),
     ),
     Case(
         "unknown-top-level-key",
@@ -178,6 +224,89 @@ CASES = [
         "allowed: greater than 0",
     ),
     Case(
+        "topic-name-characters",
+        "global",
+        lambda c: topics(c)[0].update(name="trips!"),
+        f"{G}: rtdi:kafka.topics[0].name = 'trips!': ",
+        "allowed: 1 to 200 letters, digits, '.', '_' and '-'",
+    ),
+    Case(
+        "topic-name-dots",
+        "global",
+        lambda c: topics(c)[1].update(name=".."),
+        f"{G}: rtdi:kafka.topics[1].name = '..': ",
+        "not starting with '.'",
+    ),
+    Case(
+        "retry-topic-over-kafka-limit",
+        "global",
+        _add_topic(LONG_TOPIC, [{"name": LONG_GROUP, "deadLetter": False}]),
+        f"{G}: rtdi:kafka.topics[2].consumerGroups[0].name = '{LONG_GROUP}': the retry topic ",
+        "(250 characters); Kafka allows at most 249",
+    ),
+    Case(
+        "mirrored-topic-over-kafka-limit",
+        "global",
+        _add_topic(MID_TOPIC, [{"name": MID_GROUP, "retry": False}]),
+        f"{G}: rtdi:kafka.topics[2].consumerGroups[0].name = '{MID_GROUP}': the copy of ",
+        "from gcp-europe-west4 in aggregate clusters is named 'gcp-europe-west4.mmm",
+    ),
+    Case(
+        "topics-collide-once-dot-is-underscore",
+        "global",
+        lambda c: [_add_topic("trips.v2")(c), _add_topic("trips_v2")(c)],
+        f"{G}: rtdi:kafka.topics[3].name = 'trips_v2': the topic is named 'trips_v2', ",
+        "collides with the topic 'trips.v2' (at rtdi:kafka.topics[2].name) once '.' is replaced",
+    ),
+    Case(
+        "declared-topic-is-a-retry-topic",
+        "global",
+        _add_topic("trips.eta-service.retry"),
+        f"{G}: rtdi:kafka.topics[2].name = 'trips.eta-service.retry': ",
+        "also the name of the retry topic of topics[0] 'trips' "
+        "(at rtdi:kafka.topics[0].consumerGroups[0].name)",
+    ),
+    Case(
+        "retry-topic-is-a-declared-topic",
+        "global",
+        lambda c: [
+            _add_topic("rides.pricing.dlq")(c),
+            _add_topic("rides", [{"name": "pricing"}])(c),
+        ],
+        f"{G}: rtdi:kafka.topics[3].consumerGroups[0].name = 'pricing': the dead-letter topic ",
+        "also the name of the topic (at rtdi:kafka.topics[2].name)",
+    ),
+    Case(
+        "declared-topic-looks-mirrored",
+        "global",
+        _add_topic("aws-us-east-1.trips"),
+        f"{G}: rtdi:kafka.topics[2].name = 'aws-us-east-1.trips': the topic is named ",
+        "never copies it into aws-us-east-1's aggregate cluster; allowed: a name in which no "
+        "region id is followed by '.'",
+    ),
+    Case(
+        "consumer-group-named-like-a-region",
+        "global",
+        lambda c: topics(c)[0]["consumerGroups"].append({"name": "onprem-dc1"}),
+        f"{G}: rtdi:kafka.topics[0].consumerGroups[2].name = 'onprem-dc1': the retry topic ",
+        "reads 'onprem-dc1.' in a name as 'mirrored from onprem-dc1'",
+    ),
+    Case(
+        "topic-mirrormaker-never-mirrors",
+        "global",
+        _add_topic("audit.replica"),
+        f"{G}: rtdi:kafka.topics[2].name = 'audit.replica': MirrorMaker 2 never mirrors ",
+        "allowed: a name without that prefix or suffix",
+    ),
+    Case(
+        "zone-makes-strimzi-pod-name-too-long",
+        "global",
+        _long_zone,
+        f"{G}: rtdi:topology.regions[3].zones[0] = 'dc1-rack-a-{'z' * 25}': Strimzi would name ",
+        "Kubernetes allows at most 63 in a pod hostname and a label value; allowed: a zone name "
+        "of at most 29 characters",
+    ),
+    Case(
         "max-below-min-nodes",
         "gcp-europe-west4",
         lambda c: c["rtdi:kubernetes"].update(maxNodesPerZone=1),
@@ -240,7 +369,7 @@ def test_cli_rejects_bad_config(tmp_path, monkeypatch, case):
 
 @pytest.mark.parametrize("case", _params([c for c in CASES if c.text is None]))
 def test_pulumi_up_raises_run_error_with_the_same_line(tmp_path, monkeypatch, plans, case):
-    """The program itself (what `pulumi up` runs) validates the same way: a RunError, no traceback."""
+    """The program itself (what `pulumi up` runs) validates the same way: a RunError, no trace."""
     project = broken_project(tmp_path, case)
     monkeypatch.chdir(project)
     _, _, cli_stderr = run_cli(["plan", case.stack, "--out", str(tmp_path / "out")])

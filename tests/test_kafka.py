@@ -149,7 +149,8 @@ def test_aggregate_receives_every_region_with_offset_sync(plans, global_model, s
             assert checkpoint["checkpoints.topic.replication.factor"] == 3
             source = mirror["sourceConnector"]["config"]
             assert source["replication.factor"] == 3 and source["producer.override.acks"] == "all"
-            # A tiered regional topic's storage keys must not reach an aggregate without tiered storage.
+            # A tiered regional topic's storage keys must not reach an aggregate without tiered
+            # storage.
             excluded = {k.strip() for k in source["config.properties.exclude"].split(",")}
             assert {
                 "remote.storage.enable",
@@ -270,7 +271,7 @@ def test_shared_ca_secrets_and_mirror_passwords_stay_secret(plans):
     assert secrets["regional-cluster-ca"]["metadata"]["annotations"] == {
         "strimzi.io/ca-key-generation": "0"
     }
-    assert secrets["regional-cluster-ca"]["data"] == "[secret]"
+    assert secrets["regional-cluster-ca"]["data"] == {"ca.key": "[secret]"}
     assert {f"kafka-mirror-{r}" for r in REGIONAL} <= set(secrets)
     kafka = next(
         k for k in crs(plans["aws-us-east-1"], "Kafka") if k["metadata"]["name"] == "regional"
@@ -319,7 +320,7 @@ def test_replication_graph_is_complete_and_grows_with_a_region(global_model):
 
 
 def test_adding_a_region_adds_its_flow_to_an_existing_stack_plan():
-    """Only the global config changes; the existing regional stack's next plan gains the new source."""
+    """Only the global config changes; the existing regional stack's next plan gains the source."""
     new_region = {
         "cloud": "aws",
         "name": "us-west-2",

@@ -6,8 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from infra.topology import stackyaml
 from infra.topology.config import StackConfig, parse_global, parse_regional, read_stack_file
 from infra.topology.errors import ConfigError, Issue
 from infra.topology.model import GlobalStack, RegionalBase
@@ -23,8 +22,11 @@ class Project:
         here = (start or Path.cwd()).resolve()
         for folder in (here, *here.parents):
             if (folder / "Pulumi.yaml").is_file():
-                meta = yaml.safe_load((folder / "Pulumi.yaml").read_text()) or {}
-                return cls(folder, folder / meta.get("stackConfigDir", "."))
+                path = folder / "Pulumi.yaml"
+                meta = stackyaml.load(path.read_text(), str(path)) or {}
+                if not isinstance(meta, dict):
+                    raise ConfigError([Issue(str(path), "", "Pulumi.yaml must be a mapping")])
+                return cls(folder, folder / str(meta.get("stackConfigDir") or "."))
         raise ConfigError(
             [Issue(str(here), "", "no Pulumi.yaml here or above; run rtdi inside the project")]
         )
@@ -58,7 +60,7 @@ class Validated:
 
 
 def validate(project: Project, stacks: Iterable[str]) -> dict[str, Validated]:
-    """Validate ``stacks`` and the global stacks they read; raise one ConfigError with every issue."""
+    """Validate ``stacks`` and the global stacks they read; one ConfigError with every issue."""
     issues: list[Issue] = []
     configs: dict[str, StackConfig] = {}
     out: dict[str, Validated] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -66,7 +67,8 @@ def check_topology(t: Topology) -> Iterator[Found]:
             yield (
                 ("regions", i),
                 region.id,
-                f"region listed twice (first at regions[{seen[region.id]}]); each cloud region may appear once",
+                f"region listed twice (first at regions[{seen[region.id]}]); "
+                "each cloud region may appear once",
             )
         seen.setdefault(region.id, i)
         zone_pattern, zone_words = zone_rule(region)
@@ -96,14 +98,15 @@ DATA_CLASS_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 
 
 def check_kafka(g: GlobalStack) -> Iterator[Found]:
-    """Kafka rules that relate the `kafka` key to the topology. Locations start at the config key."""
+    """Kafka rules that relate the `kafka` key to the topology. Locations start at the key."""
     k = g.kafka
     if k.min_insync_replicas >= k.replication_factor:
         yield (
             ("kafka", "minInsyncReplicas"),
             k.min_insync_replicas,
             (
-                f"must be below replicationFactor {k.replication_factor} so one replica may be down; "
+                f"must be below replicationFactor {k.replication_factor} so one replica may be "
+                "down; "
                 f"allowed: 1 to {k.replication_factor - 1}"
             ),
         )
@@ -113,7 +116,8 @@ def check_kafka(g: GlobalStack) -> Iterator[Found]:
                 ("topology", "regions", i, "zones"),
                 region.zones,
                 (
-                    f"{len(region.zones)} zone(s) cannot hold {k.replication_factor} replicas in distinct zones "
+                    f"{len(region.zones)} zone(s) cannot hold {k.replication_factor} replicas in "
+                    "distinct zones "
                     f"(rtdi:kafka.replicationFactor); allowed: {k.replication_factor} or more zones"
                 ),
             )
@@ -131,7 +135,8 @@ def check_kafka(g: GlobalStack) -> Iterator[Found]:
                     ("topology", "regions", i, "kafka", role, "tieredStorageImage"),
                     getattr(region.kafka, role).tiered_storage_image,
                     (
-                        f"only for engine strimzi; {engine} tiers storage on its own; allowed: remove it"
+                        f"only for engine strimzi; {engine} tiers storage on its own; "
+                        "allowed: remove it"
                     ),
                 )
             elif engine not in IMPLEMENTED_KAFKA_ENGINES:
@@ -139,7 +144,8 @@ def check_kafka(g: GlobalStack) -> Iterator[Found]:
                     ("topology", "regions", i, "kafka", role, "engine"),
                     engine,
                     (
-                        f"not implemented yet in this rtdi release; allowed: {', '.join(IMPLEMENTED_KAFKA_ENGINES)}"
+                        "not implemented yet in this rtdi release; allowed: "
+                        f"{', '.join(IMPLEMENTED_KAFKA_ENGINES)}"
                     ),
                 )
     jurisdictions = {r.jurisdiction for r in g.topology.regions}
@@ -150,7 +156,8 @@ def check_kafka(g: GlobalStack) -> Iterator[Found]:
                 ("kafka", "dataClasses", name),
                 name,
                 (
-                    "not a data class name; allowed: lower-case letters, digits and dashes, starting with a letter (not 'none')"
+                    "not a data class name; allowed: lower-case letters, digits and dashes, "
+                    "starting with a letter (not 'none')"
                 ),
             )
         for j, jurisdiction in enumerate(data_class.jurisdictions):
@@ -159,7 +166,8 @@ def check_kafka(g: GlobalStack) -> Iterator[Found]:
                     ("kafka", "dataClasses", name, "jurisdictions", j),
                     jurisdiction,
                     (
-                        f"no region of the topology has this jurisdiction; allowed: {', '.join(sorted(jurisdictions))}"
+                        "no region of the topology has this jurisdiction; allowed: "
+                        f"{', '.join(sorted(jurisdictions))}"
                     ),
                 )
     seen: dict[str, int] = {}
@@ -169,7 +177,8 @@ def check_kafka(g: GlobalStack) -> Iterator[Found]:
                 ("kafka", "topics", i, "dataClass"),
                 topic.data_class,
                 (
-                    f"unknown data class; allowed: {', '.join(k.data_classes) or 'none (declare rtdi:kafka.dataClasses first)'}"
+                    "unknown data class; allowed: "
+                    f"{', '.join(k.data_classes) or 'none (declare rtdi:kafka.dataClasses first)'}"
                 ),
             )
         if topic.name in seen:
@@ -186,6 +195,179 @@ def check_kafka(g: GlobalStack) -> Iterator[Found]:
                     ("kafka", "topics", i, "consumerGroups", j, "name"),
                     group,
                     "consumer group listed twice for this topic",
+                )
+    yield from check_topic_names(g)
+    yield from check_strimzi_names(g)
+
+
+# Kafka's own rules for a topic name (org.apache.kafka.common.internals.Topic.validate).
+KAFKA_TOPIC_MAX = 249
+# MirrorMaker 2 (Kafka 4.3) skips what ReplicationPolicy.isInternalTopic calls internal ('__' or
+# '.' first, mm2...internal, ...checkpoints.internal) and what DefaultTopicFilter's default
+# topics.exclude names (mm2.*\.internal, .*\.replica, __.*); rtdi sets no other exclude.
+MM2_NEVER_MIRRORS = re.compile(r"^__|^mm2.*\.internal$|\.checkpoints\.internal$|\.replica$")
+
+
+@dataclass(frozen=True)
+class _Named:
+    """A Kafka topic name rtdi creates, and the config key it comes from."""
+
+    name: str
+    loc: tuple[Any, ...]
+    value: str
+    what: str  # in words: "topic", "retry topic of topics[0] 'trips'"...
+    copies: str | None = None  # for an aggregate cluster's copy: the topic it copies
+
+
+def _physical(g: GlobalStack) -> Iterator[_Named]:
+    """Declared topics and their retry and dead-letter topics (named as `flows.physical_topics`)."""
+    for i, topic in enumerate(g.kafka.topics):
+        yield _Named(topic.name, ("kafka", "topics", i, "name"), topic.name, "topic")
+        for j, group in enumerate(topic.consumer_groups):
+            loc = ("kafka", "topics", i, "consumerGroups", j, "name")
+            of = f"of topics[{i}] {_short(topic.name)}"
+            if group.retry:
+                name = f"{topic.name}.{group.name}.retry"
+                yield _Named(name, loc, group.name, f"retry topic {of}")
+            if group.dead_letter:
+                name = f"{topic.name}.{group.name}.dlq"
+                yield _Named(name, loc, group.name, f"dead-letter topic {of}")
+
+
+def _topic_names(g: GlobalStack) -> Iterator[_Named]:
+    """Every topic name rtdi creates: declared, retry, dead-letter, and aggregate copies."""
+    from infra.components.kafka.flows import replication_graph
+
+    physical = list(_physical(g))
+    yield from physical
+    origin = {n.name: n for n in physical}
+    mirrored: dict[str, str] = {}  # physical topic -> the longest source region id it flows from
+    for flows in replication_graph(g.topology, g.kafka).values():
+        for flow in flows:
+            for name in flow.topics:
+                if len(flow.source) > len(mirrored.get(name, "")):
+                    mirrored[name] = flow.source
+    for name, source in mirrored.items():
+        yield _Named(
+            f"{source}.{name}",
+            origin[name].loc,
+            origin[name].value,
+            f"copy of {_short(name)} that MirrorMaker 2 makes from {source} in aggregate clusters",
+            copies=name,
+        )
+
+
+def check_topic_names(g: GlobalStack) -> Iterator[Found]:
+    """Refuse, before anything is declared, every topic name Kafka would refuse.
+
+    Kafka refuses a name over 249 characters and a second topic whose name equals the first once
+    `.` becomes `_` (their metric names collide); the characters it allows (and not `.` or `..`)
+    are the model's `TopicName`, and derived names only join such names and region ids with `.`.
+    rtdi also refuses one name for two of its topics (one KafkaTopic per name, one Pulumi URN
+    per resource), and names MirrorMaker 2 would silently not mirror: internal-looking names,
+    and names in which a region id is followed by `.` (MirrorMaker 2 takes `<region id>.` for
+    "mirrored from that region" and, to avoid cycles, never copies it into that region).
+    """
+    seen: dict[str, _Named] = {}
+    too_long: set[str] = set()
+    cycles: set[tuple[Any, ...]] = set()
+    region_ids = g.topology.region_ids
+    for named in _topic_names(g):
+        name, n = named.name, len(named.name)
+        if named.copies in too_long:
+            continue  # the topic it copies is too long already: one line for one cause
+        if n > KAFKA_TOPIC_MAX:
+            too_long.add(name)
+            yield (
+                named.loc,
+                named.value,
+                f"the {named.what} is named {_short(name)} ({n} characters); Kafka allows at "
+                f"most {KAFKA_TOPIC_MAX} characters in a topic name; allowed: names "
+                f"{n - KAFKA_TOPIC_MAX} or more characters shorter",
+            )
+        if named.copies is not None:
+            continue  # a copy is mirrored, collides and cycles only as its source does
+        if named.what == "topic" and MM2_NEVER_MIRRORS.search(name):
+            yield (
+                named.loc,
+                named.value,
+                "MirrorMaker 2 never mirrors a topic named like an internal one (starting with "
+                "'__', ending with '.replica' or '.checkpoints.internal', or mm2...internal), "
+                "so no aggregate cluster would receive it; allowed: a name without that prefix "
+                "or suffix",
+            )
+        region = next((r for r in region_ids if r in name.split(".")[:-1]), None)
+        if region is not None and named.loc not in cycles:
+            cycles.add(named.loc)
+            yield (
+                named.loc,
+                named.value,
+                f"the {named.what} is named {_short(name)}; MirrorMaker 2 reads '{region}.' in "
+                f"a name as 'mirrored from {region}' and never copies it into {region}'s "
+                "aggregate cluster; allowed: a name in which no region id is followed by '.'",
+            )
+        key = name.replace(".", "_")
+        first = seen.get(key)
+        if first is None:
+            seen[key] = named
+            continue
+        if first.name == name and first.what == named.what == "topic":
+            continue  # the same topic declared twice: reported by check_kafka
+        if first.name == name:
+            clash = f"is also the name of the {first.what} (at {_at(first)})"
+        else:
+            clash = (
+                f"collides with the {first.what} {first.name!r} (at {_at(first)}) once '.' is "
+                "replaced by '_'; Kafka refuses the second of two such topics"
+            )
+        yield (
+            named.loc,
+            named.value,
+            f"the {named.what} is named {_short(name)}, which {clash}; allowed: a name no other "
+            "topic of rtdi has, also after replacing '.' by '_'",
+        )
+
+
+def _at(named: _Named) -> str:
+    from infra.topology.errors import key_path
+
+    return key_path(f"rtdi:{named.loc[0]}", named.loc[1:])
+
+
+def _short(name: str) -> str:
+    return repr(name) if len(name) <= 60 else repr(name[:57] + "...")
+
+
+# Kubernetes: a pod's hostname and every label value are DNS-1123 labels, at most 63 characters.
+K8S_LABEL_MAX = 63
+
+
+def check_strimzi_names(g: GlobalStack) -> Iterator[Found]:
+    """Strimzi names a pod `<cluster>-<node pool>-<node id>` and uses that as the pod's hostname
+    and in labels; rtdi names node pools `<role>[-controllers]-<zone>`. A long zone name makes
+    Kubernetes refuse the pod after `pulumi up` succeeded: refuse the zone here instead."""
+    for i, region in enumerate(g.topology.regions):
+        roles = [
+            r for r in ("regional", "aggregate") if getattr(region.kafka, r).engine == "strimzi"
+        ]
+        # as StrimziCluster: a controller pool in an odd number of zones
+        controllers = region.zones if len(region.zones) % 2 else region.zones[:-1]
+        for j, zone in enumerate(region.zones):
+            pool = f"controllers-{zone}" if zone in controllers else zone
+            pods = [
+                f"{role}-{role}-{pool}-"
+                f"{len(region.zones) * (getattr(region.kafka, role).brokers_per_zone + 1) - 1}"
+                for role in roles
+            ]
+            pod = max(pods, key=len, default="")
+            if len(pod) > K8S_LABEL_MAX:
+                yield (
+                    ("topology", "regions", i, "zones", j),
+                    zone,
+                    f"Strimzi would name a Kafka pod in this zone {_short(pod)} ({len(pod)} "
+                    f"characters); Kubernetes allows at most {K8S_LABEL_MAX} in a pod hostname "
+                    "and a label value; allowed: a zone name of at most "
+                    f"{K8S_LABEL_MAX - len(pod) + len(zone)} characters",
                 )
 
 
@@ -225,7 +407,8 @@ def check_regional(stack: RegionalBase, t: Topology) -> Iterator[Found]:
         yield (
             ("cloud",),
             stack.cloud,
-            f"region {region.id} is on {region.cloud} in the global topology; allowed: {region.cloud}",
+            f"region {region.id} is on {region.cloud} in the global topology; "
+            f"allowed: {region.cloud}",
         )  # type: ignore[attr-defined]
         return
     k = getattr(stack, "kubernetes", None)
@@ -321,7 +504,8 @@ def _check_onprem(stack: OnpremStack, region: Region) -> Iterator[Found]:
             store.kind,
             (
                 f"Kafka tiered storage ({tiered[0]} cluster of {region.id}) needs an object store; "
-                "allowed: s3 (an S3-compatible store), or remove tieredStorageImage from the topology"
+                "allowed: s3 (an S3-compatible store), or remove tieredStorageImage from the "
+                "topology"
             ),
         )
     if store.kind == "hdfs":
@@ -350,7 +534,8 @@ def _check_onprem(stack: OnpremStack, region: Region) -> Iterator[Found]:
             yield (
                 ("objectStoreSecretAccessKey",),
                 None,
-                "required for kind: s3; set it with `pulumi config set --secret objectStoreSecretAccessKey`",
+                "required for kind: s3; set it with "
+                "`pulumi config set --secret objectStoreSecretAccessKey`",
             )
         if store.uri is not None:
             yield ("objectStore", "uri"), store.uri, "only for kind: hdfs; allowed: remove it"

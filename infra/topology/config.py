@@ -1,9 +1,9 @@
 """Read a stack's configuration the way the Pulumi engine hands it to the program, and validate it.
 
 The engine gives the program flat ``namespace:key`` strings, with structured values as JSON.
-`read_stack_file` produces exactly that from ``stacks/Pulumi.<stack>.yaml`` (for the offline plan
-and the tests); `from_engine` reads it inside a real ``pulumi up``. Both feed `parse`, so a bad value
-gets the same one-line message in either place.
+`read_stack_file` produces exactly that from ``stacks/Pulumi.<stack>.yaml`` (for the offline
+plan and the tests); `from_engine` reads it inside a real ``pulumi up``. Both feed `parse`, so a
+bad value gets the same one-line message in either place.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Union
 
 import pydantic
-import yaml
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
-from infra.topology import checks
+from infra.topology import checks, stackyaml
 from infra.topology.errors import ConfigError, Issue, key_path
 from infra.topology.model import (
     CLOUDS,
@@ -32,6 +32,7 @@ from infra.topology.model import (
 
 NAMESPACE = "rtdi"
 SECRET_PLACEHOLDER = "[secret]"
+_TOP_LEVEL_KEYS = {"config", "encryptionsalt", "secretsprovider", "encryptedkey", "environment"}
 
 
 @dataclass
@@ -53,7 +54,11 @@ def stack_file(stack: str, stacks_dir: str = "stacks") -> str:
 
 
 def read_stack_file(path: Path, display: str | None = None) -> StackConfig:
-    """Load ``Pulumi.<stack>.yaml``; YAML errors become one `Issue` with line and column."""
+    """Load ``Pulumi.<stack>.yaml`` as the engine reads it (yaml.v3 semantics, see `stackyaml`).
+
+    Values are the strings the engine hands the program; YAML errors and duplicate keys become
+    one `Issue` with the line.
+    """
     shown = display or str(path)
     stack = path.name[len("Pulumi.") : -len(".yaml")]
     try:
@@ -62,40 +67,43 @@ def read_stack_file(path: Path, display: str | None = None) -> StackConfig:
         raise ConfigError(
             [Issue(shown, "", f"cannot read the stack file: {exc.strerror}")]
         ) from None
-    try:
-        doc = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([Issue(where, "", f"invalid YAML: {problem}")]) from None
-    if not isinstance(doc, dict):
+    root = stackyaml.compose(text, shown)
+    if root is None:
+        return StackConfig(stack=stack, file=shown, values={}, secret_keys=set())
+    if not isinstance(root, MappingNode):
         raise ConfigError([Issue(shown, "", "a stack file must be a mapping with a `config:` key")])
-    extra = sorted(
-        set(doc) - {"config", "encryptionsalt", "secretsprovider", "encryptedkey", "environment"}
-    )
+    top = dict(stackyaml.located(shown, "", lambda: list(stackyaml.pairs(root, ()))))
+    extra = sorted(set(top) - _TOP_LEVEL_KEYS)
     if extra:
         raise ConfigError(
             [
                 Issue(
                     shown,
                     extra[0],
-                    "unknown top-level key; allowed: config, encryptionsalt, secretsprovider, encryptedkey, environment",
+                    f"unknown top-level key; allowed: {', '.join(sorted(_TOP_LEVEL_KEYS))}",
                 )
             ]
         )
-    config = doc.get("config") or {}
-    if not isinstance(config, dict):
-        raise ConfigError([Issue(shown, "config", "must be a mapping of keys to values", config)])
+    config = top.get("config")
+    if config is None or (isinstance(config, ScalarNode) and config.value in ("", "~", "null")):
+        config_pairs: list[tuple[str, Node]] = []
+    elif isinstance(config, MappingNode):
+        config_pairs = stackyaml.located(shown, "", lambda: list(stackyaml.pairs(config, ())))
+    else:
+        raise ConfigError(
+            [Issue(shown, "config", "must be a mapping of keys to values", config.value)]
+        )
     values: dict[str, str] = {}
     secrets: set[str] = set()
-    for raw_key, value in config.items():
-        key = str(raw_key) if ":" in str(raw_key) else f"{NAMESPACE}:{raw_key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
+    for raw_key, node in config_pairs:
+        key = raw_key if ":" in raw_key else f"{NAMESPACE}:{raw_key}"
+        if isinstance(node, MappingNode) and [k.value for k, _ in node.value] == ["secure"]:
             values[key] = SECRET_PLACEHOLDER
             secrets.add(key)
         else:
-            values[key] = value if isinstance(value, str) else json.dumps(value)
+            values[key] = stackyaml.located(
+                shown, key, lambda n=node: stackyaml.config_value(n, ())
+            )
     return StackConfig(stack=stack, file=shown, values=values, secret_keys=secrets)
 
 
@@ -161,7 +169,8 @@ def _model_input(cfg: StackConfig, model: type[Strict]) -> dict[str, Any]:
                 Issue(
                     cfg.file,
                     key,
-                    f"rtdi configures every provider explicitly, so provider defaults are never read; allowed keys: {', '.join(allowed)}",
+                    "rtdi configures every provider explicitly, so provider defaults are never "
+                    f"read; allowed keys: {', '.join(allowed)}",
                 )
             )
             continue
@@ -196,7 +205,8 @@ def _validate(cfg: StackConfig, model: type[Strict], data: dict[str, Any]):
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
         errors = exc.errors()
-        # A misspelt key is both unknown and, under its right name, missing: say it once, as the typo.
+        # A misspelt key is both unknown and, under its right name, missing: say it once, as the
+        # typo.
         typo_parents = {tuple(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"}
         errors = [
             e

@@ -7,10 +7,11 @@ forbids unknown keys, because a typo that passes silently is a misconfiguration 
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Network
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt
 from pydantic.alias_generators import to_camel
 
 from infra import versions
@@ -50,7 +51,8 @@ class KafkaCluster(Strict):
     tiered_storage_image: str | None = Field(
         default=None,
         description="strimzi only: a Kafka image holding the Aiven tiered-storage plugin in "
-        "/opt/kafka/plugins/tiered-storage; set it to tier old segments to the region's object store.",
+        "/opt/kafka/plugins/tiered-storage; set it to tier old segments to the region's object "
+        "store.",
     )
     msk_instance_type: str = Field(
         default="kafka.m7g.xlarge", pattern=r"^kafka\.[a-z0-9]+\.[a-z0-9]+$", description="msk only"
@@ -58,7 +60,7 @@ class KafkaCluster(Strict):
 
 
 class RegionKafka(Strict):
-    """The region's two clusters: producers write to `regional`; `aggregate` receives every region."""
+    """The region's two clusters: producers write to `regional`; `aggregate` receives all."""
 
     regional: KafkaCluster = KafkaCluster()
     aggregate: KafkaCluster = KafkaCluster()
@@ -84,7 +86,8 @@ class Region(Strict):
 class Topology(Strict):
     name: str = Field(
         pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$",
-        description="Prefix of every physical name (buckets, clusters); globally unique per organisation.",
+        description="Prefix of every physical name (buckets, clusters); globally unique per "
+        "organisation.",
     )
     primary: str
     regions: list[Region] = Field(min_length=1)
@@ -97,19 +100,34 @@ class Topology(Strict):
         return [r.id for r in self.regions]
 
 
-TopicName = Field(pattern=r"^[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,199}$")
+_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9_-][a-zA-Z0-9._-]{0,199}$")
+
+
+def _topic_name(value: str) -> str:
+    """Kafka's topic name characters, and no leading `.` (so never `.` or `..`, which Kafka
+    refuses); 200 characters leave room for the retry and dead-letter suffixes, whose full
+    length `checks.check_topic_names` measures against Kafka's 249."""
+    if not _TOPIC_NAME.match(value):
+        raise ValueError(
+            "allowed: 1 to 200 letters, digits, '.', '_' and '-' (Kafka's topic name "
+            "characters), not starting with '.'"
+        )
+    return value
+
+
+TopicName = Annotated[str, AfterValidator(_topic_name)]
 
 
 class ConsumerGroup(Strict):
     """A consumer group with its own retry and dead-letter topics (paper 4.1.2)."""
 
-    name: str = TopicName
+    name: TopicName
     retry: bool = True
     dead_letter: bool = True
 
 
 class Topic(Strict):
-    name: str = TopicName
+    name: TopicName
     partitions: PositiveInt
     retention_hours: PositiveInt = 168
     data_class: str
@@ -134,7 +152,8 @@ class Kafka(Strict):
     min_insync_replicas: PositiveInt = 2
     peer_cidrs: list[IPv4Network] = Field(
         default_factory=lambda: [IPv4Network("10.0.0.0/8")],
-        description="Networks of every region, allowed to reach managed clusters' cross-region ports.",
+        description="Networks of every region, allowed to reach managed clusters' cross-region "
+        "ports.",
     )
     data_classes: dict[str, DataClass] = Field(default_factory=dict)
     topics: list[Topic] = Field(default_factory=list)
