@@ -55,10 +55,11 @@ def _isatty(stream) -> bool:
 
 def _stacks(args, project) -> list[str]:
     if args.all:
-        return project.stack_names()
+        names: list[str] = project.stack_names()
+        return names
     if not args.stacks:
         raise ConfigError([_usage("name at least one stack, or pass --all")])
-    return args.stacks
+    return list(args.stacks)
 
 
 def _usage(message: str) -> Issue:
@@ -205,7 +206,8 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -14,6 +14,7 @@ from typing import Any
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
 from plantools import ROOT
 
 RUNTIME_LOCK = ROOT / "requirements.txt"

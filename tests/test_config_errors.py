@@ -17,13 +17,13 @@ from pathlib import Path
 import pulumi
 import pytest
 import yaml
-from plantools import ROOT, STACK_NAMES
 
 from infra.cli import EXIT_BAD_INPUT
 from infra.cli import main as cli_main
 from infra.plan.engine import run_stack
 from infra.program import main as program_main
 from infra.topology.config import read_stack_file
+from plantools import ROOT, STACK_NAMES
 
 Edit = Callable[[dict], None]
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 from locks import RUNTIME_LOCK, expected_versions, read_lock
-from plantools import ROOT
-from pulumi_cli import PulumiCli, pulumi_cli
 
+from plantools import ROOT
 from policies.pack import PACK_NAME, build_policies
+from pulumi_cli import PulumiCli, pulumi_cli
 
 # What the installed virtualenv reports: where `infra` comes from, its distributions and the
 # environment markers are evaluated against (the venv's Python may differ from this one's).

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from plantools import ROOT, STACK_NAMES
 
 from infra.plan.diff import NATURAL_KEYS
 from infra.plan.engine import Declared, StackPlan
 from infra.plan.writer import NAME_MAX, file_name, summary, write
 from infra.topology.errors import ConfigError
+from plantools import ROOT, STACK_NAMES
 
 MM2 = "kubernetes:kafka.strimzi.io/v1:KafkaMirrorMaker2"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"

@@ -7,10 +7,10 @@ from __future__ import annotations
 import runpy
 
 import yaml
-from plantools import ROOT, sample_config
 
 from infra.plan.engine import run_entry, run_stack
 from infra.program import main
+from plantools import ROOT, sample_config
 
 
 def test_pulumi_yaml_points_at_the_program_and_the_lock():

@@ -14,12 +14,12 @@ import logging
 
 import pulumi
 import pytest
-from plantools import STACK_NAMES, sample_config
 
 from infra.plan import plan_stacks
 from infra.plan.engine import StackPlan, run_stack
 from infra.plan.mocks import StackOutputsFor
 from infra.program import main
+from plantools import STACK_NAMES, sample_config
 
 REGIONAL = [s for s in STACK_NAMES if s != "global"]
 CR = "kubernetes:kafka.strimzi.io/v1:"

@@ -9,7 +9,6 @@ from typing import get_args
 
 import pulumi
 import pytest
-from plantools import sample_config
 
 from infra.components.kafka import engines as engines_module
 from infra.components.kafka import peer_regions
@@ -19,6 +18,7 @@ from infra.plan.engine import run_stack
 from infra.program import regional_stack
 from infra.topology.config import from_engine, parse_regional
 from infra.topology.model import Kafka, KafkaEngine, Topology
+from plantools import sample_config
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA = ROOT / "infra" / "components" / "kafka"

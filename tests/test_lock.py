@@ -12,6 +12,7 @@ from locks import DEV_LOCK, RUNTIME_LOCK, expected_versions, read_lock
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
 from plantools import ROOT
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]

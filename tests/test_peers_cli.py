@@ -16,11 +16,11 @@ import sys
 import textwrap
 
 import pytest
-from plantools import ROOT
-from pulumi_cli import pulumi_cli
 
 from infra.peers import READ_STACK_OUTPUTS
 from infra.plan.mocks import EngineError, read_stack
+from plantools import ROOT
+from pulumi_cli import pulumi_cli
 
 PROJECT = "peers"
 SECRET_VALUE = "s3cret-value-for-the-test"

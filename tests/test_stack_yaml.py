@@ -14,11 +14,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from plantools import ROOT, STACK_NAMES
-from pulumi_cli import pulumi_cli
 
 from infra.topology.config import read_stack_file
 from infra.topology.errors import ConfigError
+from plantools import ROOT, STACK_NAMES
+from pulumi_cli import pulumi_cli
 
 TRICKY = {
     "tricky-scalars": """\

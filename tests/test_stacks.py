@@ -1,4 +1,4 @@
-"""The sample stacks in stacks/: they load as the engine would, validate, plan, and `rtdi plan` writes them."""
+"""The sample stacks: they load as the engine would, validate, plan, and `rtdi plan` writes them."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import re
 import pulumi
 import pytest
 import yaml
-from plantools import STACK_NAMES, STACKS, sample_config
 
 from infra.plan.engine import run_stack
 from infra.plan.project import validate
 from infra.plan.writer import HELM_RELEASE, is_k8s_object
 from infra.topology.config import NAMESPACE, SECRET_PLACEHOLDER, from_engine
 from infra.topology.model import REGIONAL_MODELS, GlobalStack
+from plantools import STACK_NAMES, STACKS, sample_config
 
 REGIONAL = [s for s in STACK_NAMES if s != "global"]
 
@@ -177,8 +177,6 @@ def test_cli_rejects_an_unknown_stack(project, capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(project.root)
     assert main(["plan", "nosuch", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
-    assert (
-        err
-        == f"stacks/Pulumi.nosuch.yaml: no such stack 'nosuch'; stacks here: {', '.join(STACK_NAMES)}"
-    )
+    known = ", ".join(STACK_NAMES)
+    assert err == f"stacks/Pulumi.nosuch.yaml: no such stack 'nosuch'; stacks here: {known}"
     assert not (tmp_path / "out").exists()

@@ -14,12 +14,12 @@ from typing import Any
 import pulumi_random as random
 import pytest
 import yaml
-from plantools import ROOT, STACK_NAMES
 
 from infra.plan.engine import SECRET, StackPlan, run_entry
 from infra.plan.writer import is_k8s_object, k8s_object
 from infra.topology.config import StackConfig
 from infra.topology.errors import ConfigError
+from plantools import ROOT, STACK_NAMES
 
 SECRET_TYPE = "kubernetes:core/v1:Secret"
 
@@ -211,10 +211,9 @@ def test_every_secret_key_referenced_exists(plans, stack):
 
 def test_the_names_checks_measure_are_the_topics_declared(plans):
     """`checks.check_topic_names` derives names itself: they must be exactly the declared ones."""
-    from plantools import sample_config
-
     from infra.topology.checks import _topic_names
     from infra.topology.config import parse_global
+    from plantools import sample_config
 
     model = parse_global(sample_config("global"))
     named = list(_topic_names(model))

@@ -82,8 +82,9 @@ def validate(project: Project, stacks: Iterable[str]) -> dict[str, Validated]:
             globals_[name] = None
             if cfg is not None:
                 try:
-                    globals_[name] = parse_global(cfg)
-                    out[name] = Validated(cfg, globals_[name], None)
+                    model = parse_global(cfg)
+                    globals_[name] = model
+                    out[name] = Validated(cfg, model, None)
                 except ConfigError as exc:
                     issues.extend(exc.issues)
         return globals_[name]

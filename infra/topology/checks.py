@@ -403,13 +403,14 @@ def check_regional(stack: RegionalBase, t: Topology) -> Iterator[Found]:
         )
         return
     region = t.region(stack.region)
-    if stack.cloud != region.cloud:  # type: ignore[attr-defined]
+    cloud = getattr(stack, "cloud", None)  # every concrete regional model has one
+    if cloud != region.cloud:
         yield (
             ("cloud",),
-            stack.cloud,
+            cloud,
             f"region {region.id} is on {region.cloud} in the global topology; "
             f"allowed: {region.cloud}",
-        )  # type: ignore[attr-defined]
+        )
         return
     k = getattr(stack, "kubernetes", None)
     if (

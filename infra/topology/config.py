@@ -14,7 +14,7 @@ import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 import pydantic
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
@@ -30,6 +30,7 @@ from infra.topology.model import (
     Topology,
 )
 
+M = TypeVar("M", bound=Strict)
 NAMESPACE = "rtdi"
 SECRET_PLACEHOLDER = "[secret]"
 _TOP_LEVEL_KEYS = {"config", "encryptionsalt", "secretsprovider", "encryptedkey", "environment"}
@@ -122,7 +123,7 @@ def from_engine(stack: str) -> StackConfig:
 
 def parse_global(cfg: StackConfig) -> GlobalStack:
     data = _model_input(cfg, GlobalStack)
-    model = _validate(cfg, GlobalStack, data)
+    model: GlobalStack = _validate(cfg, GlobalStack, data)
     _raise_found(cfg, "topology", checks.check_topology(model.topology))
     _raise_found(cfg, None, checks.check_kafka(model))
     return model
@@ -153,7 +154,7 @@ def parse_regional(cfg: StackConfig, topology: Topology | None) -> RegionalBase:
             ]
         )
     model_cls = REGIONAL_MODELS[cloud]
-    model = _validate(cfg, model_cls, _model_input(cfg, model_cls))
+    model: RegionalBase = _validate(cfg, model_cls, _model_input(cfg, model_cls))
     if topology is not None:
         _raise_found(cfg, None, checks.check_regional(model, topology))
     return model
@@ -192,7 +193,7 @@ def _model_input(cfg: StackConfig, model: type[Strict]) -> dict[str, Any]:
 
 
 def _decode(raw: str) -> Any:
-    if isinstance(raw, str) and raw[:1] in "{[":
+    if raw[:1] in "{[":
         try:
             return json.loads(raw)
         except json.JSONDecodeError:
@@ -200,7 +201,7 @@ def _decode(raw: str) -> Any:
     return raw
 
 
-def _validate(cfg: StackConfig, model: type[Strict], data: dict[str, Any]):
+def _validate(cfg: StackConfig, model: type[M], data: dict[str, Any]) -> M:
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -272,7 +273,7 @@ def _step(annotation: Any, part: Any) -> Any:
 
 
 def _unwrap_model(annotation: Any) -> type[Strict] | None:
-    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+    if isinstance(annotation, type) and issubclass(annotation, Strict):
         return annotation
     if typing.get_origin(annotation) is Union:
         for arg in typing.get_args(annotation):

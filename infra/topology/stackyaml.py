@@ -69,7 +69,8 @@ def compose(text: str, shown: str) -> Node | None:
     yaml = YAML(typ="safe", pure=True)
     yaml.Resolver = _Resolver
     try:
-        return yaml.compose(text)
+        node: Node | None = yaml.compose(text)
+        return node
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown

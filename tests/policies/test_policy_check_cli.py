@@ -1,4 +1,4 @@
-"""``rtdi check``: the sample stacks pass; edited plans are caught; bad input exits 2 in one line."""
+"""``rtdi check``: the samples pass; edited plans are caught; bad input exits 2 in one line."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from policyfixtures import ROOT, run_cli
 
 from policies.checker import render_text
 from policies.engine import Report, Violation
+from policyfixtures import ROOT, run_cli
 
 
 def test_every_sample_stack_passes_with_no_mandatory_violation():
@@ -49,8 +49,9 @@ def test_existing_plan_files_pass(planned_dir):
 
 
 def _edit(planned_dir: Path, tmp_path: Path, type_: str, edit) -> Path:
-    """Copy the planned stacks and change every resource of ``type_`` in the first stack that has one
-    with ``edit(inputs)``; skip when no sample stack declares that type (the samples choose engines)."""
+    """Copy the planned stacks and change every resource of ``type_`` in the first stack that has
+    one with ``edit(inputs)``; skip when no sample stack declares that type (the samples choose
+    engines)."""
     copy = tmp_path / "plan"
     shutil.copytree(planned_dir, copy)
     for path in sorted(copy.glob("*/resources.json")):
@@ -327,7 +328,7 @@ def test_regional_plan_without_its_global_stack_fails_closed(planned_dir, tmp_pa
 
 
 def test_plan_id_convention_matches_the_mocks():
-    """resources.json records no ids; the plan adapter rebuilds them the way infra/plan/mocks.py makes them."""
+    """resources.json records no ids; the plan adapter rebuilds them as infra/plan/mocks.py does."""
     from infra.plan.mocks import MARK
     from policies.view import PLAN_ID_FORMAT
 

@@ -294,7 +294,7 @@ def peer_regions(topology: Topology, kafka: Kafka, region_id: str) -> list[str]:
 
 
 def _fill(registry: dict, addresses: dict) -> dict:
-    out = json.loads(json.dumps(registry))
+    out: dict = json.loads(json.dumps(registry))
     for topic in out["topics"].values():
         for region_id, entry in topic["regions"].items():
             if f"{region_id}/regional" in addresses:

@@ -1,4 +1,4 @@
-"""The durable defaults every engine applies, in one place (paper 4.1: no data loss on a zone loss)."""
+"""The durable defaults every engine applies, in one place (paper 4.1: no loss on a zone loss)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_random as random
 import pulumi_tls as tls
@@ -59,7 +61,7 @@ class KafkaMesh(pulumi.ComponentResource):
             )
 
         # `mirror` reads a region's regional cluster; `mirror-maker` writes its aggregate cluster.
-        self.published = pulumi.Output.secret(
+        self.published: pulumi.Output[dict[str, Any]] = pulumi.Output.secret(
             pulumi.Output.all(
                 cert.cert_pem,
                 key.private_key_pem,

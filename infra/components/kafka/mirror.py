@@ -4,6 +4,8 @@ active/passive consumer can resume in another region (paper section 6)."""
 
 from __future__ import annotations
 
+import functools
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -88,15 +90,7 @@ class MirrorMaker2(pulumi.ComponentResource):
         region = target.region.id
         mirrors = pulumi.Output.all(
             *[
-                endpoint.block(flow.source).apply(
-                    lambda block, f=flow: {
-                        "source": block,
-                        "topicsPattern": topics_pattern(f.topics),
-                        "groupsPattern": ".*",
-                        "sourceConnector": source_connector(rf, len(f.topics)),
-                        "checkpointConnector": checkpoint_connector(rf),
-                    }
-                )
+                endpoint.block(flow.source).apply(functools.partial(_mirror, flow, rf))
                 for flow, endpoint in sources
             ]
         )
@@ -136,3 +130,14 @@ class MirrorMaker2(pulumi.ComponentResource):
             opts=target.k8s_opts(self, depends_on=depends_on),
         )
         self.register_outputs({"sources": [f.source for f, _ in sources]})
+
+
+def _mirror(flow: Flow, rf: int, source: dict) -> dict:
+    """One entry of `spec.mirrors`: a source region's regional cluster and what to copy from it."""
+    return {
+        "source": source,
+        "topicsPattern": topics_pattern(flow.topics),
+        "groupsPattern": ".*",
+        "sourceConnector": source_connector(rf, len(flow.topics)),
+        "checkpointConnector": checkpoint_connector(rf),
+    }

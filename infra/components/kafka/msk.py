@@ -8,6 +8,7 @@ authenticated principal may use the cluster; rtdi does not manage Kafka ACLs on 
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pulumi
@@ -128,16 +129,12 @@ class MskCluster(pulumi.ComponentResource):
                 ),
                 opts=aws_opts,
             )
+            scram: pulumi.Output[str] = pulumi.Output.secret(
+                pulumi.Output.from_input(password).apply(functools.partial(_scram, user))
+            )
             aws.secretsmanager.SecretVersion(
                 f"{name}-{user}",
-                aws.secretsmanager.SecretVersionArgs(
-                    secret_id=secret.id,
-                    secret_string=pulumi.Output.secret(
-                        pulumi.Output.from_input(password).apply(
-                            lambda p, u=user: json.dumps({"username": u, "password": p})
-                        )
-                    ),
-                ),
+                aws.secretsmanager.SecretVersionArgs(secret_id=secret.id, secret_string=scram),
                 opts=aws_opts,
             )
             secrets.append(secret.arn)
@@ -337,3 +334,8 @@ def _sub_arn(cluster_arn: str, kind: str) -> str:
     """arn:aws:kafka:r:a:cluster/name/uuid -> arn:aws:kafka:r:a:<kind>/name/uuid/*"""
     head, _, rest = cluster_arn.partition(":cluster/")
     return f"{head}:{kind}/{rest}/*"
+
+
+def _scram(user: str, password: str) -> str:
+    """What MSK reads from a SCRAM secret in Secrets Manager."""
+    return json.dumps({"username": user, "password": password})

@@ -170,7 +170,7 @@ class StrimziCluster(pulumi.ComponentResource):
             },
             spec={
                 "kafka": kafka_spec,
-                # The CA is shared by every region (see module doc), so Strimzi must not mint its own.
+                # Every region shares the CA (see module doc), so Strimzi must not mint its own.
                 "clusterCa": {"generateCertificateAuthority": False},
                 "entityOperator": {"topicOperator": {}, "userOperator": {}},
                 "cruiseControl": {},
@@ -335,7 +335,7 @@ class StrimziCluster(pulumi.ComponentResource):
         )
 
     def create_users(self) -> list[pulumi.Resource]:
-        """`mirror` reads a regional cluster (SCRAM); `mirror-maker` writes an aggregate one (mTLS)."""
+        """`mirror` reads a regional cluster (SCRAM); `mirror-maker` writes an aggregate (mTLS)."""
         opts = self.target.k8s_opts(self, depends_on=[self.kafka])
         labels = {**self.target.labels, "strimzi.io/cluster": self.role}
         if self.role == "regional":
@@ -431,11 +431,11 @@ class StrimziCluster(pulumi.ComponentResource):
 def mesh_ca_secrets(
     name: str, target: Target, mesh: pulumi.Output, clusters: list[str], parent, depends_on: list
 ) -> list[pulumi.Resource]:
-    """The shared CA: as Strimzi expects a user-provided cluster CA, and as a trust bundle for MM2."""
+    """The shared CA: as Strimzi wants a user-provided cluster CA, and as a trust bundle for MM2."""
     cert = mesh.apply(lambda m: m["caCert"])
     key = mesh.apply(lambda m: m["caKey"])
     opts = target.k8s_opts(parent, depends_on=depends_on)
-    out = []
+    out: list[pulumi.Resource] = []
     for cluster in clusters:
         for suffix, data_key, value, generation in (
             ("cluster-ca-cert", "ca.crt", cert, "strimzi.io/ca-cert-generation"),
