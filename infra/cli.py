@@ -76,7 +76,8 @@ def cmd_plan(args) -> int:
     check_writable(out)
     before = _previous(out, stacks) if args.diff else None
     with Progress() as progress:
-        plans = plan_stacks(project, stacks, progress=progress)
+        rounds = 1 if args.first_deployment else 2
+        plans = plan_stacks(project, stacks, rounds=rounds, progress=progress)
     for name, plan in plans.items():
         counts = write(plan, out)
         print(summary(name, counts, out / name, plan.outputs.get("pending")))
@@ -155,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--diff",
         action="store_true",
         help="also print what changed against the plan already in the output folder",
+    )
+    plan.add_argument(
+        "--first-deployment",
+        action="store_true",
+        help="plan round one of a first deployment: no regional stack exists yet, so flows "
+        "that read a peer stack are pending (default: the converged second round)",
     )
     plan.set_defaults(func=cmd_plan)
     diff = sub.add_parser(

@@ -439,3 +439,28 @@ def test_plan_lines_show_pending_exactly_when_the_stack_exports_it(cli_plan):
         stack = line.split(":")[0]
         pending = json.loads((cli_plan.out / stack / "outputs.json").read_text()).get("pending")
         assert (" pending (pulumi up " in line) == bool(pending), line
+
+
+def test_first_deployment_plan_shows_what_is_pending(tmp_path):
+    """`rtdi plan --first-deployment` plans round one: flows from managed peers are pending."""
+    code, out, _ = run_cli(["plan", "--all", "--first-deployment", "--out", str(tmp_path)])
+    assert code == 0
+    lines = {line.split(":", 1)[0]: line for line in out.splitlines()}
+    waits = {}
+    for stack in STACK_NAMES:
+        outputs = json.loads((tmp_path / stack / "outputs.json").read_text())
+        waits[stack] = sorted({p["stack"] for p in outputs.get("pending", [])})
+    # The managed regional clusters (MSK in aws-eu-west-1, GCP Managed Kafka in
+    # gcp-europe-west4) are what every other region waits for; nothing waits for global.
+    assert waits == {
+        "aws-eu-west-1": ["gcp-europe-west4"],
+        "aws-us-east-1": ["aws-eu-west-1", "gcp-europe-west4"],
+        "gcp-europe-west4": ["aws-eu-west-1"],
+        "global": [],
+        "onprem-dc1": ["aws-eu-west-1", "gcp-europe-west4"],
+    }
+    for stack, peers in waits.items():
+        if peers:
+            assert f"pending (pulumi up {', '.join(peers)})" in lines[stack]
+        else:
+            assert "pending" not in lines[stack]
