@@ -1,7 +1,8 @@
 """The Pulumi program: the global stack publishes the topology, each regional stack builds a region.
 
-``infra/__main__.py`` runs `main` under ``pulumi up``; ``rtdi plan`` runs the very same function
-under the SDK's mock engine. Nothing here knows which cloud it is on; `make_target` decides.
+``__main__.py`` (the project root) runs `main` under ``pulumi up``; ``rtdi plan`` runs the very
+same function under the SDK's mock engine. Nothing here knows which cloud it is on;
+`make_target` decides.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ async def main() -> None:
         published = await read_stack_outputs(global_name)
         if published.missing(EXPORT) or published.missing(MESH_EXPORT):
             raise ConfigError([_no_topology(cfg.file, global_name, published)])
+        if not _mesh_readable(published.values[MESH_EXPORT]):
+            raise ConfigError([_undecryptable_mesh(cfg.file, global_name)])
         # Now that it exists, a StackReference cannot fail: it records the read in the stack,
         # where the policy pack finds the topology, and carries the mesh's secrecy as the engine
         # keeps it.
@@ -74,6 +77,23 @@ def _no_topology(file: str, name: str, published: StackOutputs) -> Issue:
         file,
         "rtdi:globalStack",
         f"stack {name} {what} no `{missing}` output; run `pulumi up` on the global stack first",
+        name,
+    )
+
+
+def _mesh_readable(mesh: Any) -> bool:
+    """Pulumi hands a reader `{}` for secrets it cannot decrypt (another secrets provider or
+    passphrase) and only warns "eliding undecryptable secrets": refuse that here, in words."""
+    return isinstance(mesh, dict) and {"caCert", "caKey", "mirrorPasswords"} <= set(mesh)
+
+
+def _undecryptable_mesh(file: str, name: str) -> Issue:
+    return Issue(
+        file,
+        "rtdi:globalStack",
+        f"stack {name}'s secret output `{MESH_EXPORT}` reads as empty: this stack cannot decrypt "
+        "it; allowed: every stack with the same secrets provider (the same "
+        "PULUMI_CONFIG_PASSPHRASE, or the same --secrets-provider at `pulumi stack init`)",
         name,
     )
 

@@ -160,6 +160,19 @@ def test_a_global_stack_without_outputs_is_one_clear_line():
     )
 
 
+def test_a_global_stack_whose_secrets_cannot_be_decrypted_is_one_clear_line(plans):
+    """Another passphrase: Pulumi elides the undecryptable `kafkaMesh` to {} and only warns."""
+    values = {**plans["global"].values, "kafkaMesh": {}}
+    with pytest.raises(pulumi.RunError) as info:
+        run_stack(sample_config("onprem-dc1"), main, {"global": StackOutputsFor(values)})
+    assert str(info.value) == (
+        "stacks/Pulumi.onprem-dc1.yaml: rtdi:globalStack = 'organization/rtdi/global': stack "
+        "organization/rtdi/global's secret output `kafkaMesh` reads as empty: this stack cannot "
+        "decrypt it; allowed: every stack with the same secrets provider (the same "
+        "PULUMI_CONFIG_PASSPHRASE, or the same --secrets-provider at `pulumi stack init`)"
+    )
+
+
 def test_a_missing_global_stack_is_one_clear_line():
     with pytest.raises(pulumi.RunError) as info:
         run_stack(sample_config("onprem-dc1"), main, {})
@@ -204,13 +217,17 @@ def test_msk_replicator_and_mirror_maker_sources_come_from_the_peers(plans):
 
 def test_peer_credentials_stay_secret(plans):
     for stack in REGIONAL:
-        assert plans[stack].outputs["kafkaRegionalSecrets"] == "[secret]"
+        shown = plans[stack].outputs["kafkaRegionalSecrets"]  # masked value by value
+        assert all(v == "[secret]" for v in shown.values()), shown
+        assert set(shown) == set(plans[stack].values["kafkaRegionalSecrets"])
+    assert set(plans["gcp-europe-west4"].outputs["kafkaRegionalSecrets"]) == {"password"}
+    for stack in REGIONAL:
         assert "password" not in json.dumps(plans[stack].outputs["kafkaRegional"])
     secrets = {
         r.inputs["metadata"]["name"]: r.inputs
         for r in plans["onprem-dc1"].of_type("kubernetes:core/v1:Secret")
     }
-    assert secrets["kafka-mirror-gcp-europe-west4"]["data"] == "[secret]"
+    assert secrets["kafka-mirror-gcp-europe-west4"]["data"] == {"password": "[secret]"}
 
 
 # ------------------------------------------------------------------ no cycle, any order

@@ -141,9 +141,8 @@ def _plain(value: Any, reveal: bool = False) -> Any:
     if isinstance(value, pulumi.Resource):
         return f"<resource {type(value).__name__}>"
     if isinstance(value, float) and value.is_integer():
-        return int(
-            value
-        )  # the wire format has only floats; a replica count is still a whole number
+        # The wire format has only floats; a replica count is still a whole number.
+        return int(value)
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
