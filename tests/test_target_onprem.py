@@ -191,7 +191,10 @@ def test_s3_credentials_are_a_secret_masked_in_the_plan(s3_run, tmp_path):
     secret = one(plan, "kubernetes:core/v1:Secret", f"{STACK}-{WORKLOAD}-object-store")
     assert secret.inputs["metadata"]["name"] == f"{SERVICE_ACCOUNT}-object-store"
     assert secret.inputs["metadata"]["namespace"] == NAMESPACE_WL
-    assert secret.inputs["stringData"] == "[secret]"
+    assert secret.inputs["stringData"] == {
+        "AWS_ACCESS_KEY_ID": "[secret]",
+        "AWS_SECRET_ACCESS_KEY": "[secret]",
+    }
     assert SECRET_VALUE not in plan_text(plan)
     write(plan, tmp_path)
     for f in (tmp_path / STACK).rglob("*"):
