@@ -329,8 +329,9 @@ def start_brokers(brokers: list[Broker], jars: Path, timeout: float = 60) -> Non
             [
                 "format",
                 "--standalone",
-                "-t",
-                kafka_uuid(),
+                # One argument with `=`: a random id that starts with `-` (1 in 64) would
+                # otherwise be read as an option and fail the format.
+                f"--cluster-id={kafka_uuid()}",
                 "-c",
                 str(b.workdir / "server.properties"),
             ],
