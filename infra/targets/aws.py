@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import pulumi
 import pulumi_aws as aws
@@ -39,7 +40,7 @@ _EKS_NODE_POLICIES = [
 ]
 _EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 STORAGE_CLASS = "rtdi-ssd"
-_SseDefault = (
+_SseDefault: TypeAlias = (
     aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs
 )
 # Every control-plane log type EKS has: api, audit, authenticator, controllerManager, scheduler.
