@@ -14,6 +14,7 @@ from infra.plan.engine import run_stack
 from infra.program import main
 from infra.topology.config import StackConfig, parse_global, read_stack_file
 from infra.topology.errors import ConfigError
+from plantools import mock_output
 
 ROOT = Path(__file__).resolve().parent.parent
 REGIONAL = ["aws-eu-west-1", "aws-us-east-1", "gcp-europe-west4", "onprem-dc1"]
@@ -117,6 +118,21 @@ def test_msk_brokers_get_the_durable_defaults(plans):
         assert props["default.replication.factor"] == "3" and props["min.insync.replicas"] == "2"
         assert props["unclean.leader.election.enable"] == "false"
         assert props["replica.selector.class"].endswith("RackAwareReplicaSelector")
+
+
+def test_msk_broker_logs_go_to_an_encrypted_log_group_with_retention(plans):
+    plan = plans["aws-eu-west-1"]
+    clusters = plan.of_type("aws:msk/cluster:Cluster")
+    assert clusters, "the sample runs MSK in aws-eu-west-1"
+    (key,) = plan.of_type("aws:kms/key:Key")
+    groups = {g.inputs["name"]: g.inputs for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    for cluster in clusters:
+        logs = cluster.inputs["loggingInfo"]["brokerLogs"]["cloudwatchLogs"]
+        assert logs["enabled"] is True
+        assert logs["logGroup"] == f"/rtdi/msk/{cluster.inputs['clusterName']}"
+        group = groups[logs["logGroup"]]
+        assert group["retentionInDays"] > 0
+        assert group["kmsKeyId"] == mock_output(key, "arn")
 
 
 def mirror_sources(plan) -> list[str]:
@@ -261,6 +277,17 @@ def test_strimzi_operator_chart_is_pinned(plans):
     assert release.inputs["chart"] == versions.STRIMZI_CHART
     assert release.inputs["version"] == versions.STRIMZI_VERSION
     assert release.inputs["values"]["watchNamespaces"] == ["kafka"]
+
+
+def test_strimzi_operator_states_every_resource_value(plans):
+    """Requests and limits for CPU and memory, so the chart's defaults never apply unseen."""
+    for stack in REGIONAL:
+        (release,) = plans[stack].of_type("kubernetes:helm.sh/v3:Release")
+        resources = release.inputs["values"]["resources"]
+        assert resources == {
+            "requests": {"cpu": "200m", "memory": "384Mi"},
+            "limits": {"cpu": "1", "memory": "384Mi"},
+        }
 
 
 def test_shared_ca_secrets_and_mirror_passwords_stay_secret(plans):

@@ -8,6 +8,8 @@ from ipaddress import IPv4Network
 import pytest
 
 from infra import versions
+from infra.plan.mocks import ACCOUNT
+from infra.targets.aws import EKS_LOG_TYPES, LOG_RETENTION_DAYS
 from infra.targets.base import ABORT_MULTIPART_DAYS, BUCKET_PURPOSES, LABEL_PURPOSE, ZONE_LABEL
 from plantools import (
     GRANTED,
@@ -258,7 +260,10 @@ def test_created_vpc_has_a_private_and_a_public_subnet_per_zone(target_plans, to
 def test_existing_vpc_creates_no_network(target_plans, plans):
     net = json.loads(sample_config(EXISTING).values["rtdi:network"])
     target = target_plans[EXISTING]
-    assert [r.type for r in target.resources if r.type.startswith("aws:ec2/")] == []
+    # The one network resource: the region's own flow log on the network team's VPC.
+    assert [r.type for r in target.resources if r.type.startswith("aws:ec2/")] == [
+        "aws:ec2/flowLog:FlowLog"
+    ]
     cluster = one(target, "aws:eks/cluster:Cluster").inputs
     assert sorted(cluster["vpcConfig"]["subnetIds"]) == sorted(net["privateSubnetIds"].values())
     # Nothing else in the stack builds network either, and whatever names a VPC names the configured
@@ -324,6 +329,12 @@ def _s3_bucket_checks(plan, topology, stack, purpose):
     assert deny["Effect"] == "Deny" and deny["Condition"] == {
         "Bool": {"aws:SecureTransport": "false"}
     }
+
+    logging = guards["aws:s3/bucketLogging:BucketLogging"]
+    assert logging["targetBucket"] == mock_id(
+        one(plan, "aws:s3/bucket:Bucket", f"{stack}-bucket-logs")
+    )
+    assert logging["targetPrefix"] == f"s3-access/{topology.name}-{stack}-{purpose}/"
 
     lifecycle = BUCKET_PURPOSES[purpose]
     (rule,) = guards["aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"]["rules"]
@@ -403,3 +414,162 @@ def test_service_account_is_annotated_with_the_role(workload_plan):
     assert not env & {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}, (
         "IRSA: no static credentials"
     )
+
+
+# --------------------------------------------------------------------------- posture
+
+
+def _statements(policy: str) -> dict[str, dict]:
+    return {st["Sid"]: st for st in json.loads(policy)["Statement"]}
+
+
+def _no_open_allow(statements) -> None:
+    """No Allow statement names every principal."""
+    for st in statements:
+        if st["Effect"] == "Allow":
+            assert st["Principal"] != "*" and "*" not in st["Principal"].values(), st
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_vpc_cni_enforces_network_policies(target_plans, stack):
+    addons = {
+        a.inputs["addonName"]: a.inputs for a in target_plans[stack].of_type("aws:eks/addon:Addon")
+    }
+    assert json.loads(addons["vpc-cni"]["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    assert [n for n, a in addons.items() if a.get("configurationValues")] == ["vpc-cni"]
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_eks_logs_every_control_plane_type_encrypted_with_retention(target_plans, stack):
+    plan = target_plans[stack]
+    cluster = one(plan, "aws:eks/cluster:Cluster")
+    assert cluster.inputs["enabledClusterLogTypes"] == EKS_LOG_TYPES
+    assert set(EKS_LOG_TYPES) == {"api", "audit", "authenticator", "controllerManager", "scheduler"}
+    group = one(plan, "aws:cloudwatch/logGroup:LogGroup", f"{stack}-eks-logs").inputs
+    assert group["name"] == f"/aws/eks/{cluster.inputs['name']}/cluster"
+    assert group["retentionInDays"] == LOG_RETENTION_DAYS
+    assert group["kmsKeyId"] == mock_output(one(plan, "aws:kms/key:Key"), "arn")
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_flow_log_records_the_vpc_into_the_log_bucket(target_plans, stack):
+    plan = target_plans[stack]
+    (flow,) = plan.of_type("aws:ec2/flowLog:FlowLog")
+    if stack == CREATE:
+        vpc_id = mock_id(one(plan, "aws:ec2/vpc:Vpc"))
+    else:
+        vpc_id = json.loads(sample_config(stack).values["rtdi:network"])["vpcId"]
+    log_bucket = one(plan, "aws:s3/bucket:Bucket", f"{stack}-bucket-logs")
+    assert flow.inputs["vpcId"] == vpc_id
+    assert flow.inputs["trafficType"] == "ALL"
+    assert flow.inputs["logDestinationType"] == "s3"
+    assert flow.inputs["logDestination"] == f"{mock_output(log_bucket, 'arn')}/vpc-flow-logs/"
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_log_bucket_is_private_versioned_sse_s3_and_takes_only_log_delivery(
+    target_plans, topology, stack
+):
+    plan = target_plans[stack]
+    n = f"{stack}-bucket-logs"
+    bucket = one(plan, "aws:s3/bucket:Bucket", n)
+    name = f"{topology.name}-{stack}-logs"
+    assert bucket.inputs["bucket"] == name and bucket.inputs["tags"] == {LABEL_PURPOSE: "logs"}
+    guards = {r.type: r.inputs for r in plan.resources if r.name == n and r.type != bucket.type}
+    assert all(g["bucket"] == mock_id(bucket) for g in guards.values())
+    block = guards["aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"]
+    assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy"))
+    assert all(block[k] is True for k in ("ignorePublicAcls", "restrictPublicBuckets"))
+    (sse,) = guards[
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    ]["rules"]
+    # Server access log delivery writes only into an SSE-S3 bucket.
+    assert sse["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}
+    assert guards["aws:s3/bucketVersioning:BucketVersioning"]["versioningConfiguration"] == {
+        "status": "Enabled"
+    }
+    (rule,) = guards["aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"]["rules"]
+    assert rule["expiration"] == {"days": LOG_RETENTION_DAYS}
+    assert rule["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": ABORT_MULTIPART_DAYS}
+    # A log bucket does not log into itself.
+    assert "aws:s3/bucketLogging:BucketLogging" not in guards
+    statements = _statements(guards["aws:s3/bucketPolicy:BucketPolicy"]["policy"])
+    _no_open_allow(statements.values())
+    assert statements["DenyInsecureTransport"]["Effect"] == "Deny"
+    access = statements["S3ServerAccessLogs"]
+    assert access["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert access["Resource"] == f"arn:aws:s3:::{name}/s3-access/*"
+    assert access["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
+    assert access["Condition"]["ArnLike"] == {
+        "aws:SourceArn": f"arn:aws:s3:::{topology.name}-{stack}-*"
+    }
+    flow = statements["VpcFlowLogsWrite"]
+    assert flow["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
+    assert flow["Resource"] == f"arn:aws:s3:::{name}/vpc-flow-logs/AWSLogs/{ACCOUNT}/*"
+    assert flow["Condition"]["StringEquals"]["aws:SourceAccount"] == ACCOUNT
+    assert statements["VpcFlowLogsAclCheck"]["Action"] == "s3:GetBucketAcl"
+
+
+def test_every_data_bucket_and_only_those_log_to_the_log_bucket(workload_plan):
+    plan = workload_plan
+    data = [b for b in plan.of_type("aws:s3/bucket:Bucket") if b.name != f"{CREATE}-bucket-logs"]
+    logging = plan.of_type("aws:s3/bucketLogging:BucketLogging")
+    assert sorted(g.inputs["bucket"] for g in logging) == sorted(mock_id(b) for b in data)
+    assert len(data) == len(BUCKET_PURPOSES)
+
+
+def _key_policy_checks(plan, stack, account):
+    key = one(plan, "aws:kms/key:Key")
+    statements = _statements(key.inputs["policy"])
+    _no_open_allow(statements.values())
+    root = f"arn:aws:iam::{account}:root"
+    admin = statements["AccountAdministers"]
+    assert admin["Principal"] == {"AWS": root} and admin["Action"] == "kms:*"
+    cluster_role = one(plan, "aws:iam/role:Role", f"{stack}-eks")
+    eks = statements["EksSecretsEncryption"]
+    # The role's own ARN, as the cloud returns it (the mocks answer with their own account).
+    assert eks["Principal"] == {"AWS": mock_output(cluster_role, "arn")}
+    assert {"kms:Encrypt", "kms:Decrypt", "kms:CreateGrant"} <= set(eks["Action"])
+    csi_role = one(plan, "aws:iam/role:Role", f"{stack}-eks-ebs-csi")
+    ebs = statements["EbsVolumesViaCsiRole"]
+    assert ebs["Principal"] == {"AWS": root}
+    assert ebs["Condition"] == {
+        "ArnEquals": {"aws:PrincipalArn": mock_output(csi_role, "arn").replace(ACCOUNT, account)}
+    }
+    region = key_region(plan)
+    services = statements["ServicesForThisAccount"]["Condition"]["StringEquals"]
+    assert services["kms:CallerAccount"] == account
+    assert sorted(services["kms:ViaService"]) == sorted(
+        f"{s}.{region}.amazonaws.com" for s in ("s3", "kafka", "secretsmanager", "ec2")
+    )
+    logs = statements["CloudWatchLogs"]
+    assert logs["Principal"] == {"Service": f"logs.{region}.amazonaws.com"}
+    assert logs["Condition"]["ArnLike"] == {
+        "kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account}:log-group:*"
+    }
+
+
+def key_region(plan) -> str:
+    (provider,) = plan.of_type("pulumi:providers:aws")
+    return provider.inputs["region"]
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_kms_key_policy_names_who_uses_the_key(target_plans, stack):
+    _key_policy_checks(target_plans[stack], stack, ACCOUNT)
+
+
+def test_kms_key_policy_uses_the_configured_account_without_asking(topology):
+    cfg = sample_config(CREATE)
+    cfg.values["rtdi:awsAccountId"] = "123456789012"
+    plan = run_program(cfg, target_only, topology)
+    _key_policy_checks(plan, CREATE, "123456789012")
+
+
+def test_ebs_csi_role_may_use_the_region_key(target_plans):
+    plan = target_plans[CREATE]
+    key_arn = mock_output(one(plan, "aws:kms/key:Key"), "arn")
+    policy = one(plan, "aws:iam/rolePolicy:RolePolicy", f"{CREATE}-eks-ebs-csi-kms").inputs
+    assert policy["role"] == mock_id(one(plan, "aws:iam/role:Role", f"{CREATE}-eks-ebs-csi"))
+    (st,) = json.loads(policy["policy"])["Statement"]
+    assert st["Resource"] == [key_arn] and "kms:CreateGrant" in st["Action"]

@@ -10,7 +10,7 @@ import pytest
 from infra import versions
 from infra.plan.mocks import PROJECT_NUMBER
 from infra.targets.base import ABORT_MULTIPART_DAYS, BUCKET_PURPOSES, LABEL_PURPOSE
-from infra.targets.gcp import account_id
+from infra.targets.gcp import GKE_LOG_COMPONENTS, LOG_RETENTION_DAYS, account_id
 from plantools import (
     GRANTED,
     NAMESPACE_WL,
@@ -218,6 +218,9 @@ def test_created_network_is_vpc_native(plan):
         "servicesSecondaryRangeName": "services",
     }
     assert one(plan, "gcp:compute/routerNat:RouterNat").inputs["region"] == REGION
+    # Flow logs: every subnetwork rtdi creates records its flows.
+    assert subnet.inputs["logConfig"]["flowSampling"] > 0
+    assert subnet.inputs["logConfig"]["aggregationInterval"] == "INTERVAL_5_SEC"
 
 
 def test_existing_network_creates_none_and_uses_the_configured_names(existing_network_plan):
@@ -260,6 +263,12 @@ def _gcs_bucket_checks(plan, topology, purpose):
         }
     else:
         assert "SetStorageClass" not in rules
+    # Usage logs: who read or wrote which object, kept in the region's log bucket.
+    log_bucket = one(plan, "gcp:storage/bucket:Bucket", f"{STACK}-bucket-logs").inputs
+    assert bucket["logging"] == {
+        "logBucket": log_bucket["name"],
+        "logObjectPrefix": f"{topology.name}-{STACK}-{purpose}",
+    }
 
 
 def test_archive_bucket_is_private_encrypted_versioned(plan, topology):
@@ -293,6 +302,9 @@ def test_service_account_reaches_only_the_requested_buckets(workload_plan):
         one(plan, "gcp:serviceaccount/account:Account", f"{STACK}-{WORKLOAD}-gsa"), "email"
     )
     grants = plan.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")
+    # The one other grant: Google's usage-log writer on the log bucket.
+    (log_writer,) = [g for g in grants if g.name == f"{STACK}-bucket-logs"]
+    grants = [g for g in grants if g is not log_writer]
     names = {
         one(plan, "gcp:storage/bucket:Bucket", f"{STACK}-bucket-{p}").inputs["name"]
         for p in GRANTED
@@ -325,3 +337,59 @@ def test_account_ids_fit_gcp_limits():
         "pinot-deep-store-writer", "northamerica-northeast1"
     )
     assert long != account_id("pinot-deep-store-reader", "northamerica-northeast1")
+
+
+# --------------------------------------------------------------------------- posture
+
+
+def test_gke_enforces_network_policies_with_dataplane_v2(plan):
+    cluster = one(plan, "gcp:container/cluster:Cluster").inputs
+    assert cluster["datapathProvider"] == "ADVANCED_DATAPATH"
+    # GKE refuses Calico network policy together with Dataplane V2.
+    assert "networkPolicy" not in cluster
+    assert "networkPolicyConfig" not in cluster["addonsConfig"]
+
+
+def test_gke_logs_its_whole_control_plane_and_workloads(plan):
+    cluster = one(plan, "gcp:container/cluster:Cluster").inputs
+    assert cluster["loggingConfig"] == {"enableComponents": GKE_LOG_COMPONENTS}
+    assert set(GKE_LOG_COMPONENTS) == {
+        "SYSTEM_COMPONENTS",
+        "APISERVER",
+        "CONTROLLER_MANAGER",
+        "SCHEDULER",
+        "WORKLOADS",
+    }
+
+
+def test_log_bucket_is_private_encrypted_and_only_google_writes_usage_logs(plan, topology):
+    bucket = one(plan, "gcp:storage/bucket:Bucket", f"{STACK}-bucket-logs")
+    inputs = bucket.inputs
+    assert inputs["name"] == f"{topology.name}-{STACK}-logs"
+    assert inputs["location"] == REGION.upper() and inputs["labels"] == {LABEL_PURPOSE: "logs"}
+    assert inputs["publicAccessPrevention"] == "enforced"
+    assert inputs["uniformBucketLevelAccess"] is True
+    assert inputs["versioning"] == {"enabled": True}
+    assert inputs["encryption"] == {
+        "defaultKmsKeyName": mock_id(one(plan, "gcp:kms/cryptoKey:CryptoKey"))
+    }
+    rules = {r["action"]["type"]: r["condition"] for r in inputs["lifecycleRules"]}
+    assert rules["Delete"] == {"age": LOG_RETENTION_DAYS}
+    # A log bucket does not log into itself.
+    assert "logging" not in inputs
+    writer = one(plan, "gcp:storage/bucketIAMMember:BucketIAMMember", f"{STACK}-bucket-logs")
+    assert writer.inputs == {
+        "bucket": inputs["name"],
+        "role": "roles/storage.objectCreator",
+        "member": "group:cloud-storage-analytics@google.com",
+    }
+
+
+def test_every_data_bucket_logs_to_the_log_bucket(workload_plan):
+    buckets = workload_plan.of_type("gcp:storage/bucket:Bucket")
+    data = [b for b in buckets if b.name != f"{STACK}-bucket-logs"]
+    assert len(data) == len(BUCKET_PURPOSES)
+    log_name = one(workload_plan, "gcp:storage/bucket:Bucket", f"{STACK}-bucket-logs").inputs[
+        "name"
+    ]
+    assert all(b.inputs["logging"]["logBucket"] == log_name for b in data)

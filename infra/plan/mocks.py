@@ -93,6 +93,12 @@ _OUTPUTS: dict[str, Callable[[str, dict], dict]] = {
 }
 
 _CALLS: dict[str, Callable[[dict], dict]] = {
+    "aws:index/getCallerIdentity:getCallerIdentity": lambda a: {
+        "accountId": ACCOUNT,
+        "arn": f"arn:aws:iam::{ACCOUNT}:user/{MARK}",
+        "userId": MARK,
+        "id": ACCOUNT,
+    },
     "gcp:organizations/getProject:getProject": lambda a: {
         "number": PROJECT_NUMBER,
         "projectId": a.get("projectId"),

@@ -2,12 +2,18 @@
 
 Workloads reach S3 through IRSA: an IAM role per workload whose trust policy names exactly one
 Kubernetes service account of this cluster's OIDC issuer.
+
+The secure default posture: the region's KMS key has an explicit key policy naming who may use
+it; the VPC has flow logs and every data bucket has server access logs, both into the region's
+log bucket; EKS logs every control-plane log type into an encrypted log group with retention;
+the VPC CNI enforces Kubernetes NetworkPolicies (those Strimzi creates among them).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import pulumi
 import pulumi_aws as aws
@@ -34,6 +40,28 @@ _EKS_NODE_POLICIES = [
 ]
 _EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 STORAGE_CLASS = "rtdi-ssd"
+_SseDefault: TypeAlias = (
+    aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs
+)
+# Every control-plane log type EKS has: api, audit, authenticator, controllerManager, scheduler.
+EKS_LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+# The VPC CNI's network policy agent: without it NetworkPolicies are accepted and ignored.
+VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
+# How long CloudWatch keeps control-plane logs, and the log bucket keeps access and flow logs.
+LOG_RETENTION_DAYS = 365
+LOG_NONCURRENT_DAYS = 30
+# Key prefixes inside the log bucket, one per kind of log.
+ACCESS_LOG_PREFIX = "s3-access"
+FLOW_LOG_PREFIX = "vpc-flow-logs"
+# AWS services that use the region's key on behalf of a caller of this account.
+_KMS_VIA_SERVICES = ("s3", "kafka", "secretsmanager", "ec2")
+_KMS_USE = [
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncrypt*",
+    "kms:GenerateDataKey*",
+    "kms:DescribeKey",
+]
 
 
 def _assume(service: str) -> str:
@@ -67,12 +95,29 @@ class AwsTarget(Target):
             ),
             opts=self.child(),
         )
+        self.account_id: pulumi.Input[str] = (
+            stack.aws_account_id
+            or aws.get_caller_identity_output(
+                opts=pulumi.InvokeOutputOptions(provider=self.provider, parent=self)
+            ).account_id
+        )
+        # The cluster role exists before the key: KMS refuses a key policy naming a missing role.
+        self.cluster_role = aws.iam.Role(
+            f"{self.name}-eks",
+            aws.iam.RoleArgs(
+                name=self.physical_name("eks"), assume_role_policy=_assume("eks.amazonaws.com")
+            ),
+            opts=self._opts(),
+        )
         self.kms_key = aws.kms.Key(
             f"{self.name}-kms",
             aws.kms.KeyArgs(
-                description=f"rtdi {self.name}: EKS secrets, EBS volumes and S3 objects",
+                description=f"rtdi {self.name}: EKS secrets, EBS volumes, S3 objects, MSK, logs",
                 enable_key_rotation=True,
                 deletion_window_in_days=30,
+                policy=pulumi.Output.all(self.account_id, self.cluster_role.arn).apply(
+                    lambda a: json.dumps(self._key_policy(a[0], a[1]))
+                ),
             ),
             opts=self._opts(),
         )
@@ -83,11 +128,178 @@ class AwsTarget(Target):
             ),
             opts=self._opts(),
         )
+        self.log_bucket = self._create_log_bucket()
         self._network()
         self._cluster()
 
     def _opts(self, **kwargs) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, provider=self.provider, **kwargs)
+
+    # ---------------------------------------------------------------- KMS and logs
+
+    def _key_policy(self, account: str, cluster_role_arn: str) -> dict:
+        """Who may use the region's key, each by name; no statement is open to any principal.
+
+        The account root administers the key (and lets IAM policies grant its use, which is how
+        workload roles reach S3 objects). EKS's cluster role encrypts Secrets. The EBS CSI role
+        is created after the cluster, hence after the key: KMS refuses a key policy whose
+        principal does not exist yet, so it is named by a condition on the calling role's ARN.
+        S3, MSK, Secrets Manager and EC2 (EBS) use the key only for callers of this account, and
+        CloudWatch Logs only for this account's log groups in this region.
+        """
+        region = self.region.name
+        root = f"arn:aws:iam::{account}:root"
+        ebs_csi_role = f"arn:aws:iam::{account}:role/{self._ebs_csi_role_name}"
+        return {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministers",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": root},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "EksSecretsEncryption",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": cluster_role_arn},
+                    "Action": [*_KMS_USE, "kms:CreateGrant", "kms:ListGrants"],
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "EbsVolumesViaCsiRole",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": root},
+                    "Action": [*_KMS_USE, "kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+                    "Resource": "*",
+                    "Condition": {"ArnEquals": {"aws:PrincipalArn": ebs_csi_role}},
+                },
+                {
+                    "Sid": "ServicesForThisAccount",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": root},
+                    "Action": [*_KMS_USE, "kms:CreateGrant"],
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {
+                            "kms:CallerAccount": account,
+                            "kms:ViaService": [
+                                f"{service}.{region}.amazonaws.com" for service in _KMS_VIA_SERVICES
+                            ],
+                        }
+                    },
+                },
+                {
+                    "Sid": "CloudWatchLogs",
+                    "Effect": "Allow",
+                    "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+                    "Action": _KMS_USE,
+                    "Resource": "*",
+                    "Condition": {
+                        "ArnLike": {
+                            "kms:EncryptionContext:aws:logs:arn": (
+                                f"arn:aws:logs:{region}:{account}:log-group:*"
+                            )
+                        }
+                    },
+                },
+            ],
+        }
+
+    @property
+    def _ebs_csi_role_name(self) -> str:
+        return self.physical_name("ebs-csi")[:64]
+
+    def _create_log_bucket(self) -> aws.s3.Bucket:
+        """The region's log bucket: S3 server access logs of every data bucket, VPC flow logs.
+
+        Encrypted with SSE-S3, not the region's KMS key: AWS documents SSE-S3 as the default
+        encryption a server access log destination bucket may have (log delivery does not use
+        a customer managed key). Private, versioned, TLS only, logs expire after a year. Its
+        policy lets exactly S3's log delivery (from this account's `<topology>-<region>-*`
+        buckets) and the VPC flow log delivery (from this account) write under their prefixes.
+        """
+        purpose = "logs"
+        name = self.physical_name(purpose)
+        region = self.region.name
+        bucket_arn = f"arn:aws:s3:::{name}"
+
+        def statements(account: str) -> list[dict]:
+            return [
+                {
+                    "Sid": "S3ServerAccessLogs",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "logging.s3.amazonaws.com"},
+                    "Action": "s3:PutObject",
+                    "Resource": f"{bucket_arn}/{ACCESS_LOG_PREFIX}/*",
+                    "Condition": {
+                        "ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{self.physical_name()}-*"},
+                        "StringEquals": {"aws:SourceAccount": account},
+                    },
+                },
+                {
+                    "Sid": "VpcFlowLogsWrite",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "delivery.logs.amazonaws.com"},
+                    "Action": "s3:PutObject",
+                    "Resource": f"{bucket_arn}/{FLOW_LOG_PREFIX}/AWSLogs/{account}/*",
+                    "Condition": {
+                        "StringEquals": {
+                            "aws:SourceAccount": account,
+                            "s3:x-amz-acl": "bucket-owner-full-control",
+                        },
+                        "ArnLike": {"aws:SourceArn": f"arn:aws:logs:{region}:{account}:*"},
+                    },
+                },
+                {
+                    "Sid": "VpcFlowLogsAclCheck",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "delivery.logs.amazonaws.com"},
+                    "Action": "s3:GetBucketAcl",
+                    "Resource": bucket_arn,
+                    "Condition": {
+                        "StringEquals": {"aws:SourceAccount": account},
+                        "ArnLike": {"aws:SourceArn": f"arn:aws:logs:{region}:{account}:*"},
+                    },
+                },
+            ]
+
+        bucket, _ = self._s3_bucket(
+            purpose,
+            name,
+            encryption=_SseDefault(sse_algorithm="AES256"),
+            lifecycle_rule=aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id=f"rtdi-{purpose}",
+                status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                    days=LOG_RETENTION_DAYS
+                ),
+                abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                    days_after_initiation=ABORT_MULTIPART_DAYS
+                ),
+                noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                    noncurrent_days=LOG_NONCURRENT_DAYS
+                ),
+            ),
+            extra_statements=pulumi.Output.from_input(self.account_id).apply(statements),
+        )
+        return bucket
+
+    def log_group(
+        self, resource_name: str, log_group_name: str, parent: pulumi.Resource
+    ) -> aws.cloudwatch.LogGroup:
+        """A CloudWatch log group encrypted with the region's key, kept LOG_RETENTION_DAYS."""
+        return aws.cloudwatch.LogGroup(
+            resource_name,
+            aws.cloudwatch.LogGroupArgs(
+                name=log_group_name,
+                retention_in_days=LOG_RETENTION_DAYS,
+                kms_key_id=self.kms_key.arn,
+            ),
+            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
+        )
 
     # ---------------------------------------------------------------- network
 
@@ -98,6 +310,7 @@ class AwsTarget(Target):
             self.private_subnet_ids: dict[str, pulumi.Input[str]] = dict(
                 net.private_subnet_ids or {}
             )
+            self._flow_log()
             return
         n = f"{self.name}-vpc"
         private, public = subnet_plan(net.cidr, self.zones)
@@ -191,6 +404,25 @@ class AwsTarget(Target):
             opts=self._opts(),
         )
         self.vpc_id = vpc.id
+        self._flow_log()
+
+    def _flow_log(self) -> None:
+        """Every accepted and rejected flow of the VPC into the log bucket.
+
+        Also on a VPC the network team owns: AWS allows several flow logs on one VPC, and rtdi
+        cannot see whether theirs exist or how long they are kept, so the region records its own.
+        """
+        aws.ec2.FlowLog(
+            f"{self.name}-vpc-flow-log",
+            aws.ec2.FlowLogArgs(
+                vpc_id=self.vpc_id,
+                traffic_type="ALL",
+                log_destination_type="s3",
+                log_destination=self.log_bucket.arn.apply(lambda a: f"{a}/{FLOW_LOG_PREFIX}/"),
+                tags={"Name": self.physical_name("flow-log")},
+            ),
+            opts=self._opts(),
+        )
 
     # ---------------------------------------------------------------- EKS
 
@@ -198,14 +430,10 @@ class AwsTarget(Target):
         spec = self.stack.kubernetes
         n = f"{self.name}-eks"
         self.cluster_name = self.physical_name()
-        role = aws.iam.Role(
-            n,
-            aws.iam.RoleArgs(
-                name=self.physical_name("eks"), assume_role_policy=_assume("eks.amazonaws.com")
-            ),
-            opts=self._opts(),
-        )
+        role = self.cluster_role
         attachments = self._attach(n, role, _EKS_CLUSTER_POLICIES)
+        # EKS writes control-plane logs here; declared so they are encrypted and expire.
+        logs = self.log_group(f"{n}-logs", f"/aws/eks/{self.cluster_name}/cluster", self)
         public = [str(c) for c in spec.public_access_cidrs]
         self.cluster = aws.eks.Cluster(
             n,
@@ -227,10 +455,10 @@ class AwsTarget(Target):
                     resources=["secrets"],
                     provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=self.kms_key.arn),
                 ),
-                enabled_cluster_log_types=["api", "audit", "authenticator"],
+                enabled_cluster_log_types=EKS_LOG_TYPES,
                 deletion_protection=True,
             ),
-            opts=self._opts(depends_on=attachments),
+            opts=self._opts(depends_on=[*attachments, logs]),
         )
         issuer = self.cluster.identities[0].oidcs[0].issuer
         self.oidc = aws.iam.OpenIdConnectProvider(
@@ -278,6 +506,33 @@ class AwsTarget(Target):
             f"{n}-ebs-csi", "ebs-csi", "kube-system", "ebs-csi-controller-sa", parent=self
         )
         self._attach(f"{n}-ebs-csi", ebs_role, [_EBS_CSI_POLICY])
+        # The managed policy covers only AWS-managed keys; volumes use the region's key.
+        aws.iam.RolePolicy(
+            f"{n}-ebs-csi-kms",
+            aws.iam.RolePolicyArgs(
+                role=ebs_role.id,
+                policy=self.kms_key.arn.apply(
+                    lambda arn: json.dumps(
+                        {
+                            "Version": "2012-10-17",
+                            "Statement": [
+                                {
+                                    "Effect": "Allow",
+                                    "Action": [
+                                        *_KMS_USE,
+                                        "kms:CreateGrant",
+                                        "kms:ListGrants",
+                                        "kms:RevokeGrant",
+                                    ],
+                                    "Resource": [arn],
+                                }
+                            ],
+                        }
+                    )
+                ),
+            ),
+            opts=self._opts(),
+        )
         addons = []
         for addon, version in versions.EKS_ADDONS.items():
             addons.append(
@@ -291,6 +546,9 @@ class AwsTarget(Target):
                         resolve_conflicts_on_update="OVERWRITE",
                         service_account_role_arn=ebs_role.arn
                         if addon == "aws-ebs-csi-driver"
+                        else None,
+                        configuration_values=json.dumps(VPC_CNI_CONFIGURATION)
+                        if addon == "vpc-cni"
                         else None,
                     ),
                     opts=self._opts(depends_on=groups),
@@ -373,11 +631,77 @@ class AwsTarget(Target):
     def _create_bucket(self, purpose: str, lifecycle: Lifecycle) -> Bucket:
         n = f"{self.name}-bucket-{purpose}"
         name = self.physical_name(purpose)
+        transitions = None
+        if lifecycle.cold_after_days:
+            transitions = [
+                aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
+                    days=lifecycle.cold_after_days, storage_class="STANDARD_IA"
+                )
+            ]
+        bucket, guards = self._s3_bucket(
+            purpose,
+            name,
+            encryption=_SseDefault(sse_algorithm="aws:kms", kms_master_key_id=self.kms_key.arn),
+            lifecycle_rule=aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id=f"rtdi-{purpose}",
+                status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                    days_after_initiation=ABORT_MULTIPART_DAYS
+                ),
+                noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                    noncurrent_days=lifecycle.noncurrent_days
+                ),
+                transitions=transitions,
+            ),
+        )
+        # Server access logs: who read or wrote which object, kept in the region's log bucket.
+        guards.append(
+            aws.s3.BucketLogging(
+                n,
+                aws.s3.BucketLoggingInitArgs(
+                    bucket=bucket.id,
+                    target_bucket=self.log_bucket.id,
+                    target_prefix=f"{ACCESS_LOG_PREFIX}/{name}/",
+                ),
+                opts=self._opts(),
+            )
+        )
+        return Bucket(
+            purpose=purpose,
+            scheme="s3",
+            name=bucket.bucket,
+            uri=bucket.bucket.apply(lambda b: f"s3://{b}"),
+            resources=[bucket, *guards],
+            cloud_region=self.region.name,
+        )
+
+    def _s3_bucket(
+        self,
+        purpose: str,
+        name: str,
+        encryption: _SseDefault,
+        lifecycle_rule: aws.s3.BucketLifecycleConfigurationRuleArgs,
+        extra_statements: pulumi.Output[list[dict]] | None = None,
+    ) -> tuple[aws.s3.Bucket, list[pulumi.Resource]]:
+        """A private, versioned, encrypted bucket that refuses plain HTTP, with its lifecycle."""
+        n = f"{self.name}-bucket-{purpose}"
         opts = self._opts()
         bucket = aws.s3.Bucket(
             n, aws.s3.BucketArgs(bucket=name, tags={LABEL_PURPOSE: purpose}), opts=opts
         )
-        guards = [
+        extra = extra_statements if extra_statements is not None else pulumi.Output.from_input([])
+        versioning = aws.s3.BucketVersioning(
+            n,
+            aws.s3.BucketVersioningInitArgs(
+                bucket=bucket.id,
+                versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+                    status="Enabled"
+                ),
+            ),
+            opts=opts,
+        )
+        guards: list[pulumi.Resource] = [
             aws.s3.BucketPublicAccessBlock(
                 n,
                 aws.s3.BucketPublicAccessBlockArgs(
@@ -405,32 +729,20 @@ class AwsTarget(Target):
                     bucket=bucket.id,
                     rules=[
                         aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                            apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                                sse_algorithm="aws:kms",
-                                kms_master_key_id=self.kms_key.arn,
-                            ),
+                            apply_server_side_encryption_by_default=encryption,
                             bucket_key_enabled=True,
                         )
                     ],
                 ),
                 opts=opts,
             ),
-            aws.s3.BucketVersioning(
-                n,
-                aws.s3.BucketVersioningInitArgs(
-                    bucket=bucket.id,
-                    versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
-                        status="Enabled"
-                    ),
-                ),
-                opts=opts,
-            ),
+            versioning,
             aws.s3.BucketPolicy(
                 n,
                 aws.s3.BucketPolicyArgs(
                     bucket=bucket.id,
-                    policy=bucket.arn.apply(
-                        lambda arn: json.dumps(
+                    policy=pulumi.Output.all(bucket.arn, extra).apply(
+                        lambda a: json.dumps(
                             {
                                 "Version": "2012-10-17",
                                 "Statement": [
@@ -439,9 +751,10 @@ class AwsTarget(Target):
                                         "Effect": "Deny",
                                         "Principal": "*",
                                         "Action": "s3:*",
-                                        "Resource": [arn, f"{arn}/*"],
+                                        "Resource": [a[0], f"{a[0]}/*"],
                                         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                                    }
+                                    },
+                                    *a[1],
                                 ],
                             }
                         )
@@ -449,47 +762,13 @@ class AwsTarget(Target):
                 ),
                 opts=opts,
             ),
-        ]
-        transitions = None
-        if lifecycle.cold_after_days:
-            transitions = [
-                aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
-                    days=lifecycle.cold_after_days, storage_class="STANDARD_IA"
-                )
-            ]
-        guards.append(
             aws.s3.BucketLifecycleConfiguration(
                 n,
-                aws.s3.BucketLifecycleConfigurationArgs(
-                    bucket=bucket.id,
-                    rules=[
-                        aws.s3.BucketLifecycleConfigurationRuleArgs(
-                            id=f"rtdi-{purpose}",
-                            status="Enabled",
-                            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                            abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                                days_after_initiation=ABORT_MULTIPART_DAYS
-                            ),
-                            noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                                noncurrent_days=lifecycle.noncurrent_days
-                            ),
-                            transitions=transitions,
-                        )
-                    ],
-                ),
-                opts=pulumi.ResourceOptions(
-                    parent=self, provider=self.provider, depends_on=[guards[3]]
-                ),
-            )
-        )
-        return Bucket(
-            purpose=purpose,
-            scheme="s3",
-            name=bucket.bucket,
-            uri=bucket.bucket.apply(lambda b: f"s3://{b}"),
-            resources=[bucket, *guards],
-            cloud_region=self.region.name,
-        )
+                aws.s3.BucketLifecycleConfigurationArgs(bucket=bucket.id, rules=[lifecycle_rule]),
+                opts=self._opts(depends_on=[versioning]),
+            ),
+        ]
+        return bucket, guards
 
     def workload_identity(
         self, name, namespace, service_account, buckets: Sequence[Bucket], parent, depends_on=()

@@ -2,6 +2,11 @@
 
 Workloads reach GCS through Workload Identity: one Google service account per workload that only
 its Kubernetes service account may impersonate.
+
+The secure default posture: GKE runs Dataplane V2, which enforces Kubernetes NetworkPolicies
+(those Strimzi creates among them), and logs its system components, API server, controller
+manager, scheduler and workloads; the subnetwork has flow logs; every data bucket writes usage
+logs into the region's log bucket.
 """
 
 from __future__ import annotations
@@ -35,6 +40,19 @@ _NODE_ROLES = [
     "roles/artifactregistry.reader",
 ]
 KEY_ROTATION = "7776000s"  # 90 days
+# GKE components whose logs go to Cloud Logging: the whole control plane and the workloads.
+GKE_LOG_COMPONENTS = [
+    "SYSTEM_COMPONENTS",
+    "APISERVER",
+    "CONTROLLER_MANAGER",
+    "SCHEDULER",
+    "WORKLOADS",
+]
+# Dataplane V2 (Cilium) enforces NetworkPolicy itself; GKE refuses it together with Calico.
+GKE_DATAPATH = "ADVANCED_DATAPATH"
+LOG_RETENTION_DAYS = 365
+# Google's usage-log writer; with uniform bucket-level access it needs an IAM grant.
+STORAGE_ANALYTICS = "group:cloud-storage-analytics@google.com"
 
 
 def account_id(*parts: str) -> str:
@@ -68,6 +86,7 @@ class GcpTarget(Target):
             opts=self.child(),
         )
         self._kms()
+        self.log_bucket = self._create_log_bucket()
         self._network()
         self._cluster()
 
@@ -112,6 +131,52 @@ class GcpTarget(Target):
                 ("managedkafka", "gcp-sa-managedkafka.iam.gserviceaccount.com"),
             )
         ]
+
+    def _create_log_bucket(self) -> gcp.storage.Bucket:
+        """The region's log bucket: the usage logs of every data bucket.
+
+        Private, versioned, encrypted with the region's key (GCS's service agent may use it),
+        logs deleted after a year; Google's usage-log writer may only create objects in it.
+        """
+        n = f"{self.name}-bucket-logs"
+        bucket = gcp.storage.Bucket(
+            n,
+            gcp.storage.BucketArgs(
+                name=self.physical_name("logs"),
+                location=self.region.name.upper(),
+                storage_class="STANDARD",
+                uniform_bucket_level_access=True,
+                public_access_prevention="enforced",
+                versioning=gcp.storage.BucketVersioningArgs(enabled=True),
+                encryption=gcp.storage.BucketEncryptionArgs(default_kms_key_name=self.kms_key.id),
+                lifecycle_rules=[
+                    gcp.storage.BucketLifecycleRuleArgs(
+                        action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                        condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                            age=LOG_RETENTION_DAYS
+                        ),
+                    ),
+                    gcp.storage.BucketLifecycleRuleArgs(
+                        action=gcp.storage.BucketLifecycleRuleActionArgs(
+                            type="AbortIncompleteMultipartUpload"
+                        ),
+                        condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                            age=ABORT_MULTIPART_DAYS
+                        ),
+                    ),
+                ],
+                labels={LABEL_PURPOSE: "logs"},
+            ),
+            opts=self._opts(depends_on=self.kms_grants),
+        )
+        self.log_writer = gcp.storage.BucketIAMMember(
+            n,
+            gcp.storage.BucketIAMMemberArgs(
+                bucket=bucket.name, role="roles/storage.objectCreator", member=STORAGE_ANALYTICS
+            ),
+            opts=self._opts(),
+        )
+        return bucket
 
     def _network(self) -> None:
         net = self.stack.network
@@ -231,6 +296,10 @@ class GcpTarget(Target):
                     state="ENCRYPTED", key_name=self.kms_key.id
                 ),
                 enable_shielded_nodes=True,
+                datapath_provider=GKE_DATAPATH,
+                logging_config=gcp.container.ClusterLoggingConfigArgs(
+                    enable_components=GKE_LOG_COMPONENTS
+                ),
                 remove_default_node_pool=True,
                 initial_node_count=1,
                 deletion_protection=True,
@@ -331,8 +400,11 @@ class GcpTarget(Target):
                 encryption=gcp.storage.BucketEncryptionArgs(default_kms_key_name=self.kms_key.id),
                 lifecycle_rules=rules,
                 labels={LABEL_PURPOSE: purpose},
+                logging=gcp.storage.BucketLoggingArgs(
+                    log_bucket=self.log_bucket.name, log_object_prefix=self.physical_name(purpose)
+                ),
             ),
-            opts=self._opts(depends_on=self.kms_grants),
+            opts=self._opts(depends_on=[*self.kms_grants, self.log_writer]),
         )
         return Bucket(
             purpose=purpose,

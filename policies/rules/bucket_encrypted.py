@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from policies.engine import Context, Param, Rule
 from policies.rules._common import GCS_BUCKET, S3_BUCKETS, guards_of
-from policies.view import dig, items, text
+from policies.view import dig, items, references, text
 
 SSE = (
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
     "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
 )
 KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
+S3_LOGGING = ("aws:s3/bucketLogging:BucketLogging", "aws:s3/bucketLoggingV2:BucketLoggingV2")
 
 REQUIRE_CMK = Param(
     "requireCustomerManagedKey",
@@ -61,12 +62,18 @@ class BucketEncrypted(Rule):
                     )
                     continue
                 default = [dig(r, "applyServerSideEncryptionByDefault") for r in rules]
+                # AWS delivers server access logs only into an SSE-S3 bucket: a bucket that some
+                # BucketLogging targets may (and must) use AES256.
+                log_destination = any(
+                    references(g, "targetBucket", bucket) for g in ctx.view.of_type(*S3_LOGGING)
+                )
                 ok = [
                     d
                     for d in default
                     if d is not None
                     and (
                         not cmk
+                        or (log_destination and dig(d, "sseAlgorithm") == "AES256")
                         or (
                             dig(d, "sseAlgorithm") in KMS_ALGORITHMS
                             and text(dig(d, "kmsMasterKeyId"))

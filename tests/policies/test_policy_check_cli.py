@@ -208,10 +208,16 @@ def test_edited_plan_as_json(planned_dir, tmp_path):
     )
     code, out, _ = run_cli(["check", "--plan", str(path.parent), "--format", "json"])
     doc = json.loads(out)
-    assert code == 1 and doc["summary"]["passed"] is False and doc["summary"]["mandatory"] == 1
-    (v,) = doc["violations"]
-    assert v["rule"] == "bucket-not-public" and v["enforcement"] == "mandatory"
-    assert "BucketPublicAccessBlock::" in v["urn"] and "restrictPublicBuckets" in v["message"]
+    # One violation per edited block (a region has its data buckets and its log bucket).
+    edited = sum(
+        e["type"] == "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+        for e in json.loads(path.read_text())
+    )
+    assert code == 1 and doc["summary"]["passed"] is False
+    assert doc["summary"]["mandatory"] == len(doc["violations"]) == edited
+    for v in doc["violations"]:
+        assert v["rule"] == "bucket-not-public" and v["enforcement"] == "mandatory"
+        assert "BucketPublicAccessBlock::" in v["urn"] and "restrictPublicBuckets" in v["message"]
 
 
 def test_policy_config_can_demote_a_rule(planned_dir, tmp_path):

@@ -3,7 +3,8 @@
 MSK clusters take SASL/SCRAM (for MirrorMaker 2 and clients outside AWS) and IAM (which the MSK
 Replicator requires). SCRAM passwords live in Secrets Manager under the `AmazonMSK_` prefix,
 encrypted with the region's KMS key, as MSK demands. MSK sets no ACLs through its API, so any
-authenticated principal may use the cluster; rtdi does not manage Kafka ACLs on MSK.
+authenticated principal may use the cluster; rtdi does not manage Kafka ACLs on MSK. Broker logs
+go to a CloudWatch log group per cluster, encrypted with the region's key and kept for a while.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class MskCluster(pulumi.ComponentResource):
             ),
             opts=aws_opts,
         )
+        broker_logs = target.log_group(f"{name}-broker-logs", f"/rtdi/msk/{physical}", self)
         configuration = aws.msk.Configuration(
             name,
             aws.msk.ConfigurationArgs(
@@ -112,6 +114,13 @@ class MskCluster(pulumi.ComponentResource):
                 ),
                 configuration_info=aws.msk.ClusterConfigurationInfoArgs(
                     arn=configuration.arn, revision=configuration.latest_revision
+                ),
+                logging_info=aws.msk.ClusterLoggingInfoArgs(
+                    broker_logs=aws.msk.ClusterLoggingInfoBrokerLogsArgs(
+                        cloudwatch_logs=aws.msk.ClusterLoggingInfoBrokerLogsCloudwatchLogsArgs(
+                            enabled=True, log_group=broker_logs.name
+                        )
+                    )
                 ),
                 tags={"rtdi-kafka-role": role},
             ),

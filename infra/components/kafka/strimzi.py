@@ -37,6 +37,8 @@ API = "kafka.strimzi.io/v1"
 LABEL_ROLE = "rtdi-kafka-role"
 LABEL_ZONE = "rtdi-zone"
 CONTROLLER_STORAGE_GIB = 20
+# The operator's CPU limit, stated so the plan shows it (the chart's default is the same 1 CPU).
+OPERATOR_CPU_LIMIT = "1"
 AIVEN_RSM = "io.aiven.kafka.tieredstorage.RemoteStorageManager"
 S3_STORAGE = "io.aiven.kafka.tieredstorage.storage.s3.S3Storage"
 GCS_STORAGE = "io.aiven.kafka.tieredstorage.storage.gcs.GcsStorage"
@@ -78,9 +80,11 @@ class StrimziOperator(pulumi.ComponentResource):
                     "watchNamespaces": [NAMESPACE],
                     "replicas": 2,
                     "leaderElection": {"enable": True},
+                    # Every value stated: left out, the chart's CPU limit of 1 applies unseen. One
+                    # CPU bounds a reconcile storm; the operator idles far below it.
                     "resources": {
                         "requests": {"cpu": "200m", "memory": "384Mi"},
-                        "limits": {"memory": "384Mi"},
+                        "limits": {"cpu": OPERATOR_CPU_LIMIT, "memory": "384Mi"},
                     },
                 },
             ),
