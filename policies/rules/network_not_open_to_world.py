@@ -1,0 +1,212 @@
+"""Security: no network rule, API endpoint or Kubernetes service admits the whole internet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from policies.engine import Context, Param, Rule
+from policies.rules._cidrs import covers_internet, public_ranges, strings
+from policies.rules._common import EKS_CLUSTER, GKE_CLUSTER, kafkas
+from policies.rules.kafka_no_public_access import DEFAULT_INTERNAL
+from policies.view import (
+    LABEL_REGION,
+    Resource,
+    StackView,
+    as_bool,
+    dig,
+    items,
+    references,
+    split_region_id,
+    str_map,
+    text,
+)
+
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+SG_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+FIREWALL = "gcp:compute/firewall:Firewall"
+SERVICE = "kubernetes:core/v1:Service"
+
+
+class NetworkNotOpenToWorld(Rule):
+    id = "network-not-open-to-world"
+    category = "security"
+    description = (
+        "No ingress admits the whole internet: the source CIDRs of an AWS security group (its "
+        "inline ingress blocks plus every SecurityGroupIngressRule and ingress SecurityGroupRule "
+        "attached to it), of an enabled GCP INGRESS allow firewall (sourceRanges; none and no "
+        "source tags or service accounts means 0.0.0.0/0), of a public EKS endpoint "
+        "(vpcConfig.publicAccessCidrs; none means 0.0.0.0/0) and of GKE authorized networks, "
+        "taken together, do not cover every public IPv4 or IPv6 address (0.0.0.0/0, ::/0, or "
+        "unions such as 0.0.0.0/1 + 128.0.0.0/1). Strimzi listeners are not of type nodeport and "
+        "Kubernetes Services are not NodePort, nor LoadBalancer without an internal annotation or "
+        "private loadBalancerSourceRanges. Clouds in exemptClouds are not checked for nodeports "
+        "and services."
+    )
+    why = (
+        "A rule open to every address makes each service behind it one credential leak or one "
+        "CVE away from anyone on the internet; ranges that add up to the internet are the same "
+        "hole written in two lines. Egress is not exposure and is not checked."
+    )
+    severity = "critical"
+    params = (
+        Param(
+            "exemptClouds",
+            ["onprem"],
+            "Clouds whose node addresses and load balancers are site-private by construction; "
+            "their nodeport listeners and Kubernetes Services are not checked.",
+            {"type": "array", "items": {"type": "string"}},
+        ),
+        Param(
+            "internalLoadBalancerAnnotations",
+            DEFAULT_INTERNAL,
+            "Service annotations (key: value, value compared case-insensitively) that make a "
+            "cloud load balancer internal.",
+            {"type": "object", "additionalProperties": {"type": "string"}},
+        ),
+    )
+
+    def check(self, ctx: Context) -> None:
+        view = ctx.view
+        self._security_groups(ctx, view)
+        self._firewalls(ctx, view)
+        self._api_endpoints(ctx, view)
+        if split_region_id(view.region_id or "")[0] in ctx["exemptClouds"]:
+            return
+        self._kubernetes(ctx, view)
+
+    def _security_groups(self, ctx: Context, view: StackView) -> None:
+        attached = view.of_type(SG_INGRESS_RULE, SG_RULE)
+        for group in view.of_type(SECURITY_GROUP):
+            with ctx.guard(group):
+                sources: list[str] = []
+                for block in items(dig(group.props, "ingress")):
+                    sources += _sg_sources(block)
+                for rule in attached:
+                    if rule.type == SG_RULE and text(dig(rule.props, "type")) != "ingress":
+                        continue
+                    if references(rule, "securityGroupId", group):
+                        sources += _sg_sources(rule.props)
+                _report_open(ctx, group, f"security group {group.name} ingress", sources)
+        for rule in attached:
+            with ctx.guard(rule):
+                if rule.type == SG_RULE and text(dig(rule.props, "type")) != "ingress":
+                    continue
+                if not any(
+                    references(rule, "securityGroupId", g) for g in view.of_type(SECURITY_GROUP)
+                ):
+                    _report_open(ctx, rule, "ingress rule", _sg_sources(rule.props))
+
+    def _firewalls(self, ctx: Context, view: StackView) -> None:
+        for fw in view.of_type(FIREWALL):
+            with ctx.guard(fw):
+                direction = (text(dig(fw.props, "direction")) or "INGRESS").upper()
+                if direction != "INGRESS" or as_bool(dig(fw.props, "disabled")) is True:
+                    continue
+                if not items(dig(fw.props, "allows")):
+                    continue  # a deny rule narrows access
+                ranges = strings(items(dig(fw.props, "sourceRanges")))
+                other = items(dig(fw.props, "sourceTags")) or items(
+                    dig(fw.props, "sourceServiceAccounts")
+                )
+                if not ranges and not other:
+                    ctx.report(
+                        fw,
+                        "ingress firewall names no source, so GCP admits 0.0.0.0/0; set "
+                        "sourceRanges to the regions' private ranges",
+                    )
+                    continue
+                _report_open(ctx, fw, "ingress firewall sourceRanges", ranges)
+
+    def _api_endpoints(self, ctx: Context, view: StackView) -> None:
+        for cluster in view.of_type(EKS_CLUSTER):
+            with ctx.guard(cluster):
+                vpc = dig(cluster.props, "vpcConfig")
+                if as_bool(dig(vpc, "endpointPublicAccess")) is False:
+                    continue
+                cidrs = strings(items(dig(vpc, "publicAccessCidrs")))
+                if not cidrs:
+                    ctx.report(
+                        cluster,
+                        "EKS API endpoint is public with no publicAccessCidrs, which AWS reads "
+                        "as 0.0.0.0/0; set endpointPublicAccess false or list the operators' "
+                        "ranges",
+                    )
+                    continue
+                _report_open(ctx, cluster, "EKS vpcConfig.publicAccessCidrs", cidrs)
+        for cluster in view.of_type(GKE_CLUSTER):
+            with ctx.guard(cluster):
+                private = dig(cluster.props, "privateClusterConfig")
+                if as_bool(dig(private, "enablePrivateEndpoint")) is True:
+                    continue
+                blocks = strings(
+                    dig(b, "cidrBlock")
+                    for b in items(
+                        dig(cluster.props, "masterAuthorizedNetworksConfig", "cidrBlocks")
+                    )
+                )
+                _report_open(ctx, cluster, "GKE masterAuthorizedNetworksConfig cidrBlocks", blocks)
+
+    def _kubernetes(self, ctx: Context, view: StackView) -> None:
+        internal = {k: v.lower() for k, v in ctx["internalLoadBalancerAnnotations"].items()}
+        for kafka in kafkas(view):
+            with ctx.guard(kafka):
+                region_id = kafka.labels.get(LABEL_REGION) or view.region_id or ""
+                if split_region_id(region_id)[0] in ctx["exemptClouds"]:
+                    continue
+                for listener in items(dig(kafka.props, "spec", "kafka", "listeners")):
+                    if (text(dig(listener, "type")) or "").lower() == "nodeport":
+                        ctx.report(
+                            kafka,
+                            f"Kafka {kafka.k8s_name}: listener {dig(listener, 'name')!r} of type "
+                            "nodeport opens a port on every node's address; use an internal "
+                            "loadbalancer listener",
+                        )
+        for svc in view.of_type(SERVICE):
+            with ctx.guard(svc):
+                kind = text(dig(svc.props, "spec", "type")) or "ClusterIP"
+                name = svc.k8s_name or svc.name
+                if kind == "NodePort":
+                    ctx.report(
+                        svc,
+                        f"Service {name} of type NodePort opens a port on every node's "
+                        "address; use ClusterIP or an internal LoadBalancer",
+                    )
+                if kind != "LoadBalancer":
+                    continue
+                annotations = str_map(dig(svc.props, "metadata", "annotations"))
+                if any(annotations.get(k, "").lower() == v for k, v in internal.items()):
+                    continue
+                ranges = strings(items(dig(svc.props, "spec", "loadBalancerSourceRanges")))
+                if ranges and not covers_internet(ranges):
+                    continue
+                ctx.report(
+                    svc,
+                    f"Service {name} of type LoadBalancer gets a public load balancer open to "
+                    f"{', '.join(ranges) if ranges else 'any address'}; annotate it internal or "
+                    "set loadBalancerSourceRanges to private ranges",
+                )
+
+
+def _sg_sources(block: Any) -> list[str]:
+    """Source CIDRs of an inline ingress block, a SecurityGroupRule or an IngressRule."""
+    return [
+        *strings(items(dig(block, "cidrBlocks"))),
+        *strings(items(dig(block, "ipv6CidrBlocks"))),
+        *strings([dig(block, "cidrIpv4"), dig(block, "cidrIpv6")]),
+    ]
+
+
+def _report_open(ctx: Context, where: Resource, what: str, sources: Iterable[str]) -> None:
+    sources = list(sources)
+    if covers_internet(sources):
+        wide = public_ranges(sources)
+        ctx.report(
+            where,
+            f"{what} admits the whole internet ({', '.join(wide)} together cover every public "
+            "address); allow only the regions' private ranges or named operator ranges",
+        )
+
+
+RULE = NetworkNotOpenToWorld()
