@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from typing import Any
+
 from policies.engine import Context, Rule
-from policies.rules._iam import document, public_statements
-from policies.view import Resource, StackView, dig, items, references
+from policies.rules._iam import document, public_statements, statements
+from policies.view import Resource, StackView, dig, is_list, items, references
 
 KMS_KEY = "aws:kms/key:Key"
 KMS_KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"
@@ -17,6 +21,8 @@ GCP_KMS_IAM = (
     "gcp:kms/keyRingIAMPolicy:KeyRingIAMPolicy",
 )
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
+# An account's root principal, as an ARN or as the bare account id.
+ACCOUNT_ROOT = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:root|\d{12}")
 
 
 class KmsKeyPolicy(Rule):
@@ -24,8 +30,9 @@ class KmsKeyPolicy(Rule):
     category = "security"
     description = (
         "Every AWS KMS key has an explicit key policy (its policy input, or an "
-        "aws.kms.KeyPolicy whose keyId is the key) instead of AWS's default, which delegates "
-        "every kms:* action to any IAM identity of the account; no statement allows Principal * "
+        "aws.kms.KeyPolicy whose keyId is the key) that is not AWS's default (only kms:* to the "
+        "account root, which delegates the key to every IAM identity of the account); no "
+        "statement allows Principal * "
         "without a condition pinning the account, organization or VPC. GCP KMS key and key ring "
         "IAM members, bindings and policies grant nothing to allUsers/allAuthenticatedUsers."
     )
@@ -53,8 +60,16 @@ class KmsKeyPolicy(Rule):
                     continue
                 if any(d is None for d in docs):
                     ctx.report(key, "policy is not a JSON policy document; write one")
-                for doc in docs:
-                    public = public_statements(doc) if doc is not None else []
+                known = [d for d in docs if d is not None]
+                if known and all(_only_delegates_to_account(d) for d in known):
+                    ctx.report(
+                        key,
+                        "key policy only grants kms:* to the account root, which is AWS's "
+                        "default: every IAM identity of the account with kms:* may use it; grant "
+                        "the roles that administer and use the key instead",
+                    )
+                for doc in known:
+                    public = public_statements(doc)
                     if public:
                         ctx.report(
                             key,
@@ -74,6 +89,27 @@ class KmsKeyPolicy(Rule):
                         f"grants {', '.join(public)} use of the key; grant named service "
                         "accounts only",
                     )
+
+
+def _only_delegates_to_account(doc: Mapping[str, Any]) -> bool:
+    """Is this AWS's default key policy: every statement allows kms:* to an account root?"""
+    found = statements(doc)
+    return bool(found) and all(
+        s.get("Effect") == "Allow"
+        and "Condition" not in s
+        and set(_values(s.get("Action"))) == {"kms:*"}
+        and isinstance(s.get("Principal"), Mapping)
+        and set(s["Principal"]) == {"AWS"}
+        and all(
+            isinstance(p, str) and bool(ACCOUNT_ROOT.fullmatch(p))
+            for p in _values(s["Principal"]["AWS"])
+        )
+        for s in found
+    )
+
+
+def _values(value: Any) -> list[Any]:
+    return items(value) if is_list(value) else [value]
 
 
 def _key_policies(view: StackView, key: Resource) -> list[Resource]:
