@@ -6,7 +6,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from policies.engine import Context, Param, Rule
-from policies.rules._cidrs import covers_internet, public_ranges, strings
+from policies.rules._cidrs import (
+    Grant,
+    Opening,
+    covers_internet,
+    grant,
+    openings,
+    public_ranges,
+    strings,
+)
 from policies.rules._common import EKS_CLUSTER, GKE_CLUSTER, kafkas
 from policies.rules.kafka_no_public_access import DEFAULT_INTERNAL
 from policies.view import (
@@ -17,6 +25,7 @@ from policies.view import (
     dig,
     items,
     references,
+    safe,
     split_region_id,
     str_map,
     text,
@@ -33,10 +42,11 @@ class NetworkNotOpenToWorld(Rule):
     id = "network-not-open-to-world"
     category = "security"
     description = (
-        "No ingress admits the whole internet: the source CIDRs of an AWS security group (its "
-        "inline ingress blocks plus every SecurityGroupIngressRule and ingress SecurityGroupRule "
-        "attached to it), of an enabled GCP INGRESS allow firewall (sourceRanges; none and no "
-        "source tags or service accounts means 0.0.0.0/0), of a public EKS endpoint "
+        "No ingress admits the whole internet on any protocol and port: the source CIDRs of an "
+        "AWS security group (its inline ingress blocks plus every SecurityGroupIngressRule and "
+        "ingress SecurityGroupRule attached to it), of the enabled GCP INGRESS allow firewalls "
+        "of one network and target set (sourceRanges; none and no source tags or service "
+        "accounts means 0.0.0.0/0), of a public EKS endpoint "
         "(vpcConfig.publicAccessCidrs; none means 0.0.0.0/0) and of GKE authorized networks, "
         "taken together, do not cover every public IPv4 or IPv6 address (0.0.0.0/0, ::/0, or "
         "unions such as 0.0.0.0/1 + 128.0.0.0/1). Strimzi listeners are not of type nodeport and "
@@ -77,28 +87,32 @@ class NetworkNotOpenToWorld(Rule):
         self._kubernetes(ctx, view)
 
     def _security_groups(self, ctx: Context, view: StackView) -> None:
-        attached = view.of_type(SG_INGRESS_RULE, SG_RULE)
-        for group in view.of_type(SECURITY_GROUP):
+        groups = view.of_type(SECURITY_GROUP)
+        attached = [
+            r
+            for r in view.of_type(SG_INGRESS_RULE, SG_RULE)
+            if r.type == SG_INGRESS_RULE or safe(lambda r=r: text(dig(r.props, "type"))) != "egress"
+        ]
+        for group in groups:
             with ctx.guard(group):
-                sources: list[str] = []
-                for block in items(dig(group.props, "ingress")):
-                    sources += _sg_sources(block)
+                grants = [_sg_grant(b, group.name) for b in items(dig(group.props, "ingress"))]
                 for rule in attached:
-                    if rule.type == SG_RULE and text(dig(rule.props, "type")) != "ingress":
-                        continue
                     if references(rule, "securityGroupId", group):
-                        sources += _sg_sources(rule.props)
-                _report_open(ctx, group, f"security group {group.name} ingress", sources)
+                        grants.append(_sg_grant(rule.props, rule.name))
+                for opening in openings(grants):
+                    _report(ctx, group, f"security group {group.name} ingress", opening)
         for rule in attached:
             with ctx.guard(rule):
-                if rule.type == SG_RULE and text(dig(rule.props, "type")) != "ingress":
+                if text(dig(rule.props, "type")) not in (None, "ingress"):
                     continue
-                if not any(
-                    references(rule, "securityGroupId", g) for g in view.of_type(SECURITY_GROUP)
-                ):
-                    _report_open(ctx, rule, "ingress rule", _sg_sources(rule.props))
+                if not any(references(rule, "securityGroupId", g) for g in groups):
+                    for opening in openings([_sg_grant(rule.props, rule.name)]):
+                        _report(ctx, rule, "ingress rule", opening)
 
     def _firewalls(self, ctx: Context, view: StackView) -> None:
+        """Firewalls on one network that apply to the same targets add up; one that names no
+        target applies to every instance, so it joins every target set of its network."""
+        by_targets: dict[tuple[str, frozenset[str]], list[Resource]] = {}
         for fw in view.of_type(FIREWALL):
             with ctx.guard(fw):
                 direction = (text(dig(fw.props, "direction")) or "INGRESS").upper()
@@ -117,7 +131,35 @@ class NetworkNotOpenToWorld(Rule):
                         "sourceRanges to the regions' private ranges",
                     )
                     continue
-                _report_open(ctx, fw, "ingress firewall sourceRanges", ranges)
+                targets = frozenset(
+                    [f"tag:{t}" for t in strings(items(dig(fw.props, "targetTags")))]
+                    + [f"sa:{t}" for t in strings(items(dig(fw.props, "targetServiceAccounts")))]
+                )
+                network = text(dig(fw.props, "network")) or ""
+                by_targets.setdefault((network, targets), []).append(fw)
+        for (network, targets), firewalls in by_targets.items():
+            with ctx.guard(firewalls[0]):
+                if targets:
+                    firewalls = firewalls + by_targets.get((network, frozenset()), [])
+                grants = [
+                    grant(
+                        dig(a, "protocol"), low, high, items(dig(fw.props, "sourceRanges")), fw.name
+                    )
+                    for fw in firewalls
+                    for a in items(dig(fw.props, "allows"))
+                    for low, high in _gcp_ports(dig(a, "ports"))
+                ]
+                by_name = {fw.name: fw for fw in firewalls}
+                for opening in openings(grants):
+                    names = ", ".join(opening.sources)
+                    for source in opening.sources:
+                        what = (
+                            "ingress firewall"
+                            if len(opening.sources) == 1
+                            else f"ingress firewalls {names} (same network and targets)"
+                        )
+                        verb = "admits" if len(opening.sources) == 1 else "admit"
+                        _report(ctx, by_name[source], what, opening, verb)
 
     def _api_endpoints(self, ctx: Context, view: StackView) -> None:
         for cluster in view.of_type(EKS_CLUSTER):
@@ -189,23 +231,48 @@ class NetworkNotOpenToWorld(Rule):
                 )
 
 
-def _sg_sources(block: Any) -> list[str]:
-    """Source CIDRs of an inline ingress block, a SecurityGroupRule or an IngressRule."""
-    return [
-        *strings(items(dig(block, "cidrBlocks"))),
-        *strings(items(dig(block, "ipv6CidrBlocks"))),
-        *strings([dig(block, "cidrIpv4"), dig(block, "cidrIpv6")]),
+def _sg_grant(block: Any, source: str) -> Grant:
+    """An inline ingress block, a SecurityGroupRule or a SecurityGroupIngressRule as a Grant."""
+    cidrs = [
+        *items(dig(block, "cidrBlocks")),
+        *items(dig(block, "ipv6CidrBlocks")),
+        dig(block, "cidrIpv4"),
+        dig(block, "cidrIpv6"),
     ]
+    protocol = (
+        dig(block, "protocol") if dig(block, "protocol") is not None else dig(block, "ipProtocol")
+    )
+    return grant(protocol, dig(block, "fromPort"), dig(block, "toPort"), cidrs, source)
+
+
+def _gcp_ports(ports: Any) -> list[tuple[Any, Any]]:
+    """A GCP allow's ports ("443", "8000-9000"); none means every port."""
+    out: list[tuple[Any, Any]] = []
+    for p in strings(items(ports)):
+        low, _, high = p.partition("-")
+        out.append((low, high or low))
+    return out or [(None, None)]
+
+
+def _report(
+    ctx: Context, where: Resource, what: str, opening: Opening, verb: str = "admits"
+) -> None:
+    ctx.report(
+        where,
+        f"{what} {verb} the whole internet on {opening.where} ({', '.join(opening.cidrs)} "
+        "together cover every public address); allow only the regions' private ranges or named "
+        "operator ranges",
+    )
 
 
 def _report_open(ctx: Context, where: Resource, what: str, sources: Iterable[str]) -> None:
     sources = list(sources)
     if covers_internet(sources):
-        wide = public_ranges(sources)
         ctx.report(
             where,
-            f"{what} admits the whole internet ({', '.join(wide)} together cover every public "
-            "address); allow only the regions' private ranges or named operator ranges",
+            f"{what} admits the whole internet ({', '.join(public_ranges(sources))} together "
+            "cover every public address); allow only the regions' private ranges or named "
+            "operator ranges",
         )
 
 

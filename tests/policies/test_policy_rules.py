@@ -14,7 +14,7 @@ import pytest
 from policies.config import PolicyConfig, resolve
 from policies.engine import evaluate
 from policies.rules import ALL_RULES, BY_ID
-from policies.rules._cidrs import covers_internet, public_ranges
+from policies.rules._cidrs import covers_internet, grant, openings, public_ranges
 from policies.rules._iam import public_statements, restricting_condition
 from policies.view import from_plan
 from policyfixtures import (
@@ -185,3 +185,28 @@ def test_rtdi_check_refuses_an_empty_plan_file(tmp_path):
     code, out, _ = run_cli(["check", "--plan", str(empty)])
     assert code == 1
     assert "plan-not-empty [mandatory]" in out
+
+
+def test_openings_are_per_protocol_and_port():
+    halves_apart = [
+        grant("tcp", 9096, 9096, ["0.0.0.0/1"]),
+        grant("tcp", 9098, 9098, ["128.0.0.0/1"]),
+    ]
+    assert openings(halves_apart) == []
+    udp_and_tcp = [grant("udp", 53, 53, ["0.0.0.0/1"]), grant("tcp", 53, 53, ["128.0.0.0/1"])]
+    assert openings(udp_and_tcp) == []
+    overlapping = [
+        grant("tcp", 9000, 9100, ["0.0.0.0/1"], "a"),
+        grant("6", "9096", "9098", ["128.0.0.0/1", "10.0.0.0/8"], "b"),
+    ]
+    (found,) = openings(overlapping)
+    assert (found.where, found.cidrs, found.sources) == (
+        "tcp 9096-9098",
+        ("0.0.0.0/1", "128.0.0.0/1"),
+        ("a", "b"),
+    )
+    any_protocol = [grant("-1", 0, 0, ["0.0.0.0/1"]), grant("udp", None, None, ["128.0.0.0/1"])]
+    assert [o.where for o in openings(any_protocol)] == ["udp all ports"]
+    assert [o.where for o in openings([grant("all", 22, 22, ["::/0"])])] == ["all traffic"]
+    icmp_any = [grant("icmp", -1, -1, ["0.0.0.0/0"])]
+    assert [o.where for o in openings(icmp_any)] == ["icmp all ports"]
