@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from policies.engine import Context, Param, Rule
 from policies.rules._common import EKS_CLUSTER, GCS_BUCKET, GKE_CLUSTER, MSK_CLUSTER, S3_BUCKETS
-from policies.view import Resource, StackView, as_bool, dig, items, references, safe, text
+from policies.view import (
+    Resource,
+    StackView,
+    as_bool,
+    dig,
+    identifiers,
+    items,
+    references,
+    safe,
+    text,
+)
 
 S3_LOGGING = ("aws:s3/bucketLogging:BucketLogging", "aws:s3/bucketLoggingV2:BucketLoggingV2")
 VPC = "aws:ec2/vpc:Vpc"
@@ -23,7 +33,8 @@ class AuditLogs(Rule):
     category = "security"
     description = (
         "Access and activity are logged: every S3 bucket has an aws.s3.BucketLogging(V2) "
-        "(bucket = it) with a targetBucket, except the buckets that are themselves log targets; "
+        "(bucket = it) or an inline logging block with a targetBucket, except the buckets that "
+        "are themselves log targets; "
         "every GCS bucket sets logging.logBucket, except log buckets; every declared VPC has an "
         "aws.ec2.FlowLog whose vpcId is it; every GCP subnetwork (of a purpose that allows "
         "flow logs) sets logConfig; every MSK cluster has loggingInfo.brokerLogs with "
@@ -111,13 +122,21 @@ class AuditLogs(Rule):
     def _buckets(self, ctx: Context, view: StackView) -> None:
         loggings = view.of_type(*S3_LOGGING)
         s3 = view.of_type(*S3_BUCKETS)
-        targets = {b.urn for b in s3 for g in loggings if references(g, "targetBucket", b)}
+        inline_targets = {t for b in s3 for t in safe(lambda b=b: _inline_targets(b), [])}
+        targets = {
+            b.urn
+            for b in s3
+            if any(references(g, "targetBucket", b) for g in loggings)
+            or identifiers(b) & inline_targets
+        }
         for bucket in s3:
             with ctx.guard(bucket):
                 if bucket.urn in targets:
                     continue
                 mine = [g for g in loggings if references(g, "bucket", bucket)]
-                if not any(text(dig(g.props, "targetBucket")) for g in mine):
+                if not any(text(dig(g.props, "targetBucket")) for g in mine) and not (
+                    _inline_targets(bucket)
+                ):
                     ctx.report(
                         bucket,
                         "has no access log; add aws.s3.BucketLogging with a targetBucket (a "
@@ -131,6 +150,12 @@ class AuditLogs(Rule):
                     continue
                 if not _gcs_log_bucket(bucket):
                     ctx.report(bucket, "has no access log; set logging.logBucket to a log bucket")
+
+
+def _inline_targets(bucket: Resource) -> list[str]:
+    """Target buckets of the inline logging blocks (Bucket ``logging``, BucketV2 ``loggings``)."""
+    blocks = [dig(bucket.props, "logging"), *items(dig(bucket.props, "loggings"))]
+    return [t for t in (text(dig(b, "targetBucket")) for b in blocks) if t]
 
 
 def _gcs_log_bucket(bucket: Resource) -> str | None:
