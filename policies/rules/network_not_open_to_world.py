@@ -47,7 +47,7 @@ class NetworkNotOpenToWorld(Rule):
         "ingress SecurityGroupRule attached to it), of the enabled GCP INGRESS allow firewalls "
         "of one network and target set (sourceRanges; none and no source tags or service "
         "accounts means 0.0.0.0/0), of a public EKS endpoint "
-        "(vpcConfig.publicAccessCidrs; none means 0.0.0.0/0) and of GKE authorized networks, "
+        "(vpcConfig.publicAccessCidrs) and of GKE authorized networks, "
         "taken together, do not cover every public IPv4 or IPv6 address (0.0.0.0/0, ::/0, or "
         "unions such as 0.0.0.0/1 + 128.0.0.0/1). Strimzi listeners are not of type nodeport and "
         "Kubernetes Services are not NodePort, nor LoadBalancer without an internal annotation or "
@@ -167,15 +167,8 @@ class NetworkNotOpenToWorld(Rule):
                 vpc = dig(cluster.props, "vpcConfig")
                 if as_bool(dig(vpc, "endpointPublicAccess")) is False:
                     continue
+                # No publicAccessCidrs (AWS's 0.0.0.0/0) is kubernetes-api-private's finding.
                 cidrs = strings(items(dig(vpc, "publicAccessCidrs")))
-                if not cidrs:
-                    ctx.report(
-                        cluster,
-                        "EKS API endpoint is public with no publicAccessCidrs, which AWS reads "
-                        "as 0.0.0.0/0; set endpointPublicAccess false or list the operators' "
-                        "ranges",
-                    )
-                    continue
                 _report_open(ctx, cluster, "EKS vpcConfig.publicAccessCidrs", cidrs)
         for cluster in view.of_type(GKE_CLUSTER):
             with ctx.guard(cluster):
