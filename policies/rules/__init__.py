@@ -8,20 +8,28 @@ from __future__ import annotations
 from policies.engine import Rule
 from policies.rules import (
     aggregate_receives_all_regions,
+    audit_logs,
     bucket_colocated_with_cluster,
     bucket_encrypted,
     bucket_not_public,
+    bucket_policy_no_public_principal,
     bucket_versioned,
     data_class_residency,
+    images_pinned_by_digest,
     kafka_brokers_across_zones,
     kafka_cluster_durability,
     kafka_encryption_at_rest,
     kafka_no_public_access,
     kafka_tls_only,
     kafka_topic_durability,
+    kms_key_policy,
     kubernetes_api_private,
+    kubernetes_network_policy_enforced,
     kubernetes_nodes_across_zones,
     mirrormaker_durability,
+    msk_authentication,
+    network_not_open_to_world,
+    plan_not_empty,
     region_allowed_for_jurisdiction,
     replication_destination_allowed,
     single_primary_region,
@@ -29,6 +37,8 @@ from policies.rules import (
 )
 
 MODULES = (
+    # soundness
+    plan_not_empty,
     # data placement
     region_allowed_for_jurisdiction,
     data_class_residency,
@@ -49,6 +59,13 @@ MODULES = (
     kafka_encryption_at_rest,
     kafka_no_public_access,
     kubernetes_api_private,
+    network_not_open_to_world,
+    msk_authentication,
+    bucket_policy_no_public_principal,
+    kubernetes_network_policy_enforced,
+    kms_key_policy,
+    audit_logs,
+    images_pinned_by_digest,
     # availability and topology
     stateful_workloads_have_pdb,
     single_primary_region,

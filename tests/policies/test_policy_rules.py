@@ -14,6 +14,9 @@ import pytest
 from policies.config import PolicyConfig, resolve
 from policies.engine import evaluate
 from policies.rules import ALL_RULES, BY_ID
+from policies.rules._cidrs import covers_internet, grant, openings, public_ranges
+from policies.rules._iam import public_statements, restricting_condition
+from policies.view import from_plan
 from policyfixtures import (
     FIXTURES,
     as_plan,
@@ -21,6 +24,7 @@ from policyfixtures import (
     fixture_files,
     load,
     resolve_target,
+    run_cli,
     stacks_of,
 )
 
@@ -91,3 +95,118 @@ def test_rule_metadata_is_complete():
         assert rule.enforcement in ("advisory", "mandatory", "disabled")
         for p in rule.params:
             assert p.description and p.schema.get("type")
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+@pytest.mark.parametrize(
+    "cidrs",
+    [
+        ["0.0.0.0/0"],
+        ["::/0"],
+        ["0.0.0.0/1", "128.0.0.0/1"],
+        ["2000::/4", "3000::/4"],  # all of global unicast IPv6
+        ["::/1"],  # holds 2000::/3
+        # everything but private space: still every public address
+        ["0.0.0.0/5", "8.0.0.0/7", "11.0.0.0/8", "12.0.0.0/6", "16.0.0.0/4", "32.0.0.0/3"]
+        + ["64.0.0.0/2", "128.0.0.0/1"],
+        ["10.0.0.1/0"],  # host bits, as the clouds normalize them
+    ],
+)
+def test_cidr_sets_that_cover_the_internet(cidrs):
+    assert covers_internet(cidrs)
+
+
+@pytest.mark.parametrize(
+    "cidrs",
+    [
+        [],
+        ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+        ["0.0.0.0/1"],
+        ["0.0.0.0/1", "128.0.0.0/2"],
+        ["0.0.0.0/1", "2000::/4"],  # half of each family is neither family whole
+        ["2000::/4", "fc00::/7"],
+        ["not-a-cidr", None, 7],
+    ],
+)
+def test_cidr_sets_that_leave_public_addresses_out(cidrs):
+    assert not covers_internet(cidrs)
+
+
+def test_public_ranges_names_only_the_entries_that_reach_public_space():
+    assert public_ranges(["10.0.0.0/8", "0.0.0.0/1", "fd00::/8", "::/0", "junk"]) == [
+        "0.0.0.0/1",
+        "::/0",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("condition", "restricts"),
+    [
+        ({"StringEquals": {"aws:PrincipalOrgID": "o-1"}}, True),
+        ({"ArnLike": {"aws:SourceArn": "arn:aws:s3:::b"}}, True),
+        ({"IpAddress": {"aws:SourceIp": ["203.0.113.0/24"]}}, True),
+        ({"IpAddress": {"aws:SourceIp": ["0.0.0.0/1", "128.0.0.0/1"]}}, False),
+        ({"StringEqualsIfExists": {"aws:PrincipalOrgID": "o-1"}}, False),
+        ({"StringNotEquals": {"aws:PrincipalAccount": "1"}}, False),
+        ({"StringLike": {"aws:PrincipalArn": "*"}}, False),
+        ({"Bool": {"aws:SecureTransport": "true"}}, False),
+        ({"StringEquals": {"aws:PrincipalOrgID": []}}, False),
+        (None, False),
+    ],
+)
+def test_which_conditions_pin_a_public_principal(condition, restricts):
+    statement = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}
+    if condition is not None:
+        statement["Condition"] = condition
+    assert restricting_condition(statement) is restricts
+    assert public_statements({"Statement": statement}) == ([] if restricts else ["#0"])
+
+
+def test_deny_statements_are_never_public():
+    deny = {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*"}
+    assert public_statements({"Statement": [deny]}) == []
+
+
+def test_a_plan_without_its_stack_resource_is_a_violation():
+    """A resources.json of [] (or without the root stack) is no plan at all: the fixtures always
+    add the root, so this case is built here."""
+    rule = BY_ID["plan-not-empty"]
+    report = evaluate([from_plan([])], PolicyConfig.defaults(), rules=[rule])
+    assert [v.rule for v in report.violations] == ["plan-not-empty"]
+    assert "has no pulumi:pulumi:Stack resource (0 resources)" in report.violations[0].message
+    assert report.violations[0].enforcement == "mandatory"
+
+
+def test_rtdi_check_refuses_an_empty_plan_file(tmp_path):
+    empty = tmp_path / "resources.json"
+    empty.write_text("[]")
+    code, out, _ = run_cli(["check", "--plan", str(empty)])
+    assert code == 1
+    assert "plan-not-empty [mandatory]" in out
+
+
+def test_openings_are_per_protocol_and_port():
+    halves_apart = [
+        grant("tcp", 9096, 9096, ["0.0.0.0/1"]),
+        grant("tcp", 9098, 9098, ["128.0.0.0/1"]),
+    ]
+    assert openings(halves_apart) == []
+    udp_and_tcp = [grant("udp", 53, 53, ["0.0.0.0/1"]), grant("tcp", 53, 53, ["128.0.0.0/1"])]
+    assert openings(udp_and_tcp) == []
+    overlapping = [
+        grant("tcp", 9000, 9100, ["0.0.0.0/1"], "a"),
+        grant("6", "9096", "9098", ["128.0.0.0/1", "10.0.0.0/8"], "b"),
+    ]
+    (found,) = openings(overlapping)
+    assert (found.where, found.cidrs, found.sources) == (
+        "tcp 9096-9098",
+        ("0.0.0.0/1", "128.0.0.0/1"),
+        ("a", "b"),
+    )
+    any_protocol = [grant("-1", 0, 0, ["0.0.0.0/1"]), grant("udp", None, None, ["128.0.0.0/1"])]
+    assert [o.where for o in openings(any_protocol)] == ["udp all ports"]
+    assert [o.where for o in openings([grant("all", 22, 22, ["::/0"])])] == ["all traffic"]
+    icmp_any = [grant("icmp", -1, -1, ["0.0.0.0/0"])]
+    assert [o.where for o in openings(icmp_any)] == ["icmp all ports"]
