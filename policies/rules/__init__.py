@@ -25,6 +25,7 @@ from policies.rules import (
     region_allowed_for_jurisdiction,
     replication_destination_allowed,
     single_primary_region,
+    stack_declares_resources,
     stateful_workloads_have_pdb,
 )
 
@@ -52,6 +53,8 @@ MODULES = (
     # availability and topology
     stateful_workloads_have_pdb,
     single_primary_region,
+    # plan integrity
+    stack_declares_resources,
 )
 
 ALL_RULES: tuple[Rule, ...] = tuple(m.RULE for m in MODULES)

@@ -246,7 +246,7 @@ def test_importing_the_rules_constructs_no_policy_pack():
         import policies.pack, policies.checker
         from policies.rules import ALL_RULES
         policies.pack.build_policies()
-        assert len(ALL_RULES) == 19
+        assert ALL_RULES and len({r.id for r in ALL_RULES}) == len(ALL_RULES)
     """)
     done = subprocess.run(
         [PYTHON, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
