@@ -10,7 +10,6 @@ from policies.engine import Param
 from policies.view import (
     LABEL_JURISDICTION,
     LABEL_REGION,
-    LABEL_ZONE,
     ZONE_KEY,
     Resource,
     StackView,
@@ -73,7 +72,8 @@ def pool_roles(pool: Resource) -> list[str]:
 
 
 def pool_zones(pool: Resource) -> set[str]:
-    """Zones a node pool's pods are pinned to: required zone affinity, else its rtdi-zone label."""
+    """Zones a node pool's pods are pinned to: its required node affinity on the zone key (what
+    the scheduler obeys; the rtdi-zone label is a claim, checked against this)."""
     zones: set[str] = set()
     terms = dig(
         pool.props,
@@ -89,8 +89,6 @@ def pool_zones(pool: Resource) -> set[str]:
         for expr in items(dig(term, "matchExpressions")):
             if dig(expr, "key") == ZONE_KEY and dig(expr, "operator") == "In":
                 zones.update(v for v in items(dig(expr, "values")) if isinstance(v, str))
-    if not zones and pool.labels.get(LABEL_ZONE):
-        zones.add(pool.labels[LABEL_ZONE])
     return zones
 
 
@@ -300,6 +298,36 @@ def region_of_bootstrap(view: StackView, bootstrap: str | None) -> str | None:
         if f".{region_id}." in f".{host}.":
             return region_id
     return None
+
+
+def cluster_region(view: StackView, bootstrap: str | None) -> str | None:
+    """The region of the cluster a bootstrap address reaches: an in-cluster Service name is this
+    stack's own cluster; otherwise the region id in the host name (rtdi's cross-region names, MSK
+    cluster names) or a GCP Managed Kafka region."""
+    host = (bootstrap or "").split(",")[0].rsplit(":", 1)[0]
+    if not host:
+        return None
+    if host.endswith(".svc") or ".svc." in host:
+        return view.region_id
+    found = region_of_bootstrap(view, host)
+    if found:
+        return found
+    for region_id in region_ids(view):
+        cloud, name = region_id.split("-", 1)
+        if f"-{region_id}-" in host or (cloud == "gcp" and f".{name}.managedkafka." in host):
+            return region_id
+    return None
+
+
+def arn_region(view: StackView, arn: str | None) -> str | None:
+    """An MSK cluster ARN's region (``arn:aws:kafka:<region>:...``), else the region id in its
+    cluster name; None when neither names a topology region."""
+    parts = (arn or "").split(":")
+    if len(parts) > 3 and f"aws-{parts[3]}" in region_ids(view):
+        return f"aws-{parts[3]}"
+    names = (arn or "").split("/")
+    name = names[1] if len(names) > 1 else ""
+    return next((r for r in region_ids(view) if f"-{r}-" in f"-{name}-"), None)
 
 
 # --------------------------------------------------------------------------- zones, as facts

@@ -9,7 +9,9 @@ from policies.rules._common import (
     MSK_REPLICATOR,
     S3_BUCKETS,
     S3_REPLICATION,
+    arn_region,
     class_jurisdictions,
+    cluster_region,
     csv,
     label_disagrees,
     mirror_makers,
@@ -17,7 +19,6 @@ from policies.rules._common import (
     names_in_region,
     region_ids,
     region_of,
-    region_of_bootstrap,
     unknown_class,
 )
 from policies.rules._javaregex import (
@@ -79,7 +80,7 @@ class ReplicationDestinationAllowed(Rule):
         view = ctx.view
         alias, target = mm2_target(mm2)
         region_id = (
-            _cluster_region(view, text(dig(target, "bootstrapServers")))
+            cluster_region(view, text(dig(target, "bootstrapServers")))
             or _known_region(view, alias)
             or view.region_id
         )
@@ -91,7 +92,7 @@ class ReplicationDestinationAllowed(Rule):
         carried: dict[str, str] = {}
         for mirror in items(dig(mm2.props, "spec", "mirrors")):
             source_alias, source = _mirror_source(mm2, mirror)
-            source_region = _cluster_region(
+            source_region = cluster_region(
                 view, text(dig(source, "bootstrapServers"))
             ) or _known_region(view, source_alias)
             include = text(dig(mirror, "topicsPattern")) or ""
@@ -119,7 +120,7 @@ class ReplicationDestinationAllowed(Rule):
             return
         carried: dict[str, str] = {}
         for info in items(dig(rep.props, "replicationInfoList")):
-            source_region = _arn_region(view, text(dig(info, "sourceKafkaClusterArn")))
+            source_region = arn_region(view, text(dig(info, "sourceKafkaClusterArn")))
             for replication in items(dig(info, "topicReplications")):
                 include = [
                     t for t in items(dig(replication, "topicsToReplicates")) if isinstance(t, str)
@@ -263,34 +264,6 @@ class ReplicationDestinationAllowed(Rule):
 
 def _known_region(view: StackView, alias: str | None) -> str | None:
     return alias if alias in region_ids(view) else None
-
-
-def _cluster_region(view: StackView, bootstrap: str | None) -> str | None:
-    """The region of the cluster a bootstrap address reaches: an in-cluster Service name is this
-    stack's own cluster; otherwise the region id in the host name (rtdi's cross-region names, MSK
-    cluster names) or a GCP Managed Kafka region."""
-    host = (bootstrap or "").split(",")[0].rsplit(":", 1)[0]
-    if not host:
-        return None
-    if host.endswith(".svc") or ".svc." in host:
-        return view.region_id
-    found = region_of_bootstrap(view, host)
-    if found:
-        return found
-    for region_id in region_ids(view):
-        cloud, name = region_id.split("-", 1)
-        if f"-{region_id}-" in host or (cloud == "gcp" and f".{name}.managedkafka." in host):
-            return region_id
-    return None
-
-
-def _arn_region(view: StackView, arn: str | None) -> str | None:
-    """An MSK cluster ARN's region (``arn:aws:kafka:<region>:...``), else the region id in its
-    cluster name; None when neither names a topology region."""
-    parts = (arn or "").split(":")
-    if len(parts) > 3 and f"aws-{parts[3]}" in region_ids(view):
-        return f"aws-{parts[3]}"
-    return _cluster_region(view, (arn or "").replace("/", "."))
 
 
 def _mirror_source(mm2: Resource, mirror: object) -> tuple[str | None, object]:
