@@ -36,7 +36,6 @@ from policies.view import (
     dig,
     identifiers,
     items,
-    jurisdiction_of,
     location,
     references,
     text,
@@ -52,9 +51,10 @@ class ReplicationDestinationAllowed(Rule):
         "found by matching its topic filter (topicsPattern / topicsToReplicate, minus the "
         "excludes) as Kafka does (java.util.regex, full match, comma-separated list) against "
         "the topology's topics in the source region (source bootstrap, else alias); the "
-        "destination is the target cluster's region. S3 bucket replication: the source bucket's "
-        "rtdi-data-classes tag, destination the target bucket's region. An rtdi-data-classes "
-        "annotation or tag that disagrees with what a mirror carries is a violation."
+        "destination is the target cluster's region. S3 bucket replication: every class the "
+        "source bucket's region may hold (its rtdi-data-classes tag is not trusted), destination "
+        "the target bucket's region. An rtdi-data-classes annotation or tag that disagrees with "
+        "what a mirror carries is a violation."
     )
     why = (
         "Replication copies every record to the destination: one mirror from an EU region into a "
@@ -237,14 +237,18 @@ class ReplicationDestinationAllowed(Rule):
         source = next(
             (b for b in view.of_type(*S3_BUCKETS) if references(config, "bucket", b)), None
         )
-        classes = csv(source.labels.get(ANNOTATION_DATA_CLASSES)) if source else []
-        if source is None or ANNOTATION_DATA_CLASSES not in source.labels:
-            ctx.report(
-                config,
-                f"replicates a bucket that declares no data classes; tag the source bucket "
-                f"{ANNOTATION_DATA_CLASSES}: <class>,...",
-            )
+        # What the bucket may hold is what its region may hold (the topology's topics there),
+        # not what its rtdi-data-classes tag says: nothing stops a job writing other classes.
+        where = location(source) if source is not None else None
+        if where is None or not self._topology(ctx, config):
+            if where is None:
+                ctx.report(
+                    config,
+                    "replicates a bucket that no checked stack declares (or whose region is "
+                    "unknown), so what it holds cannot be told; declare the source bucket here",
+                )
             return
+        classes = sorted(set(names_in_region(view, f"{where[0]}-{where[1]}").values()))
         for rule in items(dig(config.props, "rules")):
             if dig(rule, "status") == "Disabled":
                 continue
@@ -282,7 +286,7 @@ def _bucket_place(view: StackView, arn: str) -> tuple[str | None, str | None]:
         if b.type in S3_BUCKETS and (name in identifiers(b) or arn in identifiers(b)):
             where = location(b)
             region_id = f"{where[0]}-{where[1]}" if where else None
-            return region_id, jurisdiction_of(b, view)
+            return region_id, view.jurisdiction_of_region(region_id)
     topology = view.topology or {}
     for region in topology.get("regions") or []:
         region_id = f"{region.get('cloud')}-{region.get('name')}"
