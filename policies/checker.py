@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from infra.plan.paths import shown
 from infra.topology.errors import ConfigError, Issue
 from policies import config as policy_config
-from policies.engine import Report, evaluate
+from policies.engine import Report, Violation, evaluate
 from policies.view import STACK_REFERENCE, PlanError, StackView, from_plan
 
 EXIT_OK, EXIT_VIOLATIONS = 0, 1
@@ -87,7 +89,18 @@ def expand(paths: Sequence[str]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         stacks = sorted(p.glob("*/resources.json")) if p.is_dir() else []
-        if p.is_dir() and not (p / "resources.json").is_file() and stacks:
+        if p.is_dir() and not (p / "resources.json").is_file() and not stacks:
+            raise ConfigError(
+                [
+                    Issue(
+                        shown(p),
+                        "",
+                        "holds no plan (no resources.json, no <stack>/resources.json), so there "
+                        "is no stack to check; write plans with `rtdi plan` first",
+                    )
+                ]
+            )
+        if p.is_dir() and not (p / "resources.json").is_file():
             out += stacks
         else:
             out.append(p)
@@ -114,6 +127,19 @@ def load_plan(path: Path) -> StackView:
             other = folder.parent / name / "outputs.json"
             if name and other.is_file():
                 referenced[name] = _read_json(other, "outputs")
+    if entries == []:
+        # Every stack rtdi plans has at least its root pulumi:pulumi:Stack: an empty list is a
+        # truncated or hand-made file, and every rule would pass on it. Bad input, not a verdict.
+        raise ConfigError(
+            [
+                Issue(
+                    shown(resources),
+                    "",
+                    "not an rtdi plan: it lists no resources, not even the stack itself; write "
+                    "plans with `rtdi plan`",
+                )
+            ]
+        )
     try:
         return from_plan(entries, _stack_name(entries, folder), outputs, referenced)
     except PlanError as exc:
@@ -184,15 +210,112 @@ def summary(report: Report) -> dict[str, Any]:
     }
 
 
+# At most this many resources are shown for a group of violations in text; JSON lists all.
+EXAMPLES = 3
+_TOKEN = re.compile(r"(…|[A-Za-z0-9_](?:[\w.\-]*\w)?)")  # "…": a factored-out word
+
+
+@dataclass
+class Group:
+    """Violations of one cause: one rule, one level, one message once the words that name the
+    resource (words of the resource's own name, such as a topic or cluster name) are factored
+    out."""
+
+    rule: str
+    enforcement: str
+    message: str  # the shared message; words that differ between members shown as '…'
+    violations: list[Violation]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "enforcement": self.enforcement,
+            "message": self.message,
+            "count": len(self.violations),
+            "urns": [v.urn for v in self.violations],
+        }
+
+
+def _parts(message: str) -> list[str]:
+    """The message split into words (odd indexes) and what lies between them (even)."""
+    return _TOKEN.split(message)
+
+
+def cause(v: Violation) -> str:
+    """The message with each word that is part of the resource's own name (the last part of its
+    URN) replaced by '…': what is left is the cause, shared by every resource it applies to."""
+    name = v.urn.rsplit("::", 1)[-1]
+    parts = _parts(v.message)
+    for i in range(1, len(parts), 2):
+        word = parts[i]
+        if len(word) > 1 and not word.isdigit() and word in name:
+            parts[i] = "…"
+    return "".join(parts)
+
+
+def _shared(messages: list[str]) -> str:
+    """The members' message, with the words in which they differ shown as '…'."""
+    split = [_parts(m) for m in messages]
+    if len({len(p) for p in split}) != 1:
+        return messages[0]
+    return "".join(
+        column[0] if len(set(column)) == 1 else "…" for column in zip(*split, strict=True)
+    )
+
+
+def _particular(shared: str, message: str) -> str:
+    """What one member's message says where the shared message has '…' (", "-separated), or its
+    whole message when the two do not line up; nothing when they are the same."""
+    if shared == message:
+        return ""
+    mine, theirs = _parts(message), _parts(shared)
+    if len(mine) != len(theirs):
+        return f": {message}"
+    return " (" + ", ".join(m for m, t in zip(mine, theirs, strict=True) if t != m) + ")"
+
+
+def groups(report: Report) -> list[Group]:
+    """The violations grouped by cause, in the order their first member is reported."""
+    found: dict[tuple[str, str, str], Group] = {}
+    for v in report.violations:
+        key = (v.rule, v.enforcement, cause(v))
+        if key not in found:
+            found[key] = Group(v.rule, v.enforcement, v.message, [])
+        found[key].violations.append(v)
+    for group in found.values():
+        group.message = _shared([v.message for v in group.violations])
+    return list(found.values())
+
+
 def render_text(report: Report) -> str:
-    lines = [f"{v.rule} [{v.enforcement}] {v.urn}: {v.message}" for v in report.violations]
+    """One line per violation, except that violations of one cause are one finding with their
+    count and a few example resources: one wrong setting repeated on 136 topics is one line to
+    read, not 136 (``--format json`` keeps every violation)."""
+    lines: list[str] = []
+    for group in groups(report):
+        members = group.violations
+        if len(members) == 1:
+            v = members[0]
+            lines.append(f"{v.rule} [{v.enforcement}] {v.urn}: {v.message}")
+            continue
+        lines.append(
+            f"{group.rule} [{group.enforcement}] {len(members)} resources: {group.message}"
+        )
+        for v in members[:EXAMPLES]:
+            lines.append(f"    {v.urn}{_particular(group.message, v.message)}")
+        if len(members) > EXAMPLES:
+            lines.append(
+                f"    ... and {len(members) - EXAMPLES} more (--format json lists every one)"
+            )
     plural = "s" if len(report.stacks) != 1 else ""
     stacks = f"{len(report.stacks)} stack{plural} ({', '.join(report.stacks)})"
     if report.violations:
-        head = (
-            f"{len(report.violations)} violation{'s' if len(report.violations) != 1 else ''} "
-            f"({len(report.mandatory)} mandatory, {len(report.advisory)} advisory)"
-        )
+        found = len(groups(report))
+        count = len(report.violations)
+        levels = f"{len(report.mandatory)} mandatory, {len(report.advisory)} advisory"
+        head = f"{count} violation{'s' if count != 1 else ''} ({levels})"
+        if found != count:
+            head = f"{found} finding{'s' if found != 1 else ''} ({count} violations: {levels})"
     else:
         head = "no violations"
     skipped = (
@@ -206,8 +329,13 @@ def render_text(report: Report) -> str:
 
 
 def render_json(report: Report) -> str:
+    """Every violation, plus the groups the text output shows."""
     return json.dumps(
-        {"violations": [v.as_json() for v in report.violations], "summary": summary(report)},
+        {
+            "violations": [v.as_json() for v in report.violations],
+            "groups": [g.as_json() for g in groups(report)],
+            "summary": summary(report),
+        },
         indent=1,
     )
 

@@ -33,6 +33,9 @@ except ImportError:  # pragma: no cover
 
 
 # Labels, tags and annotations rtdi puts on what it declares (infra/targets/base.py, kafka layer).
+# They are claims written by the code under test: rules decide on the fields that decide behaviour
+# (topic names, patterns, subnets, affinity, provider regions, the topology) and report a label
+# that disagrees with those facts.
 LABEL_REGION = "rtdi-region"
 LABEL_JURISDICTION = "rtdi-jurisdiction"
 LABEL_KAFKA_ROLE = "rtdi-kafka-role"
@@ -396,8 +399,9 @@ def location(r: Resource) -> tuple[str, str] | None:
 
     AWS: the resource's own ``region`` (provider v7 lets any resource override it), else its
     provider's. GCP: the resource's ``location`` or ``region`` (zones folded to their region;
-    "global" is not regional), else its provider's. Kubernetes objects: their ``rtdi-region`` label.
-    An unknown region raises UnknownValueError (rules read it inside ``ctx.guard``).
+    "global" is not regional), else its provider's. Kubernetes objects: None here; they are where
+    their stack's cluster is (``rules._common.region_of``), whatever their ``rtdi-region`` label
+    says. An unknown region raises UnknownValueError (rules read it inside ``ctx.guard``).
     """
     if r.package == "aws":
         region = text(r.props.get("region")) or provider_region(r)
@@ -410,9 +414,6 @@ def location(r: Resource) -> tuple[str, str] | None:
                 return None if value == "global" else ("gcp", region_of_zone("gcp", value))
         region = provider_region(r)
         return ("gcp", region) if region else None
-    if r.package == "kubernetes":
-        region_id = r.labels.get(LABEL_REGION)
-        return split_region_id(region_id) if region_id else None
     return None
 
 
@@ -439,7 +440,8 @@ def provider_labels(r: Resource) -> dict[str, str]:
 
 def jurisdiction_of(r: Resource, view: StackView) -> str | None:
     """The resource's ``rtdi-jurisdiction`` label or tag, its provider's default, else the
-    topology's jurisdiction for the region it sits in."""
+    topology's jurisdiction for the region it sits in. A claim rtdi writes: rules decide on the
+    topology's jurisdiction of the stack's region and only compare labels with it."""
     own = r.labels.get(LABEL_JURISDICTION) or provider_labels(r).get(LABEL_JURISDICTION)
     if own:
         return own

@@ -69,6 +69,7 @@ MODULES = (
     # availability and topology
     stateful_workloads_have_pdb,
     single_primary_region,
+    # plan integrity
 )
 
 ALL_RULES: tuple[Rule, ...] = tuple(m.RULE for m in MODULES)

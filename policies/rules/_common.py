@@ -10,12 +10,13 @@ from policies.engine import Param
 from policies.view import (
     LABEL_JURISDICTION,
     LABEL_REGION,
-    LABEL_ZONE,
     ZONE_KEY,
     Resource,
     StackView,
     dig,
+    identifiers,
     items,
+    location,
     references,
     text,
 )
@@ -71,7 +72,8 @@ def pool_roles(pool: Resource) -> list[str]:
 
 
 def pool_zones(pool: Resource) -> set[str]:
-    """Zones a node pool's pods are pinned to: required zone affinity, else its rtdi-zone label."""
+    """Zones a node pool's pods are pinned to: its required node affinity on the zone key (what
+    the scheduler obeys; the rtdi-zone label is a claim, checked against this)."""
     zones: set[str] = set()
     terms = dig(
         pool.props,
@@ -87,8 +89,6 @@ def pool_zones(pool: Resource) -> set[str]:
         for expr in items(dig(term, "matchExpressions")):
             if dig(expr, "key") == ZONE_KEY and dig(expr, "operator") == "In":
                 zones.update(v for v in items(dig(expr, "values")) if isinstance(v, str))
-    if not zones and pool.labels.get(LABEL_ZONE):
-        zones.add(pool.labels[LABEL_ZONE])
     return zones
 
 
@@ -197,3 +197,172 @@ def region_jurisdiction(
     ):
         found = fallback.labels.get(LABEL_JURISDICTION)
     return found
+
+
+# --------------------------------------------------------------------------- topics, as facts
+#
+# What a topic carries is decided by the global stack's rtdi:kafka.topics (its dataClass), not by
+# the labels rtdi writes on the objects it declares: those are claims, checked against these facts.
+
+
+def topology_topics(view: StackView) -> list[Mapping[str, Any]] | None:
+    """The global stack's topics (published ``kafka.topics``); None when it is not readable."""
+    if view.published is None:
+        return None
+    topics = view.kafka_settings.get("topics")
+    return [t for t in topics if isinstance(t, Mapping)] if isinstance(topics, list) else []
+
+
+def physical_names(topic: Mapping[str, Any]) -> list[str]:
+    """A topic's name and its per-group retry and dead-letter topics, as the Kafka layer names
+    them (infra/components/kafka/flows.py ``physical_topics``; the policy pack cannot import it)."""
+    name = str(topic.get("name"))
+    out = [name]
+    for group in items(topic.get("consumerGroups")):
+        group_name = dig(group, "name")
+        if dig(group, "retry", default=True) is not False:
+            out.append(f"{name}.{group_name}.retry")
+        if dig(group, "deadLetter", default=True) is not False:
+            out.append(f"{name}.{group_name}.dlq")
+    return out
+
+
+def topic_classes(view: StackView) -> dict[str, str] | None:
+    """Physical topic name -> its data class, from the topology; None without the topology."""
+    topics = topology_topics(view)
+    if topics is None:
+        return None
+    return {
+        physical: str(t.get("dataClass"))
+        for t in topics
+        for physical in physical_names(t)
+        if t.get("dataClass") is not None
+    }
+
+
+def region_ids(view: StackView) -> list[str]:
+    return [
+        f"{r.get('cloud')}-{r.get('name')}"
+        for r in (view.topology or {}).get("regions") or []
+        if isinstance(r, Mapping)
+    ]
+
+
+def class_of_topic(view: StackView, name: str) -> str | None:
+    """The data class of a topic as named on a cluster: a physical name, or a mirrored copy
+    ``<source region id>.<physical name>`` (MirrorMaker 2's DefaultReplicationPolicy)."""
+    classes = topic_classes(view) or {}
+    if name in classes:
+        return classes[name]
+    for region_id in region_ids(view):
+        if name.startswith(region_id + "."):
+            found = classes.get(name[len(region_id) + 1 :])
+            if found is not None:
+                return found
+    return None
+
+
+def names_in_region(
+    view: StackView, region_id: str | None, mirrored: bool = True
+) -> dict[str, str]:
+    """Topic names a cluster of ``region_id`` may hold (its own physical topics, and, with
+    ``mirrored``, the ``<source>.<topic>`` copies an aggregate keeps), each with its data class.
+    ``region_id`` None (a source that cannot be placed): every name of every region, so nothing
+    is missed."""
+    classes = topic_classes(view) or {}
+    out: dict[str, str] = {}
+    sources = region_ids(view)
+    for physical, data_class in classes.items():
+        if region_id is None or _allowed_in(view, data_class, region_id):
+            out[physical] = data_class
+        for source in sources if mirrored else ():
+            if region_id is None or _allowed_in(view, data_class, region_id):
+                out[f"{source}.{physical}"] = data_class
+    return out
+
+
+def _allowed_in(view: StackView, data_class: str, region_id: str) -> bool:
+    """Would the Kafka layer create a topic of ``data_class`` in ``region_id``? (The topology's
+    own placement, flows.py ``topic_allowed``.)"""
+    published = (view.kafka_settings.get("dataClasses") or {}).get(data_class)
+    jurisdictions = published.get("jurisdictions") if isinstance(published, Mapping) else None
+    if not isinstance(jurisdictions, list):
+        return True  # an undeclared class: assume it can be anywhere, so nothing is missed
+    return view.jurisdiction_of_region(region_id) in jurisdictions
+
+
+def region_of_bootstrap(view: StackView, bootstrap: str | None) -> str | None:
+    """The topology region a bootstrap address names: ``<cluster>.<region id>.<dnsDomain>``."""
+    host = (bootstrap or "").split(",")[0].rsplit(":", 1)[0]
+    for region_id in region_ids(view):
+        if f".{region_id}." in f".{host}.":
+            return region_id
+    return None
+
+
+def cluster_region(view: StackView, bootstrap: str | None) -> str | None:
+    """The region of the cluster a bootstrap address reaches: an in-cluster Service name is this
+    stack's own cluster; otherwise the region id in the host name (rtdi's cross-region names, MSK
+    cluster names) or a GCP Managed Kafka region."""
+    host = (bootstrap or "").split(",")[0].rsplit(":", 1)[0]
+    if not host:
+        return None
+    if host.endswith(".svc") or ".svc." in host:
+        return view.region_id
+    found = region_of_bootstrap(view, host)
+    if found:
+        return found
+    for region_id in region_ids(view):
+        cloud, name = region_id.split("-", 1)
+        if f"-{region_id}-" in host or (cloud == "gcp" and f".{name}.managedkafka." in host):
+            return region_id
+    return None
+
+
+def arn_region(view: StackView, arn: str | None) -> str | None:
+    """An MSK cluster ARN's region (``arn:aws:kafka:<region>:...``), else the region id in its
+    cluster name; None when neither names a topology region."""
+    parts = (arn or "").split(":")
+    if len(parts) > 3 and f"aws-{parts[3]}" in region_ids(view):
+        return f"aws-{parts[3]}"
+    names = (arn or "").split("/")
+    name = names[1] if len(names) > 1 else ""
+    return next((r for r in region_ids(view) if f"-{r}-" in f"-{name}-"), None)
+
+
+# --------------------------------------------------------------------------- zones, as facts
+
+EC2_SUBNET = "aws:ec2/subnet:Subnet"
+
+
+def subnet_zones(view: StackView, subnet_ids: Any) -> tuple[set[str], list[str]]:
+    """(zones, undeclared subnet ids) of subnets named by id: each id is matched to a Subnet
+    declared in the stack (or a stack checked with it) and read for its availabilityZone."""
+    subnets = [r for r in view.everywhere() if r.type == EC2_SUBNET]
+    zones: set[str] = set()
+    unknown: list[str] = []
+    for sid in items(subnet_ids):
+        match = next((s for s in subnets if isinstance(sid, str) and sid in identifiers(s)), None)
+        zone = text(dig(match.props, "availabilityZone")) if match else None
+        if zone:
+            zones.add(zone)
+        else:
+            unknown.append(str(sid))
+    return zones, unknown
+
+
+def region_of(view: StackView, r: Resource) -> str | None:
+    """The topology region id where ``r`` lives: a cloud resource's own or provider region; a
+    Kubernetes object's stack region (its provider is that stack's cluster), never its label."""
+    if r.package == "kubernetes":
+        return view.region_id
+    where = location(r)
+    return f"{where[0]}-{where[1]}" if where else view.region_id
+
+
+def label_disagrees(r: Resource, key: str, fact: str | None) -> str | None:
+    """A message when ``r`` carries label/tag/annotation ``key`` whose value is not ``fact``."""
+    claimed = r.labels.get(key, r.annotations.get(key) if r.package == "kubernetes" else None)
+    if claimed is None or fact is None or claimed == fact:
+        return None
+    return f"is labelled {key}: {claimed!r}, but the facts say {fact!r}; fix or drop the label"

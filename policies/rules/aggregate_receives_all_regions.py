@@ -7,23 +7,27 @@ from policies.rules._common import (
     GMK_CLUSTER,
     MSK_CLUSTER,
     MSK_REPLICATOR,
+    arn_region,
+    cluster_region,
     kafka_role,
     kafkas,
     mirror_makers,
     mm2_sources,
     mm2_target,
 )
-from policies.view import Resource, dig, items, text
+from policies.view import Resource, StackView, dig, items, safe, text
 
 
 class AggregateReceivesAllRegions(Rule):
     id = "aggregate-receives-all-regions"
     category = "data placement"
     description = (
-        "A stack with an aggregate Kafka cluster (Strimzi Kafka named or labelled rtdi-kafka-role "
-        "aggregate, or MSK/Managed Kafka tagged so) mirrors into it from every region of the "
-        "topology: the source aliases of its MirrorMaker 2 mirrors (and MSK Replicator sources) "
-        "cover every topology region id."
+        "A stack with an aggregate Kafka cluster (Strimzi Kafka, MSK or Managed Kafka named "
+        "aggregate, or labelled rtdi-kafka-role aggregate) mirrors into it from every region of "
+        "the topology: the MirrorMaker 2s whose target bootstrap reaches it and the MSK "
+        "Replicators whose target ARN is it read, between them, from every topology region (a "
+        "mirror's source bootstrap, else its alias; a Replicator's source cluster ARN). An "
+        "rtdi-source-region tag that disagrees is a violation."
     )
     why = (
         "All-active consumers read the aggregate cluster for the global view; a region missing "
@@ -34,11 +38,15 @@ class AggregateReceivesAllRegions(Rule):
 
     def check(self, ctx: Context) -> None:
         view = ctx.view
+        # By name (what the bootstrap addresses, and so the mirrors, are derived from); a role
+        # label adds a cluster to check, never removes one.
         aggregates = [
             k for k in kafkas(view) if kafka_role(k) == "aggregate" or k.k8s_name == "aggregate"
         ]
         aggregates += [
-            c for c in view.of_type(MSK_CLUSTER, GMK_CLUSTER) if kafka_role(c) == "aggregate"
+            c
+            for c in view.of_type(MSK_CLUSTER, GMK_CLUSTER)
+            if kafka_role(c) == "aggregate" or _managed_name(c).endswith("aggregate")
         ]
         if not aggregates:
             return
@@ -59,9 +67,23 @@ class AggregateReceivesAllRegions(Rule):
                 sources: set[str] = set()
                 for m in mirrors:
                     if m.type == MSK_REPLICATOR:
-                        sources |= _replicator_sources(m)
+                        found = _replicator_sources(view, m)
+                        claimed = m.labels.get("rtdi-source-region")
+                        if claimed and found and claimed not in found:
+                            ctx.report(
+                                m,
+                                f"is tagged rtdi-source-region: {claimed!r}, but replicates "
+                                f"from {', '.join(sorted(found))}; fix or drop the tag",
+                            )
+                        sources |= found
                     else:
-                        sources |= {alias for alias, _ in mm2_sources(m) if alias}
+                        # Where each mirror reads from: its source bootstrap's region, else
+                        # (an address that names no region) its alias.
+                        sources |= {
+                            cluster_region(view, text(dig(conn, "bootstrapServers"))) or alias
+                            for alias, conn in mm2_sources(m)
+                            if alias
+                        }
                 missing = [r for r in region_ids if r not in sources]
                 if missing:
                     where = mirrors[0] if mirrors else agg
@@ -74,33 +96,51 @@ class AggregateReceivesAllRegions(Rule):
 
     @staticmethod
     def _mirrors_into(view, agg: Resource) -> list[Resource]:
-        """MirrorMaker 2s writing into the aggregate (by target bootstrap, or role mirror), and for
-        a managed aggregate also the MSK Replicators."""
-        out = list(view.of_type(MSK_REPLICATOR)) if agg.type in (MSK_CLUSTER, GMK_CLUSTER) else []
+        """MirrorMaker 2s whose target bootstrap reaches the aggregate, and the MSK Replicators
+        whose target cluster is it (for a managed aggregate)."""
+        out: list[Resource] = []
+        name = _managed_name(agg)
+        if agg.type == MSK_CLUSTER:
+            out += [
+                rep
+                for rep in view.of_type(MSK_REPLICATOR)
+                if any(
+                    f"/{name}/" in (text(dig(info, "targetKafkaClusterArn")) or "")
+                    for info in items(dig(rep.props, "replicationInfoList"))
+                )
+            ]
         for mm2 in mirror_makers(view):
             _, target = mm2_target(mm2)
-            bootstrap = text(dig(target, "bootstrapServers")) or ""
+            host = (text(dig(target, "bootstrapServers")) or "").split(",")[0]
             if (
-                bootstrap.startswith(f"{agg.k8s_name}-kafka-bootstrap")
-                or kafka_role(mm2) == "mirror"
+                host.startswith(f"{agg.k8s_name}-kafka-bootstrap")
+                if agg.package == "kubernetes"
+                else f".{name}." in f".{host}"
             ):
                 out.append(mm2)
         return out
 
 
-def _replicator_sources(rep: Resource) -> set[str]:
-    """Region ids of an MSK Replicator's sources: its rtdi-source-region tag, else each source's
-    alias, else ``aws-<region>`` from the source cluster ARN."""
-    if rep.labels.get("rtdi-source-region"):
-        return {rep.labels["rtdi-source-region"]}
+def _managed_name(cluster: Resource) -> str:
+    """An MSK cluster's clusterName or a Managed Kafka cluster's clusterId ("" for others)."""
+    for key in ("clusterName", "clusterId"):
+        value = text(safe(lambda k=key: cluster.props.get(k)))
+        if value:
+            return value
+    return ""
+
+
+def _replicator_sources(view: StackView, rep: Resource) -> set[str]:
+    """Region ids of an MSK Replicator's sources: the region of each source cluster ARN (or the
+    region id in its cluster name), else the source alias."""
     out: set[str] = set()
     for info in items(dig(rep.props, "replicationInfoList")):
+        found = arn_region(view, text(dig(info, "sourceKafkaClusterArn")))
         alias = text(dig(info, "sourceKafkaClusterAlias"))
-        parts = (text(dig(info, "sourceKafkaClusterArn")) or "").split(":")
-        if alias:
+        if found:
+            out.add(found)
+        elif alias:
             out.add(alias)
-        elif len(parts) > 3 and parts[3]:
-            out.add(f"aws-{parts[3]}")
     return out
 
 

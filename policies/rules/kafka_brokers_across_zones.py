@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from policies.engine import Context, Param, Rule
-from policies.rules._common import MSK_CLUSTER, kafkas, node_pools, pool_roles, pool_zones
-from policies.view import as_int, dig, items
+from policies.rules._common import (
+    MSK_CLUSTER,
+    kafkas,
+    node_pools,
+    pool_roles,
+    pool_zones,
+    subnet_zones,
+)
+from policies.view import LABEL_ZONE, ZONE_KEY, as_int, dig
 
 MIN_ZONES = Param(
     "minZones",
@@ -20,7 +27,10 @@ class KafkaBrokersAcrossZones(Rule):
     description = (
         "Every Kafka cluster's brokers span at least minZones zones with rack awareness: a "
         "Strimzi Kafka's broker KafkaNodePools are pinned to that many distinct zones and "
-        "spec.kafka.rack.topologyKey is set; an MSK cluster's clientSubnets are in that many zones."
+        "spec.kafka.rack.topologyKey is set (zones from the pools' required node affinity; an "
+        "rtdi-zone label that disagrees is a violation); an MSK cluster's clientSubnets are in "
+        "that many zones (each subnet's availabilityZone; a subnet no checked stack declares "
+        "counts as one zone)."
     )
     why = (
         "Kafka places a partition's replicas on distinct racks only when it knows the racks; "
@@ -49,7 +59,16 @@ class KafkaBrokersAcrossZones(Rule):
                     and (as_int(dig(p.props, "spec", "replicas")) or 0) > 0
                 ]
                 for pool in pools:
-                    zones |= pool_zones(pool)
+                    pinned = pool_zones(pool)
+                    zones |= pinned
+                    claimed = pool.labels.get(LABEL_ZONE)
+                    if claimed and pinned != {claimed}:
+                        ctx.report(
+                            pool,
+                            f"is labelled {LABEL_ZONE}: {claimed!r}, but its pods are pinned to "
+                            f"{', '.join(sorted(pinned)) or 'no zone'} (required node affinity on "
+                            f"{ZONE_KEY}); fix or drop the label",
+                        )
                 if not pools:
                     ctx.report(
                         kafka,
@@ -66,11 +85,16 @@ class KafkaBrokersAcrossZones(Rule):
                     )
         for msk in ctx.view.of_type(MSK_CLUSTER):
             with ctx.guard(msk):
-                subnets = items(dig(msk.props, "brokerNodeGroupInfo", "clientSubnets"))
-                if len(subnets) < need:
+                subnets = dig(msk.props, "brokerNodeGroupInfo", "clientSubnets")
+                found, unknown = subnet_zones(ctx.view, subnets)
+                # A subnet no checked stack declares (an existing network): only AWS knows its
+                # zone, so each distinct one counts as one.
+                zones = found | {f"subnet {s}" for s in unknown}
+                if len(zones) < need:
                     ctx.report(
                         msk,
-                        f"MSK brokers span {len(subnets)} subnet(s); give "
+                        f"MSK brokers' subnets span {len(zones)} zone(s) "
+                        f"({', '.join(sorted(zones)) or 'none'}); give "
                         f"brokerNodeGroupInfo.clientSubnets one subnet in each of at least {need} "
                         "zones",
                     )

@@ -56,7 +56,9 @@ class KafkaNoPublicAccess(Rule):
         internal = {k: v.lower() for k, v in ctx["internalLoadBalancerAnnotations"].items()}
         for kafka in kafkas(ctx.view):
             with ctx.guard(kafka):
-                region_id = kafka.labels.get(LABEL_REGION) or ctx.view.region_id or ""
+                # The stack's region (its cluster is the provider's); the label only for a
+                # stack that does not say, so a label cannot exempt a cloud cluster.
+                region_id = ctx.view.region_id or kafka.labels.get(LABEL_REGION) or ""
                 if split_region_id(region_id)[0] in ctx["exemptClouds"]:
                     continue
                 template = dig(kafka.props, "spec", "kafka", "template")

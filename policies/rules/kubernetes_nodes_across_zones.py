@@ -5,7 +5,13 @@ from __future__ import annotations
 import re
 
 from policies.engine import Context, Rule
-from policies.rules._common import EKS_CLUSTER, EKS_NODE_GROUP, GKE_CLUSTER, GKE_NODE_POOL
+from policies.rules._common import (
+    EKS_CLUSTER,
+    EKS_NODE_GROUP,
+    GKE_CLUSTER,
+    GKE_NODE_POOL,
+    subnet_zones,
+)
 from policies.rules.kafka_brokers_across_zones import MIN_ZONES
 from policies.view import ZONE_KEY, Resource, dig, items, references, safe, str_map, text
 
@@ -16,8 +22,10 @@ class KubernetesNodesAcrossZones(Rule):
     id = "kubernetes-nodes-across-zones"
     category = "durability"
     description = (
-        "Every EKS cluster's managed node groups cover at least minZones zones (by their "
-        "topology.kubernetes.io/zone label, else one zone per subnet); every GKE cluster and node "
+        "Every EKS cluster's managed node groups cover at least minZones zones (the "
+        "availabilityZone of the subnets in their subnetIds; a subnet no checked stack declares "
+        "counts as one zone; a zone label that disagrees is a violation); every GKE cluster and "
+        "node "
         "pool runs in at least minZones nodeLocations (a regional cluster without nodeLocations "
         "gets three)."
     )
@@ -35,18 +43,27 @@ class KubernetesNodesAcrossZones(Rule):
             with ctx.guard(cluster):
                 mine = [g for g in groups if _same_eks(g, cluster)]
                 zones: set[str] = set()
+                unknown: list[str] = []
                 for g in mine:
-                    zone = str_map(safe(lambda g=g: g.props.get("labels"))).get(ZONE_KEY)
-                    zones |= (
-                        {zone}
-                        if zone
-                        else {f"subnet {s}" for s in items(dig(g.props, "subnetIds"))}
-                    )
+                    found, missing = subnet_zones(ctx.view, dig(g.props, "subnetIds"))
+                    zones |= found
+                    unknown += missing
+                    claimed = str_map(safe(lambda g=g: g.props.get("labels"))).get(ZONE_KEY)
+                    if claimed and found and found != {claimed}:
+                        ctx.report(
+                            g,
+                            f"is labelled {ZONE_KEY}: {claimed!r}, but its subnets are in "
+                            f"{', '.join(sorted(found))}; fix or drop the label",
+                        )
+                # Subnets no checked stack declares (an existing network): only AWS knows their
+                # zone, so each distinct one counts as a zone; never the node group's label.
+                zones |= {f"subnet {s}" for s in unknown}
                 if len(zones) < need:
                     ctx.report(
                         cluster,
-                        f"EKS node groups cover {len(zones)} zone(s); declare node groups in at "
-                        f"least {need} zones (one per zone, labelled {ZONE_KEY})",
+                        f"EKS node groups' subnets cover {len(zones)} zone(s) "
+                        f"({', '.join(sorted(zones)) or 'none'}); place node groups in subnets "
+                        f"of at least {need} zones",
                     )
         for cluster in ctx.view.of_type(GKE_CLUSTER):
             with ctx.guard(cluster):

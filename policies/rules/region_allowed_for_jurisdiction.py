@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from policies.engine import Context, Param, Rule
-from policies.view import glob_any, jurisdiction_of, location
+from policies.view import (
+    LABEL_JURISDICTION,
+    LABEL_REGION,
+    Resource,
+    StackView,
+    glob_any,
+    location,
+    provider_labels,
+    split_region_id,
+)
 
 DEFAULT_ALLOWED = {
     "us": {"aws": ["us-*"], "gcp": ["us-*", "us"], "onprem": ["*"]},
@@ -32,9 +41,10 @@ class RegionAllowedForJurisdiction(Rule):
     category = "data placement"
     description = (
         "Every regional resource (AWS and GCP resources by their provider's or their own "
-        "region/location, Kubernetes objects by their rtdi-region label) sits in a region allowed "
-        "for its jurisdiction (its rtdi-jurisdiction label or tag, its provider's default tags or "
-        "labels, else the topology)."
+        "region/location, Kubernetes objects by their stack's region) sits in a region allowed "
+        "for its jurisdiction: the topology's jurisdiction of the region its stack builds (an "
+        "rtdi-jurisdiction or rtdi-region label or default tag that disagrees is a violation); "
+        "only without a topology (the global stack, a plan checked alone) its label or tag."
     )
     why = (
         "Data-residency law binds where data is stored and processed: a bucket or cluster of the "
@@ -72,17 +82,17 @@ class RegionAllowedForJurisdiction(Rule):
             if r.package not in ("aws", "gcp", "kubernetes") or glob_any(r.type, global_types):
                 continue
             with ctx.guard(r):
-                where = location(r)
+                where = _where(ctx.view, r)
                 if where is None:
                     continue  # not regional, or its region is not known: nothing to hold it to
                 cloud, region = where
-                jurisdiction = jurisdiction_of(r, ctx.view)
+                jurisdiction = _jurisdiction(ctx, r)
                 if jurisdiction is None:
                     ctx.report(
                         r,
-                        f"{cloud} region {region}: no jurisdiction known for this resource; tag or "
-                        "label it rtdi-jurisdiction (or set it in the provider's default "
-                        "tags/labels)",
+                        f"{cloud} region {region}: no jurisdiction known for this resource; check "
+                        "it with its global stack (the topology gives its stack's region's), or "
+                        "tag or label it rtdi-jurisdiction",
                     )
                     continue
                 allowed = allowed_by.get(jurisdiction)
@@ -103,6 +113,36 @@ class RegionAllowedForJurisdiction(Rule):
                         f"{', '.join(patterns) or 'none'}); move it to an allowed region or "
                         "correct its rtdi-jurisdiction",
                     )
+
+
+def _where(view: StackView, r: Resource) -> tuple[str, str] | None:
+    """Where ``r`` is: a cloud resource's own or provider region; a Kubernetes object's stack
+    region (its provider is that stack's cluster), not its rtdi-region label."""
+    if r.package != "kubernetes":
+        return location(r)
+    return split_region_id(view.region_id) if view.region_id else None
+
+
+def _jurisdiction(ctx: Context, r: Resource) -> str | None:
+    """The topology's jurisdiction of the stack's region; a label that disagrees is reported.
+    Without a topology, the resource's rtdi-jurisdiction label or tag, or its provider's."""
+    view = ctx.view
+    labels = {**provider_labels(r), **r.labels}
+    fact = view.jurisdiction_of_region(view.region_id) if view.region_id else None
+    if fact is None:
+        where = _where(view, r)
+        return labels.get(LABEL_JURISDICTION) or (
+            view.jurisdiction_of_region(f"{where[0]}-{where[1]}") if where else None
+        )
+    for key, value in ((LABEL_JURISDICTION, fact), (LABEL_REGION, view.region_id)):
+        claimed = labels.get(key)
+        if claimed is not None and claimed != value:
+            ctx.report(
+                r,
+                f"is labelled {key}: {claimed!r}, but its stack builds {view.region_id} "
+                f"(jurisdiction {fact!r}); fix or drop the label",
+            )
+    return fact
 
 
 RULE = RegionAllowedForJurisdiction()

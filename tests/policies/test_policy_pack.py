@@ -246,8 +246,7 @@ def test_importing_the_rules_constructs_no_policy_pack():
         import policies.pack, policies.checker
         from policies.rules import ALL_RULES
         policies.pack.build_policies()
-        import pathlib
-        assert len(ALL_RULES) == len(list(pathlib.Path("policies/rules").glob("[!_]*.py")))
+        assert ALL_RULES and len({r.id for r in ALL_RULES}) == len(ALL_RULES)
     """)
     done = subprocess.run(
         [PYTHON, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
