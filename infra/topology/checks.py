@@ -11,11 +11,14 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, collapse_addresses
 from typing import Any
 
 from infra.topology.model import (
+    INT64_MAX,
     KAFKA_ENGINES_BY_CLOUD,
+    MAX_NODES,
+    MS_PER_HOUR,
     AwsStack,
     GcpStack,
     GlobalStack,
@@ -198,6 +201,96 @@ def check_kafka(g: GlobalStack) -> Iterator[Found]:
                 )
     yield from check_topic_names(g)
     yield from check_strimzi_names(g)
+    yield from check_kafka_sizes(g)
+    yield from check_retention(g)
+    wide = too_wide(k.peer_cidrs)
+    if wide:
+        yield (
+            ("kafka", "peerCidrs"),
+            [str(c) for c in k.peer_cidrs],
+            f"{wide}; these networks may reach every managed Kafka cluster's cross-region "
+            "ports; allowed: the private networks of the regions only, such as 10.0.0.0/8",
+        )
+
+
+# The largest private range (RFC 1918) is a /8; a list of trusted networks wider than that, or
+# one that together covers every address, opens a port to the internet.
+_WIDEST_PRIVATE = 2**24
+
+
+def too_wide(cidrs: list[IPv4Network]) -> str | None:
+    """Why ``cidrs`` together reach beyond any private network, in words; None when they do not."""
+    merged = list(collapse_addresses(cidrs))
+    if merged == [IPv4Network("0.0.0.0/0")]:
+        return "together these networks cover every IPv4 address, the whole internet"
+    total = sum(n.num_addresses for n in merged)
+    if total > _WIDEST_PRIVATE:
+        return (
+            f"together these networks cover {total:,} addresses, more than the largest private "
+            "range (a /8)"
+        )
+    return None
+
+
+# GCP Managed Kafka (docs.cloud.google.com/managed-service-for-apache-kafka, CapacityConfig and
+# BrokerCapacityConfig): 1 to 8 GiB of memory per vCPU, at least 100 GiB of disk per broker.
+GCP_KAFKA_GIB_PER_VCPU = (1, 8)
+GCP_KAFKA_MIN_DISK_GIB = 100
+
+
+def check_kafka_sizes(g: GlobalStack) -> Iterator[Found]:
+    """Sizes each engine's API or Kubernetes would refuse after `pulumi up` had started."""
+    for i, region in enumerate(g.topology.regions):
+        for role in ("regional", "aggregate"):
+            spec = getattr(region.kafka, role)
+            at = ("topology", "regions", i, "kafka", role)
+            brokers = spec.brokers_per_zone * len(region.zones)
+            if brokers > MAX_NODES:
+                yield (
+                    (*at, "brokersPerZone"),
+                    spec.brokers_per_zone,
+                    f"{brokers:,} brokers in {len(region.zones)} zones; Kubernetes supports at "
+                    f"most {MAX_NODES:,} nodes in a cluster; allowed: at most "
+                    f"{MAX_NODES // len(region.zones):,} per zone",
+                )
+            if spec.engine != "gcp-managed":
+                continue
+            low, high = GCP_KAFKA_GIB_PER_VCPU
+            ratio = spec.broker_memory_gib / spec.broker_cpu
+            if not low <= ratio <= high:
+                yield (
+                    (*at, "brokerMemoryGib"),
+                    spec.broker_memory_gib,
+                    f"{ratio:g} GiB per vCPU with brokerCpu {spec.broker_cpu}; GCP Managed Kafka "
+                    f"provisions {low} to {high} GiB of memory per vCPU; allowed: "
+                    f"{low * spec.broker_cpu} to {high * spec.broker_cpu} with brokerCpu "
+                    f"{spec.broker_cpu}",
+                )
+            if spec.storage_gib < GCP_KAFKA_MIN_DISK_GIB:
+                yield (
+                    (*at, "storageGib"),
+                    spec.storage_gib,
+                    f"GCP Managed Kafka provisions at least {GCP_KAFKA_MIN_DISK_GIB} GiB of disk "
+                    f"per broker; allowed: {GCP_KAFKA_MIN_DISK_GIB} to 16,384",
+                )
+
+
+def check_retention(g: GlobalStack) -> Iterator[Found]:
+    """Kafka keeps retention.ms in an int64; dead-letter topics keep a multiple of the hours."""
+    from infra.components.kafka.durability import DEAD_LETTER_RETENTION_FACTOR
+
+    for i, topic in enumerate(g.kafka.topics):
+        dead_letters = any(c.dead_letter for c in topic.consumer_groups)
+        factor = DEAD_LETTER_RETENTION_FACTOR if dead_letters else 1
+        limit = INT64_MAX // MS_PER_HOUR // factor
+        if topic.retention_hours > limit and factor > 1:
+            yield (
+                ("kafka", "topics", i, "retentionHours"),
+                topic.retention_hours,
+                f"its dead-letter topics keep {factor} times as long, and Kafka keeps "
+                "retention.ms in a 64-bit integer of milliseconds; allowed: a whole number from "
+                f"1 to {limit:,}",
+            )
 
 
 # Kafka's own rules for a topic name (org.apache.kafka.common.internals.Topic.validate).
@@ -423,6 +516,16 @@ def check_regional(stack: RegionalBase, t: Topology) -> Iterator[Found]:
             k.max_nodes_per_zone,
             f"below nodesPerZone; allowed: {k.nodes_per_zone} or more",
         )
+    for key in ("publicAccessCidrs", "authorizedCidrs"):
+        cidrs = getattr(k, _snake(key), None)
+        wide = too_wide(cidrs) if cidrs else None
+        if wide:
+            yield (
+                ("kubernetes", key),
+                [str(c) for c in cidrs],
+                f"{wide}; these networks may reach the Kubernetes API; allowed: the networks "
+                "of the people and systems that administer the cluster",
+            )
     if isinstance(stack, AwsStack):
         yield from _check_aws(stack, region)
     elif isinstance(stack, GcpStack):

@@ -8,10 +8,11 @@ forbids unknown keys, because a typo that passes silently is a misconfiguration 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from ipaddress import IPv4Network
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from infra import versions
@@ -31,6 +32,116 @@ class Strict(BaseModel):
     )
 
 
+# --------------------------------------------------------------------------- strict values
+#
+# Pulumi hands the program every top-level value as a string and every structured value as JSON
+# (`stackyaml`), so inside a structure the JSON type is the YAML type: `true` is a bool, `"3"` a
+# string, `3` and `3.0` the number 3. Pydantic's lax mode would turn `true` into 1 and `"3"` into
+# 3; the validators below refuse both, with the bound in words.
+
+
+def _whole(lo: int, hi: int, why: str) -> Callable[[Any], int]:
+    allowed = f"allowed: a whole number from {lo:,} to {hi:,} ({why})"
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError(f"a boolean is not a number; {allowed}")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # Pulumi's JSON round trip: 3.0 and 1e3 arrive as numbers
+        if not isinstance(value, int):
+            kind = {str: "text", float: "a fraction"}.get(type(value), "a structure")
+            raise ValueError(f"{kind} is not a whole number; {allowed}")
+        if value < lo:
+            raise ValueError(f"too small; {allowed}")
+        if value > hi:
+            raise ValueError(f"too large; {allowed}")
+        return value
+
+    return check
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("not a boolean; allowed: true or false")
+    return value
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
+
+
+def _cidr_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("not a network; allowed: an IPv4 network such as 10.0.0.0/16")
+    return value
+
+
+Cidr = Annotated[IPv4Network, BeforeValidator(_cidr_text)]
+
+# Kafka keeps retention.ms in an int64 of milliseconds (LogConfig, a LONG config).
+INT64_MAX = 2**63 - 1
+MS_PER_HOUR = 3_600_000
+# Kubernetes supports clusters of at most 5,000 nodes (kubernetes.io, "Considerations for large
+# clusters"); a Strimzi broker is a pod that needs a node's share, MSK and GCP Managed Kafka have
+# far lower cluster quotas, and rtdi's regions have at least 3 zones.
+MAX_NODES = 5_000
+MAX_PER_ZONE = MAX_NODES // 3
+# Kafka's guidance (and MSK's best practices for its largest Standard brokers) is at most 4,000
+# partition replicas per broker; MSK's KRaft clusters have 60 brokers by default quota: 240,000
+# replicas, 80,000 partitions at replication factor 3. No rtdi engine balances a larger topic.
+MAX_PARTITIONS = 80_000
+# EBS volumes (gp2/gp3, what EKS's StorageClass and MSK use) and MSK's per-broker storage: 16 TiB.
+MAX_STORAGE_GIB = 16_384
+# The largest machines EC2 and GCE offer have a few hundred vCPUs and tens of TiB of memory.
+MAX_BROKER_CPU = 448
+MAX_BROKER_MEMORY_GIB = 24_576
+
+# Integers the YAML wrote as numbers, within the bounds of the system that receives them.
+PerZone = Annotated[
+    int, BeforeValidator(_whole(1, MAX_PER_ZONE, "Kubernetes' 5,000 nodes over 3 zones"))
+]
+StorageGib = Annotated[
+    int,
+    BeforeValidator(_whole(1, MAX_STORAGE_GIB, "GiB; EBS volumes and MSK hold at most 16 TiB")),
+]
+BrokerCpu = Annotated[
+    int, BeforeValidator(_whole(1, MAX_BROKER_CPU, "vCPUs per broker; no cloud machine has more"))
+]
+BrokerMemoryGib = Annotated[
+    int,
+    BeforeValidator(_whole(1, MAX_BROKER_MEMORY_GIB, "GiB per broker; no cloud machine has more")),
+]
+Partitions = Annotated[
+    int,
+    BeforeValidator(
+        _whole(1, MAX_PARTITIONS, "4,000 replicas per broker, 60 brokers, 3 replicas each")
+    ),
+]
+RetentionHours = Annotated[
+    int,
+    BeforeValidator(
+        _whole(1, INT64_MAX // MS_PER_HOUR, "Kafka keeps retention.ms in a 64-bit integer")
+    ),
+]
+# CreateTopics carries a replication factor as an INT16.
+Replicas = Annotated[
+    int, BeforeValidator(_whole(1, 32_767, "Kafka carries it as a 16-bit integer"))
+]
+
+
+def _secret(description: str) -> Any:
+    """A key whose value must be a `secure:` value (`pulumi config set --secret`)."""
+    return Field(default=None, description=description, json_schema_extra={"secret": True})
+
+
+def secret_keys(model: type[BaseModel]) -> set[str]:
+    """Aliases of the top-level keys of ``model`` that hold secrets."""
+    return {
+        info.alias or name
+        for name, info in model.model_fields.items()
+        if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("secret")
+    }
+
+
 # --------------------------------------------------------------------------- global stack
 
 
@@ -42,21 +153,42 @@ KAFKA_ENGINES_BY_CLOUD: dict[str, tuple[str, ...]] = {
 }
 
 
+# MSK's Standard broker types (docs.aws.amazon.com/msk/latest/developerguide/broker-instance-sizes):
+# kafka.t3.small, and large to 24xlarge of m5, large to 16xlarge of m7g.
+MSK_INSTANCE_TYPES = (
+    "kafka.t3.small",
+    *(f"kafka.m5.{s}" for s in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge")),
+    *(f"kafka.m5.{s}" for s in ("16xlarge", "24xlarge")),
+    *(f"kafka.m7g.{s}" for s in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge")),
+    "kafka.m7g.16xlarge",
+)
+
+
+def _msk_instance_type(value: str) -> str:
+    if value not in MSK_INSTANCE_TYPES:
+        raise ValueError(
+            "not an MSK Standard broker type; allowed: kafka.t3.small, kafka.m5.large to "
+            "kafka.m5.24xlarge, kafka.m7g.large to kafka.m7g.16xlarge"
+        )
+    return value
+
+
+MskInstanceType = Annotated[str, AfterValidator(_msk_instance_type)]
+
+
 class KafkaCluster(Strict):
     engine: KafkaEngine = "strimzi"
-    brokers_per_zone: PositiveInt = 1
-    storage_gib: PositiveInt = 500
-    broker_cpu: PositiveInt = 4
-    broker_memory_gib: PositiveInt = 16
+    brokers_per_zone: PerZone = 1
+    storage_gib: StorageGib = 500
+    broker_cpu: BrokerCpu = 4
+    broker_memory_gib: BrokerMemoryGib = 16
     tiered_storage_image: str | None = Field(
         default=None,
         description="strimzi only: a Kafka image holding the Aiven tiered-storage plugin in "
         "/opt/kafka/plugins/tiered-storage; set it to tier old segments to the region's object "
         "store.",
     )
-    msk_instance_type: str = Field(
-        default="kafka.m7g.xlarge", pattern=r"^kafka\.[a-z0-9]+\.[a-z0-9]+$", description="msk only"
-    )
+    msk_instance_type: MskInstanceType = Field(default="kafka.m7g.xlarge", description="msk only")
 
 
 class RegionKafka(Strict):
@@ -122,14 +254,14 @@ class ConsumerGroup(Strict):
     """A consumer group with its own retry and dead-letter topics (paper 4.1.2)."""
 
     name: TopicName
-    retry: bool = True
-    dead_letter: bool = True
+    retry: Flag = True
+    dead_letter: Flag = True
 
 
 class Topic(Strict):
     name: TopicName
-    partitions: PositiveInt
-    retention_hours: PositiveInt = 168
+    partitions: Partitions
+    retention_hours: RetentionHours = 168
     data_class: str
     consumer_groups: list[ConsumerGroup] = Field(default_factory=list)
 
@@ -148,9 +280,9 @@ class Kafka(Strict):
         pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$",
         description="Cross-region bootstrap names are <cluster>.<region>.<dnsDomain>.",
     )
-    replication_factor: PositiveInt = 3
-    min_insync_replicas: PositiveInt = 2
-    peer_cidrs: list[IPv4Network] = Field(
+    replication_factor: Replicas = 3
+    min_insync_replicas: Replicas = 2
+    peer_cidrs: list[Cidr] = Field(
         default_factory=lambda: [IPv4Network("10.0.0.0/8")],
         description="Networks of every region, allowed to reach managed clusters' cross-region "
         "ports.",
@@ -171,42 +303,98 @@ class GlobalStack(Strict):
 
 class AwsNetwork(Strict):
     mode: Literal["create", "existing"] = "create"
-    cidr: IPv4Network = IPv4Network("10.0.0.0/16")
+    cidr: Cidr = IPv4Network("10.0.0.0/16")
     vpc_id: str | None = Field(default=None, pattern=r"^vpc-[0-9a-f]{8,17}$")
     private_subnet_ids: dict[str, str] | None = Field(default=None, description="zone -> subnet id")
 
 
 class GcpNetwork(Strict):
     mode: Literal["create", "existing"] = "create"
-    cidr: IPv4Network = IPv4Network("10.0.0.0/20")
-    pods_cidr: IPv4Network = IPv4Network("10.4.0.0/14")
-    services_cidr: IPv4Network = IPv4Network("10.8.0.0/20")
+    cidr: Cidr = IPv4Network("10.0.0.0/20")
+    pods_cidr: Cidr = IPv4Network("10.4.0.0/14")
+    services_cidr: Cidr = IPv4Network("10.8.0.0/20")
     network: str | None = None
     subnetwork: str | None = None
     pods_range_name: str | None = None
     services_range_name: str | None = None
 
 
+def _format(pattern: str, words: str) -> Callable[[str], str]:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(f"not {words}")
+        return value
+
+    return check
+
+
+# EKS takes a Kubernetes minor version ("1.33"); it has no "latest".
+EksVersion = Annotated[
+    str,
+    AfterValidator(
+        _format(
+            r"^1\.[0-9]{2}$", "an EKS version; allowed: a Kubernetes minor version such as 1.33"
+        )
+    ),
+]
+# GKE takes a minor version ("1.33") or a full GKE version ("1.33.5-gke.1234").
+GkeVersion = Annotated[
+    str,
+    AfterValidator(
+        _format(
+            r"^1\.[0-9]{2}(\.[0-9]+-gke\.[0-9]+)?$",
+            "a GKE version; allowed: a minor version such as 1.33, or a GKE version such as "
+            "1.33.5-gke.1234",
+        )
+    ),
+]
+# EC2: <family with its generation digit and options>.<size> (m6i.2xlarge, c7gn.metal,
+# u7i-12tb.224xlarge); GCE: <series>-<type>[-<vCPUs>...] (n2-standard-8, e2-medium,
+# n2-custom-4-16384, c3-standard-4-lssd).
+InstanceType = Annotated[
+    str,
+    AfterValidator(
+        _format(
+            r"^[a-z]+[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal"
+            r"(-[0-9]+xl)?)$",
+            "an EC2 instance type; allowed: <family>.<size> such as m6i.2xlarge or c7g.4xlarge",
+        )
+    ),
+]
+MachineType = Annotated[
+    str,
+    AfterValidator(
+        _format(
+            r"^[a-z]+[0-9][a-z0-9]*-[a-z]+(-[0-9]+[a-z]*)*(-lssd)?$",
+            "a Compute Engine machine type; allowed: <series>-<type>-<vCPUs> such as "
+            "n2-standard-8 or e2-medium",
+        )
+    ),
+]
+
+
 class NodePool(Strict):
-    nodes_per_zone: PositiveInt = 2
-    max_nodes_per_zone: PositiveInt = 6
-    disk_gib: PositiveInt = 100
+    nodes_per_zone: PerZone = 2
+    max_nodes_per_zone: PerZone = 6
+    disk_gib: StorageGib = 100
 
 
 class EksCluster(NodePool):
-    version: str = versions.EKS_VERSION
-    instance_type: str = "m6i.2xlarge"
-    public_access_cidrs: list[IPv4Network] = Field(
+    version: EksVersion = versions.EKS_VERSION
+    instance_type: InstanceType = "m6i.2xlarge"
+    public_access_cidrs: list[Cidr] = Field(
         default_factory=list,
         description="Empty keeps the API endpoint private to the VPC.",
     )
 
 
 class GkeCluster(NodePool):
-    version: str = versions.GKE_VERSION
-    machine_type: str = "n2-standard-8"
-    master_cidr: IPv4Network = IPv4Network("172.16.0.0/28")
-    authorized_cidrs: list[IPv4Network] = Field(
+    version: GkeVersion = versions.GKE_VERSION
+    machine_type: MachineType = "n2-standard-8"
+    master_cidr: Cidr = IPv4Network("172.16.0.0/28")
+    authorized_cidrs: list[Cidr] = Field(
         default_factory=list,
         description="Networks allowed to reach the private API endpoint.",
     )
@@ -272,7 +460,7 @@ class OnpremStack(RegionalBase):
     cloud: Literal["onprem"]
     kubernetes: ExistingCluster
     object_store: OnpremStore
-    object_store_secret_access_key: str | None = Field(default=None, description="secret; s3 only")
+    object_store_secret_access_key: str | None = _secret("s3 only")
 
 
 REGIONAL_MODELS: dict[str, type[RegionalBase]] = {
