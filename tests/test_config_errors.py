@@ -540,6 +540,38 @@ CASES = [
 ]
 
 
+GCP = "stacks/Pulumi.gcp-europe-west4.yaml"
+
+# Checks that need several stacks at once: `rtdi plan` and `rtdi check` run them, a `pulumi up` of
+# one stack cannot.
+CROSS_STACK_CASES = [
+    Case(
+        "vpc-overlaps-another-region",
+        "gcp-europe-west4",
+        lambda c: c["rtdi:network"].update(cidr="10.10.16.0/20"),
+        f"{GCP}: rtdi:network.cidr = '10.10.16.0/20': overlaps rtdi:network.cidr 10.10.0.0/16 of "
+        f"{USE1}; regions of one topology route to each other",
+        "allowed: a range disjoint from every other region's",
+    ),
+    Case(
+        "pods-range-overlaps-another-region",
+        "gcp-europe-west4",
+        lambda c: c["rtdi:network"].update(podsCidr="10.8.0.0/14"),
+        f"{GCP}: rtdi:network.podsCidr = '10.8.0.0/14': overlaps rtdi:network.cidr 10.10.0.0/16 "
+        f"of {USE1}; ",
+        "allowed: a range disjoint from every other region's",
+    ),
+    Case(
+        "earlier-stack-overlaps-a-later-one",
+        "aws-us-east-1",
+        lambda c: c["rtdi:network"].update(cidr="10.28.0.0/16"),
+        f"{GCP}: rtdi:network.servicesCidr = '10.28.0.0/20': overlaps rtdi:network.cidr "
+        f"10.28.0.0/16 of {USE1}; ",
+        "allowed: a range disjoint from every other region's",
+    ),
+]
+
+
 def _params(cases):
     return [
         pytest.param(
@@ -581,7 +613,7 @@ def assert_one_line(text: str, case: Case) -> None:
     )
 
 
-@pytest.mark.parametrize("case", _params(CASES))
+@pytest.mark.parametrize("case", _params(CASES + CROSS_STACK_CASES))
 def test_cli_rejects_bad_config(tmp_path, monkeypatch, case):
     monkeypatch.chdir(broken_project(tmp_path, case))
     code, stdout, stderr = run_cli(["plan", "--all", "--out", str(tmp_path / "out")])
@@ -628,6 +660,15 @@ def test_sample_project_copy_is_valid(tmp_path, monkeypatch):
     from infra.plan.project import validate
 
     assert sorted(validate(Project.find(), STACK_NAMES)) == STACK_NAMES
+
+
+def test_one_stack_is_compared_with_its_siblings(tmp_path, monkeypatch):
+    """Planning one stack alone still compares its networks with the project's other regions."""
+    case = CROSS_STACK_CASES[0]
+    monkeypatch.chdir(broken_project(tmp_path, case))
+    code, stdout, stderr = run_cli(["plan", "aws-us-east-1", "--out", str(tmp_path / "out")])
+    assert code == EXIT_BAD_INPUT and stdout == ""
+    assert_one_line(stderr, case)
 
 
 def test_a_second_file_for_one_region_is_refused(tmp_path, monkeypatch):
