@@ -95,6 +95,7 @@ def _gcp_stack_for_aws_region(c: dict) -> None:
 
 G = "stacks/Pulumi.global.yaml"
 USE1 = "stacks/Pulumi.aws-us-east-1.yaml"
+GCP = "stacks/Pulumi.gcp-europe-west4.yaml"
 ALL_REGIONS = "aws-us-east-1, aws-eu-west-1, gcp-europe-west4, onprem-dc1"
 
 CASES = [
@@ -466,6 +467,105 @@ CASES = [
         "stacks/Pulumi.gcp-europe-west4.yaml: rtdi:kubernetes.machineType = 'banana': not a ",
         "allowed: <series>-<type>-<vCPUs> such as n2-standard-8",
     ),
+    Case(
+        "replication-factor-one",
+        "global",
+        lambda c: c["rtdi:kafka"].update(replicationFactor=1, minInsyncReplicas=1),
+        f"{G}: rtdi:kafka.replicationFactor = 1: one replica leaves no copy when a broker is down",
+        "allowed: 2 or more",
+    ),
+    Case(
+        "aws-vpc-wider-than-a-16",
+        "aws-us-east-1",
+        lambda c: c["rtdi:network"].update(cidr="10.0.0.0/8"),
+        f"{USE1}: rtdi:network.cidr = '10.0.0.0/8': AWS allows a VPC range of a /16 to a /28; ",
+        "allowed: a /16 or a smaller range",
+    ),
+    Case(
+        "eks-disk-below-ami-snapshot",
+        "aws-us-east-1",
+        lambda c: c["rtdi:kubernetes"].update(diskGib=10),
+        f"{USE1}: rtdi:kubernetes.diskGib = 10: EKS nodes boot Amazon Linux 2023",
+        "allowed: 20 to 16,384",
+    ),
+    Case(
+        "gke-disk-below-minimum",
+        "gcp-europe-west4",
+        lambda c: c["rtdi:kubernetes"].update(diskGib=5),
+        f"{GCP}: rtdi:kubernetes.diskGib = 5: GKE refuses a node boot disk below 10 GB; ",
+        "allowed: 10 to 16,384",
+    ),
+    Case(
+        "gke-master-range-not-a-28",
+        "gcp-europe-west4",
+        lambda c: c["rtdi:kubernetes"].update(masterCidr="172.16.0.0/24"),
+        f"{GCP}: rtdi:kubernetes.masterCidr = '172.16.0.0/24': GKE puts a private cluster's ",
+        "allowed: a private /28 such as 172.16.0.0/28",
+    ),
+    # ---- formats said in words, never as a regular expression
+    Case(
+        "vpc-id-format",
+        "aws-eu-west-1",
+        lambda c: c["rtdi:network"].update(vpcId="vpc-123"),
+        "stacks/Pulumi.aws-eu-west-1.yaml: rtdi:network.vpcId = 'vpc-123': not a VPC id; ",
+        "allowed: vpc- followed by 8 or 17 hexadecimal digits",
+    ),
+    Case(
+        "subnet-id-format",
+        "aws-eu-west-1",
+        lambda c: c["rtdi:network"]["privateSubnetIds"].update({"eu-west-1a": "sn-1"}),
+        "stacks/Pulumi.aws-eu-west-1.yaml: rtdi:network.privateSubnetIds.eu-west-1a = 'sn-1': "
+        "not a subnet id; ",
+        "allowed: subnet- followed by 8 or 17 hexadecimal digits",
+    ),
+    Case(
+        "aws-account-id-lost-its-leading-zero",
+        "aws-us-east-1",
+        None,
+        f"{USE1}: rtdi:awsAccountId = '12345678901': not an AWS account id; ",
+        "allowed: its 12 digits, quoted in YAML so a leading 0 is kept",
+        text=(ROOT / "stacks" / "Pulumi.aws-us-east-1.yaml")
+        .read_text()
+        .replace("  rtdi:cloud: aws\n", "  rtdi:cloud: aws\n  rtdi:awsAccountId: 012345678901\n"),
+    ),
+    Case(
+        "gcp-project-format",
+        "gcp-europe-west4",
+        lambda c: c.update({"rtdi:gcpProject": "Acme"}),
+        f"{GCP}: rtdi:gcpProject = 'Acme': not a GCP project id; ",
+        "allowed: 6 to 30 lower-case letters, digits and dashes",
+    ),
+    Case(
+        "topology-name-format",
+        "global",
+        lambda c: c["rtdi:topology"].update(name="Acme_RTDI"),
+        f"{G}: rtdi:topology.name = 'Acme_RTDI': not a topology name; ",
+        "allowed: 3 to 20 lower-case letters, digits and dashes",
+    ),
+    Case(
+        "dns-domain-format",
+        "global",
+        lambda c: c["rtdi:kafka"].update(dnsDomain="kafka"),
+        f"{G}: rtdi:kafka.dnsDomain = 'kafka': not a DNS domain; ",
+        "allowed: lower-case labels of letters, digits and dashes joined by dots",
+    ),
+    Case(
+        "s3-endpoint-with-a-path",
+        "onprem-dc1",
+        lambda c: c.update(
+            {
+                "rtdi:objectStore": {
+                    "kind": "s3",
+                    "endpoint": "https://minio.dc1/rtdi",
+                    "bucket": "rtdi-dc1",
+                    "accessKeyId": "rtdi",
+                },
+            }
+        ),
+        "stacks/Pulumi.onprem-dc1.yaml: rtdi:objectStore.endpoint = 'https://minio.dc1/rtdi': "
+        "not an S3 endpoint; ",
+        "allowed: http(s)://<host>[:<port>] without a path",
+    ),
     # ---- networks open to the world
     Case(
         "peer-cidrs-whole-internet",
@@ -539,8 +639,6 @@ CASES = [
     ),
 ]
 
-
-GCP = "stacks/Pulumi.gcp-europe-west4.yaml"
 
 # Checks that need several stacks at once: `rtdi plan` and `rtdi check` run them, a `pulumi up` of
 # one stack cannot.
@@ -713,6 +811,37 @@ def test_a_secure_secret_is_accepted(tmp_path, plans):
     plain = StackConfig(cfg.stack, cfg.file, cfg.values, secret_keys=set())
     with pytest.raises(ConfigError, match="a secret written in plain text"):
         parse_regional(plain, topology)
+
+
+def _models() -> list[type]:
+    import infra.topology.model as m
+
+    return [v for v in vars(m).values() if isinstance(v, type) and issubclass(v, m.Strict)]
+
+
+def test_no_format_is_explained_by_a_regular_expression():
+    """Pydantic explains a `pattern=` by printing the expression; every format says it in words
+    (a `matching(...)` validator) instead, so no model may use `pattern=`."""
+    raw = [
+        f"{model.__name__}.{name}"
+        for model in _models()
+        for name, info in model.model_fields.items()
+        if any(getattr(meta, "pattern", None) for meta in info.metadata)
+    ]
+    assert _models() and raw == []
+
+
+def test_no_integer_or_boolean_is_coerced():
+    """Every int and bool field refuses another JSON type: pydantic's lax mode would take `true`
+    as 1 and `"3"` as 3, which is not what the YAML said."""
+    loose = []
+    for model in _models():
+        for name, info in model.model_fields.items():
+            if info.annotation in (int, bool) and not any(
+                type(meta).__name__ == "BeforeValidator" for meta in info.metadata
+            ):
+                loose.append(f"{model.__name__}.{name}")
+    assert loose == []
 
 
 def test_no_stack_named_is_a_usage_error(tmp_path, monkeypatch):

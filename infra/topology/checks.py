@@ -103,7 +103,14 @@ DATA_CLASS_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 def check_kafka(g: GlobalStack) -> Iterator[Found]:
     """Kafka rules that relate the `kafka` key to the topology. Locations start at the key."""
     k = g.kafka
-    if k.min_insync_replicas >= k.replication_factor:
+    if k.replication_factor == 1:
+        yield (
+            ("kafka", "replicationFactor"),
+            k.replication_factor,
+            "one replica leaves no copy when a broker is down, and no minInsyncReplicas below it; "
+            "allowed: 2 or more (3 across 3 zones is rtdi's default)",
+        )
+    elif k.min_insync_replicas >= k.replication_factor:
         yield (
             ("kafka", "minInsyncReplicas"),
             k.min_insync_replicas,
@@ -517,8 +524,8 @@ def check_regional(stack: RegionalBase, t: Topology) -> Iterator[Found]:
             f"below nodesPerZone; allowed: {k.nodes_per_zone} or more",
         )
     for key in ("publicAccessCidrs", "authorizedCidrs"):
-        cidrs = getattr(k, _snake(key), None)
-        wide = too_wide(cidrs) if cidrs else None
+        cidrs: list[IPv4Network] = getattr(k, _snake(key), None) or []
+        wide = too_wide(cidrs)
         if wide:
             yield (
                 ("kubernetes", key),
@@ -534,13 +541,37 @@ def check_regional(stack: RegionalBase, t: Topology) -> Iterator[Found]:
         yield from _check_onprem(stack, region)
 
 
+# EKS managed node groups boot the EKS-optimised Amazon Linux 2023 AMI, whose root snapshot is
+# 20 GiB (EC2 refuses a smaller volume); GKE refuses a node boot disk below 10 GB.
+EKS_MIN_DISK_GIB = 20
+GKE_MIN_DISK_GIB = 10
+# An AWS VPC's range is a /16 to a /28 (VPC user guide, "VPC CIDR blocks").
+AWS_VPC_WIDEST = 16
+# A GKE private cluster's control plane range is exactly a /28 of private addresses.
+GKE_MASTER_PREFIX = 28
+
+
 def _check_aws(stack: AwsStack, region: Region) -> Iterator[Found]:
     net = stack.network
+    if stack.kubernetes.disk_gib < EKS_MIN_DISK_GIB:
+        yield (
+            ("kubernetes", "diskGib"),
+            stack.kubernetes.disk_gib,
+            f"EKS nodes boot Amazon Linux 2023, whose root snapshot is {EKS_MIN_DISK_GIB} GiB; "
+            f"allowed: {EKS_MIN_DISK_GIB} to 16,384",
+        )
     if net.mode == "create":
-        try:
-            subnet_plan(net.cidr, region.zones)
-        except ValueError as exc:
-            yield ("network", "cidr"), str(net.cidr), str(exc)
+        if net.cidr.prefixlen < AWS_VPC_WIDEST:
+            yield (
+                ("network", "cidr"),
+                str(net.cidr),
+                "AWS allows a VPC range of a /16 to a /28; allowed: a /16 or a smaller range",
+            )
+        else:
+            try:
+                subnet_plan(net.cidr, region.zones)
+            except ValueError as exc:
+                yield ("network", "cidr"), str(net.cidr), str(exc)
         for key in ("vpcId", "privateSubnetIds"):
             if getattr(net, _snake(key)) is not None:
                 yield (
@@ -566,6 +597,21 @@ def _check_aws(stack: AwsStack, region: Region) -> Iterator[Found]:
 
 def _check_gcp(stack: GcpStack) -> Iterator[Found]:
     net = stack.network
+    k = stack.kubernetes
+    if k.disk_gib < GKE_MIN_DISK_GIB:
+        yield (
+            ("kubernetes", "diskGib"),
+            k.disk_gib,
+            f"GKE refuses a node boot disk below {GKE_MIN_DISK_GIB} GB; allowed: "
+            f"{GKE_MIN_DISK_GIB} to 16,384",
+        )
+    if k.master_cidr.prefixlen != GKE_MASTER_PREFIX or not k.master_cidr.is_private:
+        yield (
+            ("kubernetes", "masterCidr"),
+            str(k.master_cidr),
+            "GKE puts a private cluster's control plane in a /28 of private addresses; "
+            "allowed: a private /28 such as 172.16.0.0/28",
+        )
     required = ("network", "subnetwork", "podsRangeName", "servicesRangeName")
     if net.mode == "existing":
         for key in required:

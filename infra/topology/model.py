@@ -19,7 +19,6 @@ from infra import versions
 
 Cloud = Literal["aws", "gcp", "onprem"]
 CLOUDS: tuple[str, ...] = ("aws", "gcp", "onprem")
-Slug = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")
 
 
 class Strict(BaseModel):
@@ -58,6 +57,22 @@ def _whole(lo: int, hi: int, why: str) -> Callable[[Any], int]:
         return value
 
     return check
+
+
+def _format(pattern: str, words: str) -> Callable[[str], str]:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(f"not {words}")
+        return value
+
+    return check
+
+
+def matching(pattern: str, words: str) -> AfterValidator:
+    """A string in the format ``pattern`` describes; the message says it in ``words``."""
+    return AfterValidator(_format(pattern, words))
 
 
 def _flag(value: Any) -> bool:
@@ -142,6 +157,84 @@ def secret_keys(model: type[BaseModel]) -> set[str]:
     }
 
 
+# Formats of names, each said in words (a message never shows a raw regular expression).
+Jurisdiction = Annotated[
+    str,
+    matching(
+        r"^[a-z][a-z0-9-]{0,30}$",
+        "a jurisdiction label; allowed: 1 to 31 lower-case letters, digits and dashes, starting "
+        "with a letter, e.g. us or eu",
+    ),
+]
+TopologyName = Annotated[
+    str,
+    matching(
+        r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$",
+        "a topology name; allowed: 3 to 20 lower-case letters, digits and dashes, starting with a "
+        "letter and not ending with a dash (it prefixes bucket and cluster names)",
+    ),
+]
+DnsDomain = Annotated[
+    str,
+    matching(
+        r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$",
+        "a DNS domain; allowed: lower-case labels of letters, digits and dashes joined by dots, "
+        "ending in letters, e.g. kafka.acme.internal",
+    ),
+]
+VpcId = Annotated[
+    str,
+    matching(
+        r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$",
+        "a VPC id; allowed: vpc- followed by 8 or 17 hexadecimal digits",
+    ),
+]
+SubnetId = Annotated[
+    str,
+    matching(
+        r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$",
+        "a subnet id; allowed: subnet- followed by 8 or 17 hexadecimal digits",
+    ),
+]
+HdfsUri = Annotated[
+    str,
+    matching(
+        r"^hdfs://[^/\s:]+(:\d+)?(/\S*)?$",
+        "an HDFS URI; allowed: hdfs://<namenode>[:<port>][/<path>], e.g. hdfs://namenode.dc1:8020/rtdi",
+    ),
+]
+S3Endpoint = Annotated[
+    str,
+    matching(
+        r"^https?://[^/\s:]+(:\d+)?/?$",
+        "an S3 endpoint; allowed: http(s)://<host>[:<port>] without a path",
+    ),
+]
+BucketName = Annotated[
+    str,
+    matching(
+        r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        "an S3 bucket name; allowed: 3 to 63 lower-case letters, digits, dots and dashes, starting "
+        "and ending with a letter or digit",
+    ),
+]
+AwsAccountId = Annotated[
+    str,
+    matching(
+        r"^[0-9]{12}$",
+        "an AWS account id; allowed: its 12 digits, quoted in YAML so a leading 0 is kept",
+    ),
+]
+GcpProjectId = Annotated[
+    str,
+    matching(
+        r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$",
+        "a GCP project id; allowed: 6 to 30 lower-case letters, digits and dashes, starting with a "
+        "letter and not ending with a dash",
+    ),
+]
+
+
 # --------------------------------------------------------------------------- global stack
 
 
@@ -204,9 +297,7 @@ class Region(Strict):
         description="The cloud's region name (us-east-1, europe-west4) or the on-prem site."
     )
     zones: list[str] = Field(min_length=1)
-    jurisdiction: str = Field(
-        pattern=r"^[a-z][a-z0-9-]{0,30}$", description="Data-residency label, e.g. us, eu."
-    )
+    jurisdiction: Jurisdiction = Field(description="Data-residency label, e.g. us, eu.")
     kafka: RegionKafka = RegionKafka()
 
     @property
@@ -216,8 +307,7 @@ class Region(Strict):
 
 
 class Topology(Strict):
-    name: str = Field(
-        pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$",
+    name: TopologyName = Field(
         description="Prefix of every physical name (buckets, clusters); globally unique per "
         "organisation.",
     )
@@ -275,9 +365,8 @@ class DataClass(Strict):
 class Kafka(Strict):
     """Kafka settings that span regions; declared once in the global stack."""
 
-    dns_domain: str = Field(
+    dns_domain: DnsDomain = Field(
         default="kafka.rtdi.internal",
-        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$",
         description="Cross-region bootstrap names are <cluster>.<region>.<dnsDomain>.",
     )
     replication_factor: Replicas = 3
@@ -304,8 +393,10 @@ class GlobalStack(Strict):
 class AwsNetwork(Strict):
     mode: Literal["create", "existing"] = "create"
     cidr: Cidr = IPv4Network("10.0.0.0/16")
-    vpc_id: str | None = Field(default=None, pattern=r"^vpc-[0-9a-f]{8,17}$")
-    private_subnet_ids: dict[str, str] | None = Field(default=None, description="zone -> subnet id")
+    vpc_id: VpcId | None = None
+    private_subnet_ids: dict[str, SubnetId] | None = Field(
+        default=None, description="zone -> subnet id"
+    )
 
 
 class GcpNetwork(Strict):
@@ -317,17 +408,6 @@ class GcpNetwork(Strict):
     subnetwork: str | None = None
     pods_range_name: str | None = None
     services_range_name: str | None = None
-
-
-def _format(pattern: str, words: str) -> Callable[[str], str]:
-    compiled = re.compile(pattern)
-
-    def check(value: str) -> str:
-        if not compiled.match(value):
-            raise ValueError(f"not {words}")
-        return value
-
-    return check
 
 
 # EKS takes a Kubernetes minor version ("1.33"); it has no "latest".
@@ -423,15 +503,9 @@ class GcsStore(Strict):
 
 class OnpremStore(Strict):
     kind: Literal["hdfs", "s3"]
-    uri: str | None = Field(
-        default=None, pattern=r"^hdfs://[^/\s]+(:\d+)?(/\S*)?$", description="hdfs only"
-    )
-    endpoint: str | None = Field(
-        default=None, pattern=r"^https?://[^/\s]+(:\d+)?/?$", description="s3 only"
-    )
-    bucket: str | None = Field(
-        default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="s3 only"
-    )
+    uri: HdfsUri | None = Field(default=None, description="hdfs only")
+    endpoint: S3Endpoint | None = Field(default=None, description="s3 only")
+    bucket: BucketName | None = Field(default=None, description="s3 only")
     access_key_id: str | None = Field(default=None, description="s3 only")
 
 
@@ -442,7 +516,7 @@ class RegionalBase(Strict):
 
 class AwsStack(RegionalBase):
     cloud: Literal["aws"]
-    aws_account_id: str | None = Field(default=None, pattern=r"^\d{12}$")
+    aws_account_id: AwsAccountId | None = None
     network: AwsNetwork = AwsNetwork()
     kubernetes: EksCluster = EksCluster()
     object_store: S3Store = S3Store()
@@ -450,7 +524,7 @@ class AwsStack(RegionalBase):
 
 class GcpStack(RegionalBase):
     cloud: Literal["gcp"]
-    gcp_project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+    gcp_project: GcpProjectId
     network: GcpNetwork = GcpNetwork()
     kubernetes: GkeCluster = GkeCluster()
     object_store: GcsStore = GcsStore()
