@@ -451,7 +451,7 @@ CASES = [
         "gcp-europe-west4",
         lambda c: c["rtdi:kubernetes"].update(version="latest"),
         "stacks/Pulumi.gcp-europe-west4.yaml: rtdi:kubernetes.version = 'latest': not a GKE ",
-        "allowed: a minor version such as 1.33, or a GKE version such as 1.33.5-gke.1234",
+        "allowed: a minor version such as 1.33, or a GKE version such as 1.33.<patch>-gke.<build>",
     ),
     Case(
         "ec2-instance-type-banana",

@@ -410,23 +410,24 @@ class GcpNetwork(Strict):
     services_range_name: str | None = None
 
 
-# EKS takes a Kubernetes minor version ("1.33"); it has no "latest".
+# EKS takes a Kubernetes minor version (as versions.EKS_VERSION); it has no "latest".
 EksVersion = Annotated[
     str,
     AfterValidator(
         _format(
-            r"^1\.[0-9]{2}$", "an EKS version; allowed: a Kubernetes minor version such as 1.33"
+            r"^1\.[0-9]{2}$",
+            f"an EKS version; allowed: a Kubernetes minor version such as {versions.EKS_VERSION}",
         )
     ),
 ]
-# GKE takes a minor version ("1.33") or a full GKE version ("1.33.5-gke.1234").
+# GKE takes a minor version or a full GKE version (<minor>.<patch>-gke.<build>).
 GkeVersion = Annotated[
     str,
     AfterValidator(
         _format(
             r"^1\.[0-9]{2}(\.[0-9]+-gke\.[0-9]+)?$",
-            "a GKE version; allowed: a minor version such as 1.33, or a GKE version such as "
-            "1.33.5-gke.1234",
+            f"a GKE version; allowed: a minor version such as {versions.GKE_VERSION}, or a GKE "
+            f"version such as {versions.GKE_VERSION}.<patch>-gke.<build>",
         )
     ),
 ]
