@@ -566,6 +566,32 @@ CASES = [
         "not an S3 endpoint; ",
         "allowed: http(s)://<host>[:<port>] without a path",
     ),
+    Case(
+        "image-reference-format",
+        "global",
+        lambda c: regions(c)[0]["kafka"]["regional"].update(tieredStorageImage="Kafka Tiered"),
+        f"{G}: rtdi:topology.regions[0].kafka.regional.tieredStorageImage = 'Kafka Tiered': not "
+        "an image reference; ",
+        "allowed: [registry/]repository[:tag][@sha256:digest]",
+    ),
+    Case(
+        "storage-class-name-format",
+        "onprem-dc1",
+        lambda c: c["rtdi:kubernetes"].update(storageClass="Local_NVMe"),
+        "stacks/Pulumi.onprem-dc1.yaml: rtdi:kubernetes.storageClass = 'Local_NVMe': not a "
+        "Kubernetes object name; ",
+        "allowed: up to 253 lower-case letters, digits, '-' and '.'",
+    ),
+    Case(
+        "annotation-key-format",
+        "onprem-dc1",
+        lambda c: c["rtdi:kubernetes"]["internalLoadBalancerAnnotations"].update(
+            {"metallb pool": "dc1"}
+        ),
+        "stacks/Pulumi.onprem-dc1.yaml: rtdi:kubernetes.internalLoadBalancerAnnotations = "
+        "'metallb pool': not a Kubernetes annotation key; ",
+        "allowed: [<dns-prefix>/]<name>",
+    ),
     # ---- networks open to the world
     Case(
         "peer-cidrs-whole-internet",

@@ -246,6 +246,8 @@ def _validate(cfg: StackConfig, model: type[M], data: dict[str, Any]) -> M:
 
 def _issue(cfg: StackConfig, model: type[Strict], err: Any) -> Issue:
     loc = err["loc"]
+    if loc[-1:] == ("[key]",):  # pydantic's place for a bad mapping key: name the mapping instead
+        loc = loc[:-2]
     key = key_path(f"{NAMESPACE}:{loc[0]}", loc[1:])
     kind = err["type"]
     if kind == "extra_forbidden":

@@ -234,6 +234,38 @@ GcpProjectId = Annotated[
     ),
 ]
 
+# A container image reference as the OCI distribution spec and Docker's reference grammar allow:
+# [registry[:port]/]path[:tag][@sha256:digest], lower-case path components.
+ImageReference = Annotated[
+    str,
+    matching(
+        r"^([a-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+        r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$",
+        "an image reference; allowed: [registry/]repository[:tag][@sha256:digest] with a "
+        "lower-case repository, e.g. registry.acme.internal/kafka/strimzi-tiered:<tag>",
+    ),
+]
+# Kubernetes object names such as a StorageClass's are DNS-1123 subdomains.
+DnsSubdomain = Annotated[
+    str,
+    matching(
+        r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$",
+        "a Kubernetes object name; allowed: up to 253 lower-case letters, digits, '-' and '.', "
+        "starting and ending with a letter or digit",
+    ),
+]
+# Kubernetes annotation keys: an optional DNS subdomain prefix and '/', then a name of at most 63
+# letters, digits, '-', '_' and '.', starting and ending with a letter or digit.
+AnnotationKey = Annotated[
+    str,
+    matching(
+        r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*/)?"
+        r"(?=[^/]{1,63}$)[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$",
+        "a Kubernetes annotation key; allowed: [<dns-prefix>/]<name>, the name at most 63 "
+        "letters, digits, '-', '_' and '.', starting and ending with a letter or digit",
+    ),
+]
+
 
 # --------------------------------------------------------------------------- global stack
 
@@ -275,7 +307,7 @@ class KafkaCluster(Strict):
     storage_gib: StorageGib = 500
     broker_cpu: BrokerCpu = 4
     broker_memory_gib: BrokerMemoryGib = 16
-    tiered_storage_image: str | None = Field(
+    tiered_storage_image: ImageReference | None = Field(
         default=None,
         description="strimzi only: a Kafka image holding the Aiven tiered-storage plugin in "
         "/opt/kafka/plugins/tiered-storage; set it to tier old segments to the region's object "
@@ -484,10 +516,10 @@ class GkeCluster(NodePool):
 class ExistingCluster(Strict):
     kubeconfig: str = Field(min_length=1, description="Path to a kubeconfig file.")
     context: str = Field(min_length=1)
-    storage_class: str = Field(
-        min_length=1, description="A zonal block-storage StorageClass for stateful workloads."
+    storage_class: DnsSubdomain = Field(
+        description="A zonal block-storage StorageClass for stateful workloads."
     )
-    internal_load_balancer_annotations: dict[str, str] = Field(
+    internal_load_balancer_annotations: dict[AnnotationKey, str] = Field(
         default_factory=dict,
         description="Annotations that keep a LoadBalancer Service on the site's internal network, "
         "e.g. a MetalLB address pool; Kafka's cross-region listener uses them.",
