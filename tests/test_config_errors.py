@@ -686,6 +686,21 @@ CROSS_STACK_CASES = [
         "allowed: a range disjoint from every other region's",
     ),
     Case(
+        "vpc-outside-peer-cidrs-of-msk",
+        "aws-us-east-1",
+        lambda c: c["rtdi:network"].update(cidr="172.20.0.0/16"),
+        f"{USE1}: rtdi:network.cidr = '172.20.0.0/16': not inside rtdi:kafka.peerCidrs of the "
+        "global stack (10.0.0.0/8), the networks the MSK clusters of aws-eu-west-1 admit; ",
+        "allowed: a range inside one of them, or add it to peerCidrs",
+    ),
+    Case(
+        "pods-outside-peer-cidrs-of-msk",
+        "gcp-europe-west4",
+        lambda c: c["rtdi:network"].update(podsCidr="100.64.0.0/14"),
+        f"{GCP}: rtdi:network.podsCidr = '100.64.0.0/14': not inside rtdi:kafka.peerCidrs ",
+        "allowed: a range inside one of them, or add it to peerCidrs",
+    ),
+    Case(
         "earlier-stack-overlaps-a-later-one",
         "aws-us-east-1",
         lambda c: c["rtdi:network"].update(cidr="10.28.0.0/16"),
@@ -788,11 +803,32 @@ def test_sample_project_copy_is_valid(tmp_path, monkeypatch):
 
 def test_one_stack_is_compared_with_its_siblings(tmp_path, monkeypatch):
     """Planning one stack alone still compares its networks with the project's other regions."""
-    case = CROSS_STACK_CASES[0]
+    case = next(c for c in CROSS_STACK_CASES if c.id == "vpc-overlaps-another-region")
     monkeypatch.chdir(broken_project(tmp_path, case))
     code, stdout, stderr = run_cli(["plan", "aws-us-east-1", "--out", str(tmp_path / "out")])
     assert code == EXIT_BAD_INPUT and stdout == ""
     assert_one_line(stderr, case)
+
+
+def test_a_range_outside_peer_cidrs_is_fine_without_msk(tmp_path, monkeypatch):
+    """Control for `vpc-outside-peer-cidrs-of-msk`: peerCidrs only open MSK's security group, so
+    with no MSK cluster in the topology any private range plans."""
+    case = next(c for c in CROSS_STACK_CASES if c.id == "vpc-outside-peer-cidrs-of-msk")
+    project = broken_project(tmp_path, case)
+    path = project / "stacks" / "Pulumi.global.yaml"
+    doc = yaml.safe_load(path.read_text())
+    for region in regions(doc["config"]):
+        for role in region.get("kafka", {}).values():
+            if role.get("engine") == "msk":
+                role["engine"] = "strimzi"
+                role.pop("mskInstanceType", None)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    monkeypatch.chdir(project)
+    from infra.plan import Project
+    from infra.plan.project import validate
+
+    validated = validate(Project.find(), STACK_NAMES)
+    assert str(validated["aws-us-east-1"].model.network.cidr) == "172.20.0.0/16"
 
 
 def test_a_second_file_for_one_region_is_refused(tmp_path, monkeypatch):

@@ -111,6 +111,7 @@ def validate(project: Project, stacks: Iterable[str]) -> dict[str, Validated]:
         except ConfigError as exc:
             issues.extend(exc.issues)
     issues.extend(overlapping_ranges(_with_siblings(project, out, globals_), set(out)))
+    issues.extend(outside_peer_cidrs(out, globals_))
     if issues:
         raise ConfigError(_unique(issues))
     return out
@@ -183,6 +184,45 @@ def overlapping_ranges(validated: dict[str, Validated], wanted: set[str]) -> lis
                         )
                     )
         seen.extend((name, v, key, cidr) for key, cidr in mine.items())
+    return issues
+
+
+# Ranges that send traffic to other regions: nodes, and pods (VPC-native GKE and EKS's VPC CNI
+# give pods addresses of their own); service addresses are only ever destinations.
+_SOURCES = ("rtdi:network.cidr", "rtdi:network.podsCidr")
+
+
+def outside_peer_cidrs(
+    validated: dict[str, Validated], globals_: dict[str, GlobalStack | None]
+) -> list[Issue]:
+    """An MSK cluster's security group admits other regions by `rtdi:kafka.peerCidrs`; a region
+    whose network no entry holds cannot reach it, and MirrorMaker 2 would fail after `pulumi up`.
+    """
+    issues = []
+    for v in validated.values():
+        g = globals_.get(v.global_stack or "")
+        if g is None or not isinstance(v.model, RegionalBase):
+            continue
+        msk = [
+            r.id
+            for r in g.topology.regions
+            if r.id != v.model.region
+            and "msk" in (r.kafka.regional.engine, r.kafka.aggregate.engine)
+        ]
+        peers = g.kafka.peer_cidrs
+        for key, cidr in _ranges(v.model).items():
+            if msk and key in _SOURCES and not any(cidr.subnet_of(p) for p in peers):
+                issues.append(
+                    Issue(
+                        v.config.file,
+                        key,
+                        "not inside rtdi:kafka.peerCidrs of the global stack "
+                        f"({', '.join(map(str, peers))}), the networks the MSK clusters of "
+                        f"{', '.join(msk)} admit; allowed: a range inside one of them, or add it "
+                        "to peerCidrs",
+                        str(cidr),
+                    )
+                )
     return issues
 
 
