@@ -320,7 +320,7 @@ CASES = [
         "boolean-brokers-per-zone",
         "global",
         lambda c: regions(c)[0]["kafka"]["regional"].update(brokersPerZone=True),
-        f"{G}: rtdi:topology.regions[0].kafka.regional.brokersPerZone = True: a boolean is not a "
+        f"{G}: rtdi:topology.regions[0].kafka.regional.brokersPerZone = true: a boolean is not a "
         "number; ",
         "allowed: a whole number from 1 to 1,666",
     ),
