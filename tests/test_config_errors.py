@@ -22,7 +22,8 @@ from infra.cli import EXIT_BAD_INPUT
 from infra.cli import main as cli_main
 from infra.plan.engine import run_stack
 from infra.program import main as program_main
-from infra.topology.config import read_stack_file
+from infra.topology.config import StackConfig, parse_global, parse_regional, read_stack_file
+from infra.topology.errors import ConfigError
 from plantools import ROOT, STACK_NAMES
 
 Edit = Callable[[dict], None]
@@ -94,6 +95,7 @@ def _gcp_stack_for_aws_region(c: dict) -> None:
 
 G = "stacks/Pulumi.global.yaml"
 USE1 = "stacks/Pulumi.aws-us-east-1.yaml"
+GCP = "stacks/Pulumi.gcp-europe-west4.yaml"
 ALL_REGIONS = "aws-us-east-1, aws-eu-west-1, gcp-europe-west4, onprem-dc1"
 
 CASES = [
@@ -213,15 +215,15 @@ CASES = [
         "zero-nodes-per-zone",
         "aws-us-east-1",
         lambda c: c["rtdi:kubernetes"].update(nodesPerZone=0),
-        f"{USE1}: rtdi:kubernetes.nodesPerZone = 0: ",
-        "allowed: greater than 0",
+        f"{USE1}: rtdi:kubernetes.nodesPerZone = 0: too small; ",
+        "allowed: a whole number from 1 to 1,666 (Kubernetes' 5,000 nodes over 3 zones)",
     ),
     Case(
         "negative-disk",
         "gcp-europe-west4",
         lambda c: c["rtdi:kubernetes"].update(diskGib=-5),
-        "stacks/Pulumi.gcp-europe-west4.yaml: rtdi:kubernetes.diskGib = -5: ",
-        "allowed: greater than 0",
+        "stacks/Pulumi.gcp-europe-west4.yaml: rtdi:kubernetes.diskGib = -5: too small; ",
+        "allowed: a whole number from 1 to 16,384",
     ),
     Case(
         "topic-name-characters",
@@ -313,6 +315,399 @@ CASES = [
         "stacks/Pulumi.gcp-europe-west4.yaml: rtdi:kubernetes.maxNodesPerZone = 1: ",
         "allowed: 2 or more",
     ),
+    # ---- strict types: the YAML's type, as Pulumi's JSON hands it over, not Python's coercions
+    Case(
+        "boolean-brokers-per-zone",
+        "global",
+        lambda c: regions(c)[0]["kafka"]["regional"].update(brokersPerZone=True),
+        f"{G}: rtdi:topology.regions[0].kafka.regional.brokersPerZone = true: a boolean is not a "
+        "number; ",
+        "allowed: a whole number from 1 to 1,666",
+    ),
+    Case(
+        "quoted-number-partitions",
+        "global",
+        lambda c: topics(c)[0].update(partitions="24"),
+        f"{G}: rtdi:kafka.topics[0].partitions = '24': text is not a whole number; ",
+        "allowed: a whole number from 1 to 80,000",
+    ),
+    Case(
+        "fraction-replication-factor",
+        "global",
+        lambda c: c["rtdi:kafka"].update(replicationFactor=2.5),
+        f"{G}: rtdi:kafka.replicationFactor = 2.5: a fraction is not a whole number; ",
+        "allowed: a whole number from 1 to 32,767",
+    ),
+    Case(
+        "yes-is-not-a-boolean",
+        "global",
+        lambda c: topics(c)[0]["consumerGroups"][0].update(retry="yes"),
+        f"{G}: rtdi:kafka.topics[0].consumerGroups[0].retry = 'yes': not a boolean; ",
+        "allowed: true or false",
+    ),
+    Case(
+        "number-as-cidr",
+        "aws-us-east-1",
+        lambda c: c["rtdi:network"].update(cidr=167772160),
+        f"{USE1}: rtdi:network.cidr = 167772160: not a network; ",
+        "allowed: an IPv4 network such as 10.0.0.0/16",
+    ),
+    # ---- bounds of the systems that receive the values
+    Case(
+        "billion-partitions",
+        "global",
+        lambda c: topics(c)[0].update(partitions=10**9),
+        f"{G}: rtdi:kafka.topics[0].partitions = 1000000000: too large; ",
+        "allowed: a whole number from 1 to 80,000 (4,000 replicas per broker",
+    ),
+    Case(
+        "retention-overflows-int64",
+        "global",
+        lambda c: topics(c)[1].update(retentionHours=2**62),  # float64 in Pulumi's JSON
+        f"{G}: rtdi:kafka.topics[1].retentionHours = 4611686018427388000: too large; ",
+        "allowed: a whole number from 1 to 2,562,047,788,015 (Kafka keeps retention.ms in a "
+        "64-bit integer)",
+    ),
+    Case(
+        "dead-letter-retention-overflows-int64",
+        "global",
+        lambda c: topics(c)[0].update(retentionHours=1_000_000_000_000),
+        f"{G}: rtdi:kafka.topics[0].retentionHours = 1000000000000: its dead-letter topics keep "
+        "4 times as long",
+        "allowed: a whole number from 1 to 640,511,947,003",
+    ),
+    Case(
+        "million-brokers-per-zone",
+        "global",
+        lambda c: regions(c)[0]["kafka"]["regional"].update(brokersPerZone=10**6),
+        f"{G}: rtdi:topology.regions[0].kafka.regional.brokersPerZone = 1000000: too large; ",
+        "allowed: a whole number from 1 to 1,666 (Kubernetes' 5,000 nodes over 3 zones)",
+    ),
+    Case(
+        "brokers-over-kubernetes-nodes-in-many-zones",
+        "global",
+        lambda c: [
+            regions(c)[3].update(zones=[f"dc1-rack-{x}" for x in "abcd"]),
+            regions(c)[3].update(kafka={"regional": {"brokersPerZone": 1500}}),
+        ],
+        f"{G}: rtdi:topology.regions[3].kafka.regional.brokersPerZone = 1500: 6,000 brokers in "
+        "4 zones",
+        "allowed: at most 1,250 per zone",
+    ),
+    Case(
+        "msk-storage-over-16-tib",
+        "global",
+        lambda c: regions(c)[1]["kafka"]["aggregate"].update(storageGib=20_000),
+        f"{G}: rtdi:topology.regions[1].kafka.aggregate.storageGib = 20000: too large; ",
+        "allowed: a whole number from 1 to 16,384",
+    ),
+    Case(
+        "gcp-managed-kafka-memory-per-vcpu",
+        "global",
+        lambda c: regions(c)[2]["kafka"]["regional"].update(brokerCpu=1, brokerMemoryGib=100),
+        f"{G}: rtdi:topology.regions[2].kafka.regional.brokerMemoryGib = 100: 100 GiB per vCPU "
+        "with brokerCpu 1; GCP Managed Kafka provisions 1 to 8 GiB",
+        "allowed: 1 to 8 with brokerCpu 1",
+    ),
+    Case(
+        "gcp-managed-kafka-too-little-memory",
+        "global",
+        lambda c: regions(c)[2]["kafka"]["regional"].update(brokerCpu=8, brokerMemoryGib=4),
+        f"{G}: rtdi:topology.regions[2].kafka.regional.brokerMemoryGib = 4: 0.5 GiB per vCPU ",
+        "allowed: 8 to 64 with brokerCpu 8",
+    ),
+    Case(
+        "gcp-managed-kafka-small-disk",
+        "global",
+        lambda c: regions(c)[2]["kafka"]["regional"].update(storageGib=50),
+        f"{G}: rtdi:topology.regions[2].kafka.regional.storageGib = 50: GCP Managed Kafka ",
+        "allowed: 100 to 16,384",
+    ),
+    Case(
+        "msk-instance-type",
+        "global",
+        lambda c: regions(c)[1]["kafka"]["regional"].update(mskInstanceType="kafka.m7g.huge"),
+        f"{G}: rtdi:topology.regions[1].kafka.regional.mskInstanceType = 'kafka.m7g.huge': not "
+        "an MSK Standard broker type; ",
+        "allowed: kafka.t3.small, kafka.m5.large to kafka.m5.24xlarge, kafka.m7g.large to",
+    ),
+    # ---- versions and machine types the cloud APIs would refuse
+    Case(
+        "eks-version-latest",
+        "aws-us-east-1",
+        lambda c: c["rtdi:kubernetes"].update(version="latest"),
+        f"{USE1}: rtdi:kubernetes.version = 'latest': not an EKS version; ",
+        "allowed: a Kubernetes minor version such as 1.33",
+    ),
+    Case(
+        "eks-version-gke-style",
+        "aws-us-east-1",
+        lambda c: c["rtdi:kubernetes"].update(version="1.33.5-gke.1234"),
+        f"{USE1}: rtdi:kubernetes.version = '1.33.5-gke.1234': not an EKS version; ",
+        "allowed: a Kubernetes minor version",
+    ),
+    Case(
+        "gke-version-latest",
+        "gcp-europe-west4",
+        lambda c: c["rtdi:kubernetes"].update(version="latest"),
+        "stacks/Pulumi.gcp-europe-west4.yaml: rtdi:kubernetes.version = 'latest': not a GKE ",
+        "allowed: a minor version such as 1.33, or a GKE version such as 1.33.<patch>-gke.<build>",
+    ),
+    Case(
+        "ec2-instance-type-banana",
+        "aws-us-east-1",
+        lambda c: c["rtdi:kubernetes"].update(instanceType="banana"),
+        f"{USE1}: rtdi:kubernetes.instanceType = 'banana': not an EC2 instance type; ",
+        "allowed: <family>.<size> such as m6i.2xlarge",
+    ),
+    Case(
+        "gce-machine-type-banana",
+        "gcp-europe-west4",
+        lambda c: c["rtdi:kubernetes"].update(machineType="banana"),
+        "stacks/Pulumi.gcp-europe-west4.yaml: rtdi:kubernetes.machineType = 'banana': not a ",
+        "allowed: <series>-<type>-<vCPUs> such as n2-standard-8",
+    ),
+    Case(
+        "replication-factor-one",
+        "global",
+        lambda c: c["rtdi:kafka"].update(replicationFactor=1, minInsyncReplicas=1),
+        f"{G}: rtdi:kafka.replicationFactor = 1: one replica leaves no copy when a broker is down",
+        "allowed: 2 or more",
+    ),
+    Case(
+        "aws-vpc-wider-than-a-16",
+        "aws-us-east-1",
+        lambda c: c["rtdi:network"].update(cidr="10.0.0.0/8"),
+        f"{USE1}: rtdi:network.cidr = '10.0.0.0/8': AWS allows a VPC range of a /16 to a /28; ",
+        "allowed: a /16 or a smaller range",
+    ),
+    Case(
+        "eks-disk-below-ami-snapshot",
+        "aws-us-east-1",
+        lambda c: c["rtdi:kubernetes"].update(diskGib=10),
+        f"{USE1}: rtdi:kubernetes.diskGib = 10: EKS nodes boot Amazon Linux 2023",
+        "allowed: 20 to 16,384",
+    ),
+    Case(
+        "gke-disk-below-minimum",
+        "gcp-europe-west4",
+        lambda c: c["rtdi:kubernetes"].update(diskGib=5),
+        f"{GCP}: rtdi:kubernetes.diskGib = 5: GKE refuses a node boot disk below 10 GB; ",
+        "allowed: 10 to 16,384",
+    ),
+    Case(
+        "gke-master-range-not-a-28",
+        "gcp-europe-west4",
+        lambda c: c["rtdi:kubernetes"].update(masterCidr="172.16.0.0/24"),
+        f"{GCP}: rtdi:kubernetes.masterCidr = '172.16.0.0/24': GKE puts a private cluster's ",
+        "allowed: a private /28 such as 172.16.0.0/28",
+    ),
+    # ---- formats said in words, never as a regular expression
+    Case(
+        "vpc-id-format",
+        "aws-eu-west-1",
+        lambda c: c["rtdi:network"].update(vpcId="vpc-123"),
+        "stacks/Pulumi.aws-eu-west-1.yaml: rtdi:network.vpcId = 'vpc-123': not a VPC id; ",
+        "allowed: vpc- followed by 8 or 17 hexadecimal digits",
+    ),
+    Case(
+        "subnet-id-format",
+        "aws-eu-west-1",
+        lambda c: c["rtdi:network"]["privateSubnetIds"].update({"eu-west-1a": "sn-1"}),
+        "stacks/Pulumi.aws-eu-west-1.yaml: rtdi:network.privateSubnetIds.eu-west-1a = 'sn-1': "
+        "not a subnet id; ",
+        "allowed: subnet- followed by 8 or 17 hexadecimal digits",
+    ),
+    Case(
+        "aws-account-id-lost-its-leading-zero",
+        "aws-us-east-1",
+        None,
+        f"{USE1}: rtdi:awsAccountId = '12345678901': not an AWS account id; ",
+        "allowed: its 12 digits, quoted in YAML so a leading 0 is kept",
+        text=(ROOT / "stacks" / "Pulumi.aws-us-east-1.yaml")
+        .read_text()
+        .replace("  rtdi:cloud: aws\n", "  rtdi:cloud: aws\n  rtdi:awsAccountId: 012345678901\n"),
+    ),
+    Case(
+        "gcp-project-format",
+        "gcp-europe-west4",
+        lambda c: c.update({"rtdi:gcpProject": "Acme"}),
+        f"{GCP}: rtdi:gcpProject = 'Acme': not a GCP project id; ",
+        "allowed: 6 to 30 lower-case letters, digits and dashes",
+    ),
+    Case(
+        "topology-name-format",
+        "global",
+        lambda c: c["rtdi:topology"].update(name="Acme_RTDI"),
+        f"{G}: rtdi:topology.name = 'Acme_RTDI': not a topology name; ",
+        "allowed: 3 to 20 lower-case letters, digits and dashes",
+    ),
+    Case(
+        "dns-domain-format",
+        "global",
+        lambda c: c["rtdi:kafka"].update(dnsDomain="kafka"),
+        f"{G}: rtdi:kafka.dnsDomain = 'kafka': not a DNS domain; ",
+        "allowed: lower-case labels of letters, digits and dashes joined by dots",
+    ),
+    Case(
+        "s3-endpoint-with-a-path",
+        "onprem-dc1",
+        lambda c: c.update(
+            {
+                "rtdi:objectStore": {
+                    "kind": "s3",
+                    "endpoint": "https://minio.dc1/rtdi",
+                    "bucket": "rtdi-dc1",
+                    "accessKeyId": "rtdi",
+                },
+            }
+        ),
+        "stacks/Pulumi.onprem-dc1.yaml: rtdi:objectStore.endpoint = 'https://minio.dc1/rtdi': "
+        "not an S3 endpoint; ",
+        "allowed: http(s)://<host>[:<port>] without a path",
+    ),
+    Case(
+        "image-reference-format",
+        "global",
+        lambda c: regions(c)[0]["kafka"]["regional"].update(tieredStorageImage="Kafka Tiered"),
+        f"{G}: rtdi:topology.regions[0].kafka.regional.tieredStorageImage = 'Kafka Tiered': not "
+        "an image reference; ",
+        "allowed: [registry/]repository[:tag][@sha256:digest]",
+    ),
+    Case(
+        "storage-class-name-format",
+        "onprem-dc1",
+        lambda c: c["rtdi:kubernetes"].update(storageClass="Local_NVMe"),
+        "stacks/Pulumi.onprem-dc1.yaml: rtdi:kubernetes.storageClass = 'Local_NVMe': not a "
+        "Kubernetes object name; ",
+        "allowed: up to 253 lower-case letters, digits, '-' and '.'",
+    ),
+    Case(
+        "annotation-key-format",
+        "onprem-dc1",
+        lambda c: c["rtdi:kubernetes"]["internalLoadBalancerAnnotations"].update(
+            {"metallb pool": "dc1"}
+        ),
+        "stacks/Pulumi.onprem-dc1.yaml: rtdi:kubernetes.internalLoadBalancerAnnotations = "
+        "'metallb pool': not a Kubernetes annotation key; ",
+        "allowed: [<dns-prefix>/]<name>",
+    ),
+    # ---- networks open to the world
+    Case(
+        "peer-cidrs-whole-internet",
+        "global",
+        lambda c: c["rtdi:kafka"].update(peerCidrs=["0.0.0.0/0"]),
+        f"{G}: rtdi:kafka.peerCidrs = ['0.0.0.0/0']: together these networks cover every IPv4 "
+        "address, the whole internet; ",
+        "allowed: the private networks of the regions only",
+    ),
+    Case(
+        "peer-cidrs-two-halves",
+        "global",
+        lambda c: c["rtdi:kafka"].update(peerCidrs=["10.0.0.0/8", "0.0.0.0/1", "128.0.0.0/1"]),
+        f"{G}: rtdi:kafka.peerCidrs = ['10.0.0.0/8', '0.0.0.0/1', '128.0.0.0/1']: together these "
+        "networks cover every IPv4 address",
+        "allowed: the private networks of the regions only",
+    ),
+    Case(
+        "peer-cidrs-wider-than-private",
+        "global",
+        lambda c: c["rtdi:kafka"].update(peerCidrs=["10.0.0.0/8", "172.0.0.0/8"]),
+        f"{G}: rtdi:kafka.peerCidrs = ['10.0.0.0/8', '172.0.0.0/8']: together these networks "
+        "cover 33,554,432 addresses, more than the largest private range (a /8)",
+        "allowed: the private networks of the regions only",
+    ),
+    Case(
+        "eks-public-access-halves",
+        "aws-us-east-1",
+        lambda c: c["rtdi:kubernetes"].update(publicAccessCidrs=["0.0.0.0/1", "128.0.0.0/1"]),
+        f"{USE1}: rtdi:kubernetes.publicAccessCidrs = ['0.0.0.0/1', '128.0.0.0/1']: together ",
+        "may reach the Kubernetes API; allowed: the networks of the people and systems",
+    ),
+    Case(
+        "gke-authorized-whole-internet",
+        "gcp-europe-west4",
+        lambda c: c["rtdi:kubernetes"].update(authorizedCidrs=["0.0.0.0/0"]),
+        "stacks/Pulumi.gcp-europe-west4.yaml: rtdi:kubernetes.authorizedCidrs = ['0.0.0.0/0']: ",
+        "allowed: the networks of the people and systems that administer the cluster",
+    ),
+    # ---- one stack per region, named after it; secrets only as secure values
+    Case(
+        "stack-named-after-another-region",
+        "aws-us-east-1",
+        lambda c: c.update(
+            {
+                "rtdi:region": "aws-eu-west-1",
+                "rtdi:network": {"mode": "create", "cidr": "10.30.0.0/16"},
+            }
+        ),
+        f"{USE1}: rtdi:region = 'aws-eu-west-1': this stack is named aws-us-east-1, and peer ",
+        "allowed: aws-us-east-1, or name the stack (and its file) aws-eu-west-1",
+    ),
+    Case(
+        "plain-text-secret",
+        "onprem-dc1",
+        lambda c: c.update(
+            {
+                "rtdi:objectStore": {
+                    "kind": "s3",
+                    "endpoint": "https://minio.dc1.acme.internal",
+                    "bucket": "rtdi-dc1",
+                    "accessKeyId": "rtdi",
+                },
+                "rtdi:objectStoreSecretAccessKey": "hunter2-plain",
+            }
+        ),
+        "stacks/Pulumi.onprem-dc1.yaml: rtdi:objectStoreSecretAccessKey: a secret written in "
+        "plain text; ",
+        "allowed: a `secure:` value, set with `pulumi config set --secret "
+        "objectStoreSecretAccessKey`",
+    ),
+]
+
+
+# Checks that need several stacks at once: `rtdi plan` and `rtdi check` run them, a `pulumi up` of
+# one stack cannot.
+CROSS_STACK_CASES = [
+    Case(
+        "vpc-overlaps-another-region",
+        "gcp-europe-west4",
+        lambda c: c["rtdi:network"].update(cidr="10.10.16.0/20"),
+        f"{GCP}: rtdi:network.cidr = '10.10.16.0/20': overlaps rtdi:network.cidr 10.10.0.0/16 of "
+        f"{USE1}; regions of one topology route to each other",
+        "allowed: a range disjoint from every other region's",
+    ),
+    Case(
+        "pods-range-overlaps-another-region",
+        "gcp-europe-west4",
+        lambda c: c["rtdi:network"].update(podsCidr="10.8.0.0/14"),
+        f"{GCP}: rtdi:network.podsCidr = '10.8.0.0/14': overlaps rtdi:network.cidr 10.10.0.0/16 "
+        f"of {USE1}; ",
+        "allowed: a range disjoint from every other region's",
+    ),
+    Case(
+        "vpc-outside-peer-cidrs-of-msk",
+        "aws-us-east-1",
+        lambda c: c["rtdi:network"].update(cidr="172.20.0.0/16"),
+        f"{USE1}: rtdi:network.cidr = '172.20.0.0/16': not inside rtdi:kafka.peerCidrs of the "
+        "global stack (10.0.0.0/8), the networks the MSK clusters of aws-eu-west-1 admit; ",
+        "allowed: a range inside one of them, or add it to peerCidrs",
+    ),
+    Case(
+        "pods-outside-peer-cidrs-of-msk",
+        "gcp-europe-west4",
+        lambda c: c["rtdi:network"].update(podsCidr="100.64.0.0/14"),
+        f"{GCP}: rtdi:network.podsCidr = '100.64.0.0/14': not inside rtdi:kafka.peerCidrs ",
+        "allowed: a range inside one of them, or add it to peerCidrs",
+    ),
+    Case(
+        "earlier-stack-overlaps-a-later-one",
+        "aws-us-east-1",
+        lambda c: c["rtdi:network"].update(cidr="10.28.0.0/16"),
+        f"{GCP}: rtdi:network.servicesCidr = '10.28.0.0/20': overlaps rtdi:network.cidr "
+        f"10.28.0.0/16 of {USE1}; ",
+        "allowed: a range disjoint from every other region's",
+    ),
 ]
 
 
@@ -357,7 +752,7 @@ def assert_one_line(text: str, case: Case) -> None:
     )
 
 
-@pytest.mark.parametrize("case", _params(CASES))
+@pytest.mark.parametrize("case", _params(CASES + CROSS_STACK_CASES))
 def test_cli_rejects_bad_config(tmp_path, monkeypatch, case):
     monkeypatch.chdir(broken_project(tmp_path, case))
     code, stdout, stderr = run_cli(["plan", "--all", "--out", str(tmp_path / "out")])
@@ -404,6 +799,111 @@ def test_sample_project_copy_is_valid(tmp_path, monkeypatch):
     from infra.plan.project import validate
 
     assert sorted(validate(Project.find(), STACK_NAMES)) == STACK_NAMES
+
+
+def test_one_stack_is_compared_with_its_siblings(tmp_path, monkeypatch):
+    """Planning one stack alone still compares its networks with the project's other regions."""
+    case = next(c for c in CROSS_STACK_CASES if c.id == "vpc-overlaps-another-region")
+    monkeypatch.chdir(broken_project(tmp_path, case))
+    code, stdout, stderr = run_cli(["plan", "aws-us-east-1", "--out", str(tmp_path / "out")])
+    assert code == EXIT_BAD_INPUT and stdout == ""
+    assert_one_line(stderr, case)
+
+
+def test_a_range_outside_peer_cidrs_is_fine_without_msk(tmp_path, monkeypatch):
+    """Control for `vpc-outside-peer-cidrs-of-msk`: peerCidrs only open MSK's security group, so
+    with no MSK cluster in the topology any private range plans."""
+    case = next(c for c in CROSS_STACK_CASES if c.id == "vpc-outside-peer-cidrs-of-msk")
+    project = broken_project(tmp_path, case)
+    path = project / "stacks" / "Pulumi.global.yaml"
+    doc = yaml.safe_load(path.read_text())
+    for region in regions(doc["config"]):
+        for role in region.get("kafka", {}).values():
+            if role.get("engine") == "msk":
+                role["engine"] = "strimzi"
+                role.pop("mskInstanceType", None)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    monkeypatch.chdir(project)
+    from infra.plan import Project
+    from infra.plan.project import validate
+
+    validated = validate(Project.find(), STACK_NAMES)
+    assert str(validated["aws-us-east-1"].model.network.cidr) == "172.20.0.0/16"
+
+
+def test_a_second_file_for_one_region_is_refused(tmp_path, monkeypatch):
+    """Peers find a region's stack by the region id: a second stack for the region is refused."""
+    project = broken_project(tmp_path, CASES[0])  # any copy; the edited file is put back below
+    shutil.copy(ROOT / "stacks" / "Pulumi.aws-us-east-1.yaml", project / "stacks")
+    shutil.copy(
+        ROOT / "stacks" / "Pulumi.aws-us-east-1.yaml",
+        project / "stacks" / "Pulumi.aws-us-east-1-copy.yaml",
+    )
+    monkeypatch.chdir(project)
+    code, stdout, stderr = run_cli(["plan", "--all", "--out", str(tmp_path / "out")])
+    assert code == EXIT_BAD_INPUT and stdout == ""
+    assert stderr.strip() == (
+        "stacks/Pulumi.aws-us-east-1-copy.yaml: rtdi:region = 'aws-us-east-1': this stack is "
+        "named aws-us-east-1-copy, and peer stacks find a region's stack by its region id, so "
+        "one stack per region is named after it; allowed: aws-us-east-1-copy, or name the stack "
+        "(and its file) aws-us-east-1"
+    )
+
+
+def test_a_secure_secret_is_accepted(tmp_path, plans):
+    """Control for `plain-text-secret`: the same key as a `secure:` value passes, offline and
+    under `pulumi up` (where the engine names the secret keys)."""
+    path = tmp_path / "Pulumi.onprem-dc1.yaml"
+    doc = yaml.safe_load((ROOT / "stacks" / "Pulumi.onprem-dc1.yaml").read_text())
+    doc["config"]["rtdi:objectStore"] = {
+        "kind": "s3",
+        "endpoint": "https://minio.dc1.acme.internal",
+        "bucket": "rtdi-dc1",
+        "accessKeyId": "rtdi",
+    }
+    doc["config"]["rtdi:objectStoreSecretAccessKey"] = {"secure": "v1:c2FsdA==:c2VjcmV0"}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    cfg = read_stack_file(path, "stacks/Pulumi.onprem-dc1.yaml")
+    assert cfg.secret_keys == {"rtdi:objectStoreSecretAccessKey"}
+    topology = parse_global(read_stack_file(ROOT / "stacks" / "Pulumi.global.yaml")).topology
+    model = parse_regional(cfg, topology)
+    assert model.object_store_secret_access_key == "[secret]"
+    planned = run_stack(cfg, program_main, {"global": plans["global"].values})
+    assert planned.registered, "the engine, told the key is secret, plans the stack"
+    plain = StackConfig(cfg.stack, cfg.file, cfg.values, secret_keys=set())
+    with pytest.raises(ConfigError, match="a secret written in plain text"):
+        parse_regional(plain, topology)
+
+
+def _models() -> list[type]:
+    import infra.topology.model as m
+
+    return [v for v in vars(m).values() if isinstance(v, type) and issubclass(v, m.Strict)]
+
+
+def test_no_format_is_explained_by_a_regular_expression():
+    """Pydantic explains a `pattern=` by printing the expression; every format says it in words
+    (a `matching(...)` validator) instead, so no model may use `pattern=`."""
+    raw = [
+        f"{model.__name__}.{name}"
+        for model in _models()
+        for name, info in model.model_fields.items()
+        if any(getattr(meta, "pattern", None) for meta in info.metadata)
+    ]
+    assert _models() and raw == []
+
+
+def test_no_integer_or_boolean_is_coerced():
+    """Every int and bool field refuses another JSON type: pydantic's lax mode would take `true`
+    as 1 and `"3"` as 3, which is not what the YAML said."""
+    loose = []
+    for model in _models():
+        for name, info in model.model_fields.items():
+            if info.annotation in (int, bool) and not any(
+                type(meta).__name__ == "BeforeValidator" for meta in info.metadata
+            ):
+                loose.append(f"{model.__name__}.{name}")
+    assert loose == []
 
 
 def test_no_stack_named_is_a_usage_error(tmp_path, monkeypatch):

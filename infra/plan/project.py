@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 from pathlib import Path
 
 from infra.topology import stackyaml
 from infra.topology.config import StackConfig, parse_global, parse_regional, read_stack_file
 from infra.topology.errors import ConfigError, Issue
-from infra.topology.model import GlobalStack, RegionalBase
+from infra.topology.model import AwsStack, GcpStack, GlobalStack, RegionalBase
 
 
 @dataclass
@@ -109,9 +110,120 @@ def validate(project: Project, stacks: Iterable[str]) -> dict[str, Validated]:
             out[name] = Validated(cfg, parse_regional(cfg, topology_stack.topology), global_name)
         except ConfigError as exc:
             issues.extend(exc.issues)
+    issues.extend(overlapping_ranges(_with_siblings(project, out, globals_), set(out)))
+    issues.extend(outside_peer_cidrs(out, globals_))
     if issues:
         raise ConfigError(_unique(issues))
     return out
+
+
+def _with_siblings(
+    project: Project, out: dict[str, Validated], globals_: dict[str, GlobalStack | None]
+) -> dict[str, Validated]:
+    """``out`` and every other regional stack of the project that reads one of the same global
+    stacks and is valid on its own, in stack name order: planning one stack still compares its
+    networks with its peers'. A sibling with errors of its own is left to its own plan."""
+    every: dict[str, Validated] = {}
+    for name in sorted({*project.stack_names(), *out}):
+        if name in out:
+            every[name] = out[name]
+            continue
+        try:
+            cfg = project.read(name)
+            if cfg.is_global:
+                continue
+            model = parse_regional(cfg, None)
+            global_name = (model.global_stack or "global").rsplit("/", 1)[-1]
+            topology = globals_.get(global_name)
+            if topology is None:
+                continue
+            every[name] = Validated(cfg, parse_regional(cfg, topology.topology), global_name)
+        except ConfigError:
+            continue
+    return every
+
+
+def _ranges(model: GlobalStack | RegionalBase) -> dict[str, IPv4Network]:
+    """The address ranges a regional stack creates, by config key. A network that exists already
+    (``mode: existing``, an on-prem site) states no range here, so it cannot be compared."""
+    if isinstance(model, AwsStack) and model.network.mode == "create":
+        return {"rtdi:network.cidr": model.network.cidr}
+    if isinstance(model, GcpStack) and model.network.mode == "create":
+        net = model.network
+        return {
+            "rtdi:network.cidr": net.cidr,
+            "rtdi:network.podsCidr": net.pods_cidr,
+            "rtdi:network.servicesCidr": net.services_cidr,
+        }
+    return {}
+
+
+def overlapping_ranges(validated: dict[str, Validated], wanted: set[str]) -> list[Issue]:
+    """Regions of one topology route to each other (MirrorMaker 2 reads every region's Kafka), so
+    no two of their networks may overlap; each overlap that involves a ``wanted`` stack is
+    reported on the later of the two stack files."""
+    issues: list[Issue] = []
+    seen: list[tuple[str, Validated, str, IPv4Network]] = []
+    for name, v in validated.items():
+        if v.global_stack is None:
+            continue
+        mine = _ranges(v.model)
+        for key, cidr in mine.items():
+            for other_name, other, other_key, other_cidr in seen:
+                if {name, other_name}.isdisjoint(wanted):
+                    continue
+                if other.global_stack == v.global_stack and cidr.overlaps(other_cidr):
+                    issues.append(
+                        Issue(
+                            v.config.file,
+                            key,
+                            f"overlaps {other_key} {other_cidr} of {other.config.file}; regions "
+                            "of one topology route to each other, so their networks must not "
+                            "overlap; allowed: a range disjoint from every other region's",
+                            str(cidr),
+                        )
+                    )
+        seen.extend((name, v, key, cidr) for key, cidr in mine.items())
+    return issues
+
+
+# Ranges that send traffic to other regions: nodes, and pods (VPC-native GKE and EKS's VPC CNI
+# give pods addresses of their own); service addresses are only ever destinations.
+_SOURCES = ("rtdi:network.cidr", "rtdi:network.podsCidr")
+
+
+def outside_peer_cidrs(
+    validated: dict[str, Validated], globals_: dict[str, GlobalStack | None]
+) -> list[Issue]:
+    """An MSK cluster's security group admits other regions by `rtdi:kafka.peerCidrs`; a region
+    whose network no entry holds cannot reach it, and MirrorMaker 2 would fail after `pulumi up`.
+    """
+    issues = []
+    for v in validated.values():
+        g = globals_.get(v.global_stack or "")
+        if g is None or not isinstance(v.model, RegionalBase):
+            continue
+        msk = [
+            r.id
+            for r in g.topology.regions
+            if r.id != v.model.region
+            and "msk" in (r.kafka.regional.engine, r.kafka.aggregate.engine)
+        ]
+        peers = g.kafka.peer_cidrs
+        for key, cidr in _ranges(v.model).items():
+            if msk and key in _SOURCES and not any(cidr.subnet_of(p) for p in peers):
+                issues.append(
+                    Issue(
+                        v.config.file,
+                        key,
+                        "not inside rtdi:kafka.peerCidrs of the global stack "
+                        f"({', '.join(map(str, peers))}), the networks the MSK clusters of "
+                        f"{', '.join(msk)} admit; allowed: a range inside one of them, or add it "
+                        "to peerCidrs",
+                        str(cidr),
+                    )
+                )
+    return issues
 
 
 def _unique(issues: list[Issue]) -> list[Issue]:

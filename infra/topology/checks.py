@@ -11,11 +11,14 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, collapse_addresses
 from typing import Any
 
 from infra.topology.model import (
+    INT64_MAX,
     KAFKA_ENGINES_BY_CLOUD,
+    MAX_NODES,
+    MS_PER_HOUR,
     AwsStack,
     GcpStack,
     GlobalStack,
@@ -100,7 +103,14 @@ DATA_CLASS_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 def check_kafka(g: GlobalStack) -> Iterator[Found]:
     """Kafka rules that relate the `kafka` key to the topology. Locations start at the key."""
     k = g.kafka
-    if k.min_insync_replicas >= k.replication_factor:
+    if k.replication_factor == 1:
+        yield (
+            ("kafka", "replicationFactor"),
+            k.replication_factor,
+            "one replica leaves no copy when a broker is down, and no minInsyncReplicas below it; "
+            "allowed: 2 or more (3 across 3 zones is rtdi's default)",
+        )
+    elif k.min_insync_replicas >= k.replication_factor:
         yield (
             ("kafka", "minInsyncReplicas"),
             k.min_insync_replicas,
@@ -198,6 +208,96 @@ def check_kafka(g: GlobalStack) -> Iterator[Found]:
                 )
     yield from check_topic_names(g)
     yield from check_strimzi_names(g)
+    yield from check_kafka_sizes(g)
+    yield from check_retention(g)
+    wide = too_wide(k.peer_cidrs)
+    if wide:
+        yield (
+            ("kafka", "peerCidrs"),
+            [str(c) for c in k.peer_cidrs],
+            f"{wide}; these networks may reach every managed Kafka cluster's cross-region "
+            "ports; allowed: the private networks of the regions only, such as 10.0.0.0/8",
+        )
+
+
+# The largest private range (RFC 1918) is a /8; a list of trusted networks wider than that, or
+# one that together covers every address, opens a port to the internet.
+_WIDEST_PRIVATE = 2**24
+
+
+def too_wide(cidrs: list[IPv4Network]) -> str | None:
+    """Why ``cidrs`` together reach beyond any private network, in words; None when they do not."""
+    merged = list(collapse_addresses(cidrs))
+    if merged == [IPv4Network("0.0.0.0/0")]:
+        return "together these networks cover every IPv4 address, the whole internet"
+    total = sum(n.num_addresses for n in merged)
+    if total > _WIDEST_PRIVATE:
+        return (
+            f"together these networks cover {total:,} addresses, more than the largest private "
+            "range (a /8)"
+        )
+    return None
+
+
+# GCP Managed Kafka (docs.cloud.google.com/managed-service-for-apache-kafka, CapacityConfig and
+# BrokerCapacityConfig): 1 to 8 GiB of memory per vCPU, at least 100 GiB of disk per broker.
+GCP_KAFKA_GIB_PER_VCPU = (1, 8)
+GCP_KAFKA_MIN_DISK_GIB = 100
+
+
+def check_kafka_sizes(g: GlobalStack) -> Iterator[Found]:
+    """Sizes each engine's API or Kubernetes would refuse after `pulumi up` had started."""
+    for i, region in enumerate(g.topology.regions):
+        for role in ("regional", "aggregate"):
+            spec = getattr(region.kafka, role)
+            at = ("topology", "regions", i, "kafka", role)
+            brokers = spec.brokers_per_zone * len(region.zones)
+            if brokers > MAX_NODES:
+                yield (
+                    (*at, "brokersPerZone"),
+                    spec.brokers_per_zone,
+                    f"{brokers:,} brokers in {len(region.zones)} zones; Kubernetes supports at "
+                    f"most {MAX_NODES:,} nodes in a cluster; allowed: at most "
+                    f"{MAX_NODES // len(region.zones):,} per zone",
+                )
+            if spec.engine != "gcp-managed":
+                continue
+            low, high = GCP_KAFKA_GIB_PER_VCPU
+            ratio = spec.broker_memory_gib / spec.broker_cpu
+            if not low <= ratio <= high:
+                yield (
+                    (*at, "brokerMemoryGib"),
+                    spec.broker_memory_gib,
+                    f"{ratio:g} GiB per vCPU with brokerCpu {spec.broker_cpu}; GCP Managed Kafka "
+                    f"provisions {low} to {high} GiB of memory per vCPU; allowed: "
+                    f"{low * spec.broker_cpu} to {high * spec.broker_cpu} with brokerCpu "
+                    f"{spec.broker_cpu}",
+                )
+            if spec.storage_gib < GCP_KAFKA_MIN_DISK_GIB:
+                yield (
+                    (*at, "storageGib"),
+                    spec.storage_gib,
+                    f"GCP Managed Kafka provisions at least {GCP_KAFKA_MIN_DISK_GIB} GiB of disk "
+                    f"per broker; allowed: {GCP_KAFKA_MIN_DISK_GIB} to 16,384",
+                )
+
+
+def check_retention(g: GlobalStack) -> Iterator[Found]:
+    """Kafka keeps retention.ms in an int64; dead-letter topics keep a multiple of the hours."""
+    from infra.components.kafka.durability import DEAD_LETTER_RETENTION_FACTOR
+
+    for i, topic in enumerate(g.kafka.topics):
+        dead_letters = any(c.dead_letter for c in topic.consumer_groups)
+        factor = DEAD_LETTER_RETENTION_FACTOR if dead_letters else 1
+        limit = INT64_MAX // MS_PER_HOUR // factor
+        if topic.retention_hours > limit and factor > 1:
+            yield (
+                ("kafka", "topics", i, "retentionHours"),
+                topic.retention_hours,
+                f"its dead-letter topics keep {factor} times as long, and Kafka keeps "
+                "retention.ms in a 64-bit integer of milliseconds; allowed: a whole number from "
+                f"1 to {limit:,}",
+            )
 
 
 # Kafka's own rules for a topic name (org.apache.kafka.common.internals.Topic.validate).
@@ -423,6 +523,16 @@ def check_regional(stack: RegionalBase, t: Topology) -> Iterator[Found]:
             k.max_nodes_per_zone,
             f"below nodesPerZone; allowed: {k.nodes_per_zone} or more",
         )
+    for key in ("publicAccessCidrs", "authorizedCidrs"):
+        cidrs: list[IPv4Network] = getattr(k, _snake(key), None) or []
+        wide = too_wide(cidrs)
+        if wide:
+            yield (
+                ("kubernetes", key),
+                [str(c) for c in cidrs],
+                f"{wide}; these networks may reach the Kubernetes API; allowed: the networks "
+                "of the people and systems that administer the cluster",
+            )
     if isinstance(stack, AwsStack):
         yield from _check_aws(stack, region)
     elif isinstance(stack, GcpStack):
@@ -431,13 +541,37 @@ def check_regional(stack: RegionalBase, t: Topology) -> Iterator[Found]:
         yield from _check_onprem(stack, region)
 
 
+# EKS managed node groups boot the EKS-optimised Amazon Linux 2023 AMI, whose root snapshot is
+# 20 GiB (EC2 refuses a smaller volume); GKE refuses a node boot disk below 10 GB.
+EKS_MIN_DISK_GIB = 20
+GKE_MIN_DISK_GIB = 10
+# An AWS VPC's range is a /16 to a /28 (VPC user guide, "VPC CIDR blocks").
+AWS_VPC_WIDEST = 16
+# A GKE private cluster's control plane range is exactly a /28 of private addresses.
+GKE_MASTER_PREFIX = 28
+
+
 def _check_aws(stack: AwsStack, region: Region) -> Iterator[Found]:
     net = stack.network
+    if stack.kubernetes.disk_gib < EKS_MIN_DISK_GIB:
+        yield (
+            ("kubernetes", "diskGib"),
+            stack.kubernetes.disk_gib,
+            f"EKS nodes boot Amazon Linux 2023, whose root snapshot is {EKS_MIN_DISK_GIB} GiB; "
+            f"allowed: {EKS_MIN_DISK_GIB} to 16,384",
+        )
     if net.mode == "create":
-        try:
-            subnet_plan(net.cidr, region.zones)
-        except ValueError as exc:
-            yield ("network", "cidr"), str(net.cidr), str(exc)
+        if net.cidr.prefixlen < AWS_VPC_WIDEST:
+            yield (
+                ("network", "cidr"),
+                str(net.cidr),
+                "AWS allows a VPC range of a /16 to a /28; allowed: a /16 or a smaller range",
+            )
+        else:
+            try:
+                subnet_plan(net.cidr, region.zones)
+            except ValueError as exc:
+                yield ("network", "cidr"), str(net.cidr), str(exc)
         for key in ("vpcId", "privateSubnetIds"):
             if getattr(net, _snake(key)) is not None:
                 yield (
@@ -463,6 +597,21 @@ def _check_aws(stack: AwsStack, region: Region) -> Iterator[Found]:
 
 def _check_gcp(stack: GcpStack) -> Iterator[Found]:
     net = stack.network
+    k = stack.kubernetes
+    if k.disk_gib < GKE_MIN_DISK_GIB:
+        yield (
+            ("kubernetes", "diskGib"),
+            k.disk_gib,
+            f"GKE refuses a node boot disk below {GKE_MIN_DISK_GIB} GB; allowed: "
+            f"{GKE_MIN_DISK_GIB} to 16,384",
+        )
+    if k.master_cidr.prefixlen != GKE_MASTER_PREFIX or not k.master_cidr.is_private:
+        yield (
+            ("kubernetes", "masterCidr"),
+            str(k.master_cidr),
+            "GKE puts a private cluster's control plane in a /28 of private addresses; "
+            "allowed: a private /28 such as 172.16.0.0/28",
+        )
     required = ("network", "subnetwork", "podsRangeName", "servicesRangeName")
     if net.mode == "existing":
         for key in required:

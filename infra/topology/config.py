@@ -28,6 +28,7 @@ from infra.topology.model import (
     RegionalBase,
     Strict,
     Topology,
+    secret_keys,
 )
 
 M = TypeVar("M", bound=Strict)
@@ -157,13 +158,39 @@ def parse_regional(cfg: StackConfig, topology: Topology | None) -> RegionalBase:
     model: RegionalBase = _validate(cfg, model_cls, _model_input(cfg, model_cls))
     if topology is not None:
         _raise_found(cfg, None, checks.check_regional(model, topology))
+        if model.region != cfg.stack:
+            raise ConfigError(
+                [
+                    Issue(
+                        cfg.file,
+                        f"{NAMESPACE}:region",
+                        f"this stack is named {cfg.stack}, and peer stacks find a region's "
+                        "stack by its region id, so one stack per region is named after it; "
+                        f"allowed: {cfg.stack}, or name the stack (and its file) {model.region}",
+                        model.region,
+                    )
+                ]
+            )
     return model
 
 
 def _model_input(cfg: StackConfig, model: type[Strict]) -> dict[str, Any]:
     issues, data = [], {}
     allowed = [f"{NAMESPACE}:{f.alias}" for f in model.model_fields.values()]
+    secrets = {f"{NAMESPACE}:{name}" for name in secret_keys(model)}
     for key, raw in cfg.values.items():
+        if key in secrets and key not in cfg.secret_keys:
+            # the value is not shown: it is a secret, now in plain text in the stack file
+            issues.append(
+                Issue(
+                    cfg.file,
+                    key,
+                    "a secret written in plain text; allowed: a `secure:` value, set with "
+                    f"`pulumi config set --secret {key.partition(':')[2]}` (and rotate the "
+                    "exposed one)",
+                )
+            )
+            continue
         namespace, _, name = key.partition(":")
         if namespace != NAMESPACE:
             issues.append(
@@ -219,6 +246,8 @@ def _validate(cfg: StackConfig, model: type[M], data: dict[str, Any]) -> M:
 
 def _issue(cfg: StackConfig, model: type[Strict], err: Any) -> Issue:
     loc = err["loc"]
+    if loc[-1:] == ("[key]",):  # pydantic's place for a bad mapping key: name the mapping instead
+        loc = loc[:-2]
     key = key_path(f"{NAMESPACE}:{loc[0]}", loc[1:])
     kind = err["type"]
     if kind == "extra_forbidden":

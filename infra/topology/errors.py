@@ -37,7 +37,11 @@ class Issue:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    # booleans and null as the YAML spells them; everything else as Python quotes it
+    if value is None or isinstance(value, bool):
+        text = {None: "null", True: "true", False: "false"}[value]
+    else:
+        text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 

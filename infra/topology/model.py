@@ -8,17 +8,17 @@ forbids unknown keys, because a typo that passes silently is a misconfiguration 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from ipaddress import IPv4Network
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from infra import versions
 
 Cloud = Literal["aws", "gcp", "onprem"]
 CLOUDS: tuple[str, ...] = ("aws", "gcp", "onprem")
-Slug = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")
 
 
 class Strict(BaseModel):
@@ -29,6 +29,242 @@ class Strict(BaseModel):
         validate_by_name=False,
         frozen=True,
     )
+
+
+# --------------------------------------------------------------------------- strict values
+#
+# Pulumi hands the program every top-level value as a string and every structured value as JSON
+# (`stackyaml`), so inside a structure the JSON type is the YAML type: `true` is a bool, `"3"` a
+# string, `3` and `3.0` the number 3. Pydantic's lax mode would turn `true` into 1 and `"3"` into
+# 3; the validators below refuse both, with the bound in words.
+
+
+def _whole(lo: int, hi: int, why: str) -> Callable[[Any], int]:
+    allowed = f"allowed: a whole number from {lo:,} to {hi:,} ({why})"
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError(f"a boolean is not a number; {allowed}")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # Pulumi's JSON round trip: 3.0 and 1e3 arrive as numbers
+        if not isinstance(value, int):
+            kind = {str: "text", float: "a fraction"}.get(type(value), "a structure")
+            raise ValueError(f"{kind} is not a whole number; {allowed}")
+        if value < lo:
+            raise ValueError(f"too small; {allowed}")
+        if value > hi:
+            raise ValueError(f"too large; {allowed}")
+        return value
+
+    return check
+
+
+def _format(pattern: str, words: str) -> Callable[[str], str]:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(f"not {words}")
+        return value
+
+    return check
+
+
+def matching(pattern: str, words: str) -> AfterValidator:
+    """A string in the format ``pattern`` describes; the message says it in ``words``."""
+    return AfterValidator(_format(pattern, words))
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("not a boolean; allowed: true or false")
+    return value
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
+
+
+def _cidr_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("not a network; allowed: an IPv4 network such as 10.0.0.0/16")
+    return value
+
+
+Cidr = Annotated[IPv4Network, BeforeValidator(_cidr_text)]
+
+# Kafka keeps retention.ms in an int64 of milliseconds (LogConfig, a LONG config).
+INT64_MAX = 2**63 - 1
+MS_PER_HOUR = 3_600_000
+# Kubernetes supports clusters of at most 5,000 nodes (kubernetes.io, "Considerations for large
+# clusters"); a Strimzi broker is a pod that needs a node's share, MSK and GCP Managed Kafka have
+# far lower cluster quotas, and rtdi's regions have at least 3 zones.
+MAX_NODES = 5_000
+MAX_PER_ZONE = MAX_NODES // 3
+# Kafka's guidance (and MSK's best practices for its largest Standard brokers) is at most 4,000
+# partition replicas per broker; MSK's KRaft clusters have 60 brokers by default quota: 240,000
+# replicas, 80,000 partitions at replication factor 3. No rtdi engine balances a larger topic.
+MAX_PARTITIONS = 80_000
+# EBS volumes (gp2/gp3, what EKS's StorageClass and MSK use) and MSK's per-broker storage: 16 TiB.
+MAX_STORAGE_GIB = 16_384
+# The largest machines EC2 and GCE offer have a few hundred vCPUs and tens of TiB of memory.
+MAX_BROKER_CPU = 448
+MAX_BROKER_MEMORY_GIB = 24_576
+
+# Integers the YAML wrote as numbers, within the bounds of the system that receives them.
+PerZone = Annotated[
+    int, BeforeValidator(_whole(1, MAX_PER_ZONE, "Kubernetes' 5,000 nodes over 3 zones"))
+]
+StorageGib = Annotated[
+    int,
+    BeforeValidator(_whole(1, MAX_STORAGE_GIB, "GiB; EBS volumes and MSK hold at most 16 TiB")),
+]
+BrokerCpu = Annotated[
+    int, BeforeValidator(_whole(1, MAX_BROKER_CPU, "vCPUs per broker; no cloud machine has more"))
+]
+BrokerMemoryGib = Annotated[
+    int,
+    BeforeValidator(_whole(1, MAX_BROKER_MEMORY_GIB, "GiB per broker; no cloud machine has more")),
+]
+Partitions = Annotated[
+    int,
+    BeforeValidator(
+        _whole(1, MAX_PARTITIONS, "4,000 replicas per broker, 60 brokers, 3 replicas each")
+    ),
+]
+RetentionHours = Annotated[
+    int,
+    BeforeValidator(
+        _whole(1, INT64_MAX // MS_PER_HOUR, "Kafka keeps retention.ms in a 64-bit integer")
+    ),
+]
+# CreateTopics carries a replication factor as an INT16.
+Replicas = Annotated[
+    int, BeforeValidator(_whole(1, 32_767, "Kafka carries it as a 16-bit integer"))
+]
+
+
+def _secret(description: str) -> Any:
+    """A key whose value must be a `secure:` value (`pulumi config set --secret`)."""
+    return Field(default=None, description=description, json_schema_extra={"secret": True})
+
+
+def secret_keys(model: type[BaseModel]) -> set[str]:
+    """Aliases of the top-level keys of ``model`` that hold secrets."""
+    return {
+        info.alias or name
+        for name, info in model.model_fields.items()
+        if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("secret")
+    }
+
+
+# Formats of names, each said in words (a message never shows a raw regular expression).
+Jurisdiction = Annotated[
+    str,
+    matching(
+        r"^[a-z][a-z0-9-]{0,30}$",
+        "a jurisdiction label; allowed: 1 to 31 lower-case letters, digits and dashes, starting "
+        "with a letter, e.g. us or eu",
+    ),
+]
+TopologyName = Annotated[
+    str,
+    matching(
+        r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$",
+        "a topology name; allowed: 3 to 20 lower-case letters, digits and dashes, starting with a "
+        "letter and not ending with a dash (it prefixes bucket and cluster names)",
+    ),
+]
+DnsDomain = Annotated[
+    str,
+    matching(
+        r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$",
+        "a DNS domain; allowed: lower-case labels of letters, digits and dashes joined by dots, "
+        "ending in letters, e.g. kafka.acme.internal",
+    ),
+]
+VpcId = Annotated[
+    str,
+    matching(
+        r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$",
+        "a VPC id; allowed: vpc- followed by 8 or 17 hexadecimal digits",
+    ),
+]
+SubnetId = Annotated[
+    str,
+    matching(
+        r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$",
+        "a subnet id; allowed: subnet- followed by 8 or 17 hexadecimal digits",
+    ),
+]
+HdfsUri = Annotated[
+    str,
+    matching(
+        r"^hdfs://[^/\s:]+(:\d+)?(/\S*)?$",
+        "an HDFS URI; allowed: hdfs://<namenode>[:<port>][/<path>], e.g. hdfs://namenode.dc1:8020/rtdi",
+    ),
+]
+S3Endpoint = Annotated[
+    str,
+    matching(
+        r"^https?://[^/\s:]+(:\d+)?/?$",
+        "an S3 endpoint; allowed: http(s)://<host>[:<port>] without a path",
+    ),
+]
+BucketName = Annotated[
+    str,
+    matching(
+        r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        "an S3 bucket name; allowed: 3 to 63 lower-case letters, digits, dots and dashes, starting "
+        "and ending with a letter or digit",
+    ),
+]
+AwsAccountId = Annotated[
+    str,
+    matching(
+        r"^[0-9]{12}$",
+        "an AWS account id; allowed: its 12 digits, quoted in YAML so a leading 0 is kept",
+    ),
+]
+GcpProjectId = Annotated[
+    str,
+    matching(
+        r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$",
+        "a GCP project id; allowed: 6 to 30 lower-case letters, digits and dashes, starting with a "
+        "letter and not ending with a dash",
+    ),
+]
+
+# A container image reference as the OCI distribution spec and Docker's reference grammar allow:
+# [registry[:port]/]path[:tag][@sha256:digest], lower-case path components.
+ImageReference = Annotated[
+    str,
+    matching(
+        r"^([a-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+        r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$",
+        "an image reference; allowed: [registry/]repository[:tag][@sha256:digest] with a "
+        "lower-case repository, e.g. registry.acme.internal/kafka/strimzi-tiered:<tag>",
+    ),
+]
+# Kubernetes object names such as a StorageClass's are DNS-1123 subdomains.
+DnsSubdomain = Annotated[
+    str,
+    matching(
+        r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$",
+        "a Kubernetes object name; allowed: up to 253 lower-case letters, digits, '-' and '.', "
+        "starting and ending with a letter or digit",
+    ),
+]
+# Kubernetes annotation keys: an optional DNS subdomain prefix and '/', then a name of at most 63
+# letters, digits, '-', '_' and '.', starting and ending with a letter or digit.
+AnnotationKey = Annotated[
+    str,
+    matching(
+        r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*/)?"
+        r"(?=[^/]{1,63}$)[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$",
+        "a Kubernetes annotation key; allowed: [<dns-prefix>/]<name>, the name at most 63 "
+        "letters, digits, '-', '_' and '.', starting and ending with a letter or digit",
+    ),
+]
 
 
 # --------------------------------------------------------------------------- global stack
@@ -42,21 +278,42 @@ KAFKA_ENGINES_BY_CLOUD: dict[str, tuple[str, ...]] = {
 }
 
 
+# MSK's Standard broker types (docs.aws.amazon.com/msk/latest/developerguide/broker-instance-sizes):
+# kafka.t3.small, and large to 24xlarge of m5, large to 16xlarge of m7g.
+MSK_INSTANCE_TYPES = (
+    "kafka.t3.small",
+    *(f"kafka.m5.{s}" for s in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge")),
+    *(f"kafka.m5.{s}" for s in ("16xlarge", "24xlarge")),
+    *(f"kafka.m7g.{s}" for s in ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge")),
+    "kafka.m7g.16xlarge",
+)
+
+
+def _msk_instance_type(value: str) -> str:
+    if value not in MSK_INSTANCE_TYPES:
+        raise ValueError(
+            "not an MSK Standard broker type; allowed: kafka.t3.small, kafka.m5.large to "
+            "kafka.m5.24xlarge, kafka.m7g.large to kafka.m7g.16xlarge"
+        )
+    return value
+
+
+MskInstanceType = Annotated[str, AfterValidator(_msk_instance_type)]
+
+
 class KafkaCluster(Strict):
     engine: KafkaEngine = "strimzi"
-    brokers_per_zone: PositiveInt = 1
-    storage_gib: PositiveInt = 500
-    broker_cpu: PositiveInt = 4
-    broker_memory_gib: PositiveInt = 16
-    tiered_storage_image: str | None = Field(
+    brokers_per_zone: PerZone = 1
+    storage_gib: StorageGib = 500
+    broker_cpu: BrokerCpu = 4
+    broker_memory_gib: BrokerMemoryGib = 16
+    tiered_storage_image: ImageReference | None = Field(
         default=None,
         description="strimzi only: a Kafka image holding the Aiven tiered-storage plugin in "
         "/opt/kafka/plugins/tiered-storage; set it to tier old segments to the region's object "
         "store.",
     )
-    msk_instance_type: str = Field(
-        default="kafka.m7g.xlarge", pattern=r"^kafka\.[a-z0-9]+\.[a-z0-9]+$", description="msk only"
-    )
+    msk_instance_type: MskInstanceType = Field(default="kafka.m7g.xlarge", description="msk only")
 
 
 class RegionKafka(Strict):
@@ -72,9 +329,7 @@ class Region(Strict):
         description="The cloud's region name (us-east-1, europe-west4) or the on-prem site."
     )
     zones: list[str] = Field(min_length=1)
-    jurisdiction: str = Field(
-        pattern=r"^[a-z][a-z0-9-]{0,30}$", description="Data-residency label, e.g. us, eu."
-    )
+    jurisdiction: Jurisdiction = Field(description="Data-residency label, e.g. us, eu.")
     kafka: RegionKafka = RegionKafka()
 
     @property
@@ -84,8 +339,7 @@ class Region(Strict):
 
 
 class Topology(Strict):
-    name: str = Field(
-        pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$",
+    name: TopologyName = Field(
         description="Prefix of every physical name (buckets, clusters); globally unique per "
         "organisation.",
     )
@@ -122,14 +376,14 @@ class ConsumerGroup(Strict):
     """A consumer group with its own retry and dead-letter topics (paper 4.1.2)."""
 
     name: TopicName
-    retry: bool = True
-    dead_letter: bool = True
+    retry: Flag = True
+    dead_letter: Flag = True
 
 
 class Topic(Strict):
     name: TopicName
-    partitions: PositiveInt
-    retention_hours: PositiveInt = 168
+    partitions: Partitions
+    retention_hours: RetentionHours = 168
     data_class: str
     consumer_groups: list[ConsumerGroup] = Field(default_factory=list)
 
@@ -143,14 +397,13 @@ class DataClass(Strict):
 class Kafka(Strict):
     """Kafka settings that span regions; declared once in the global stack."""
 
-    dns_domain: str = Field(
+    dns_domain: DnsDomain = Field(
         default="kafka.rtdi.internal",
-        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$",
         description="Cross-region bootstrap names are <cluster>.<region>.<dnsDomain>.",
     )
-    replication_factor: PositiveInt = 3
-    min_insync_replicas: PositiveInt = 2
-    peer_cidrs: list[IPv4Network] = Field(
+    replication_factor: Replicas = 3
+    min_insync_replicas: Replicas = 2
+    peer_cidrs: list[Cidr] = Field(
         default_factory=lambda: [IPv4Network("10.0.0.0/8")],
         description="Networks of every region, allowed to reach managed clusters' cross-region "
         "ports.",
@@ -171,42 +424,90 @@ class GlobalStack(Strict):
 
 class AwsNetwork(Strict):
     mode: Literal["create", "existing"] = "create"
-    cidr: IPv4Network = IPv4Network("10.0.0.0/16")
-    vpc_id: str | None = Field(default=None, pattern=r"^vpc-[0-9a-f]{8,17}$")
-    private_subnet_ids: dict[str, str] | None = Field(default=None, description="zone -> subnet id")
+    cidr: Cidr = IPv4Network("10.0.0.0/16")
+    vpc_id: VpcId | None = None
+    private_subnet_ids: dict[str, SubnetId] | None = Field(
+        default=None, description="zone -> subnet id"
+    )
 
 
 class GcpNetwork(Strict):
     mode: Literal["create", "existing"] = "create"
-    cidr: IPv4Network = IPv4Network("10.0.0.0/20")
-    pods_cidr: IPv4Network = IPv4Network("10.4.0.0/14")
-    services_cidr: IPv4Network = IPv4Network("10.8.0.0/20")
+    cidr: Cidr = IPv4Network("10.0.0.0/20")
+    pods_cidr: Cidr = IPv4Network("10.4.0.0/14")
+    services_cidr: Cidr = IPv4Network("10.8.0.0/20")
     network: str | None = None
     subnetwork: str | None = None
     pods_range_name: str | None = None
     services_range_name: str | None = None
 
 
+# EKS takes a Kubernetes minor version (as versions.EKS_VERSION); it has no "latest".
+EksVersion = Annotated[
+    str,
+    AfterValidator(
+        _format(
+            r"^1\.[0-9]{2}$",
+            f"an EKS version; allowed: a Kubernetes minor version such as {versions.EKS_VERSION}",
+        )
+    ),
+]
+# GKE takes a minor version or a full GKE version (<minor>.<patch>-gke.<build>).
+GkeVersion = Annotated[
+    str,
+    AfterValidator(
+        _format(
+            r"^1\.[0-9]{2}(\.[0-9]+-gke\.[0-9]+)?$",
+            f"a GKE version; allowed: a minor version such as {versions.GKE_VERSION}, or a GKE "
+            f"version such as {versions.GKE_VERSION}.<patch>-gke.<build>",
+        )
+    ),
+]
+# EC2: <family with its generation digit and options>.<size> (m6i.2xlarge, c7gn.metal,
+# u7i-12tb.224xlarge); GCE: <series>-<type>[-<vCPUs>...] (n2-standard-8, e2-medium,
+# n2-custom-4-16384, c3-standard-4-lssd).
+InstanceType = Annotated[
+    str,
+    AfterValidator(
+        _format(
+            r"^[a-z]+[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal"
+            r"(-[0-9]+xl)?)$",
+            "an EC2 instance type; allowed: <family>.<size> such as m6i.2xlarge or c7g.4xlarge",
+        )
+    ),
+]
+MachineType = Annotated[
+    str,
+    AfterValidator(
+        _format(
+            r"^[a-z]+[0-9][a-z0-9]*-[a-z]+(-[0-9]+[a-z]*)*(-lssd)?$",
+            "a Compute Engine machine type; allowed: <series>-<type>-<vCPUs> such as "
+            "n2-standard-8 or e2-medium",
+        )
+    ),
+]
+
+
 class NodePool(Strict):
-    nodes_per_zone: PositiveInt = 2
-    max_nodes_per_zone: PositiveInt = 6
-    disk_gib: PositiveInt = 100
+    nodes_per_zone: PerZone = 2
+    max_nodes_per_zone: PerZone = 6
+    disk_gib: StorageGib = 100
 
 
 class EksCluster(NodePool):
-    version: str = versions.EKS_VERSION
-    instance_type: str = "m6i.2xlarge"
-    public_access_cidrs: list[IPv4Network] = Field(
+    version: EksVersion = versions.EKS_VERSION
+    instance_type: InstanceType = "m6i.2xlarge"
+    public_access_cidrs: list[Cidr] = Field(
         default_factory=list,
         description="Empty keeps the API endpoint private to the VPC.",
     )
 
 
 class GkeCluster(NodePool):
-    version: str = versions.GKE_VERSION
-    machine_type: str = "n2-standard-8"
-    master_cidr: IPv4Network = IPv4Network("172.16.0.0/28")
-    authorized_cidrs: list[IPv4Network] = Field(
+    version: GkeVersion = versions.GKE_VERSION
+    machine_type: MachineType = "n2-standard-8"
+    master_cidr: Cidr = IPv4Network("172.16.0.0/28")
+    authorized_cidrs: list[Cidr] = Field(
         default_factory=list,
         description="Networks allowed to reach the private API endpoint.",
     )
@@ -215,10 +516,10 @@ class GkeCluster(NodePool):
 class ExistingCluster(Strict):
     kubeconfig: str = Field(min_length=1, description="Path to a kubeconfig file.")
     context: str = Field(min_length=1)
-    storage_class: str = Field(
-        min_length=1, description="A zonal block-storage StorageClass for stateful workloads."
+    storage_class: DnsSubdomain = Field(
+        description="A zonal block-storage StorageClass for stateful workloads."
     )
-    internal_load_balancer_annotations: dict[str, str] = Field(
+    internal_load_balancer_annotations: dict[AnnotationKey, str] = Field(
         default_factory=dict,
         description="Annotations that keep a LoadBalancer Service on the site's internal network, "
         "e.g. a MetalLB address pool; Kafka's cross-region listener uses them.",
@@ -235,15 +536,9 @@ class GcsStore(Strict):
 
 class OnpremStore(Strict):
     kind: Literal["hdfs", "s3"]
-    uri: str | None = Field(
-        default=None, pattern=r"^hdfs://[^/\s]+(:\d+)?(/\S*)?$", description="hdfs only"
-    )
-    endpoint: str | None = Field(
-        default=None, pattern=r"^https?://[^/\s]+(:\d+)?/?$", description="s3 only"
-    )
-    bucket: str | None = Field(
-        default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="s3 only"
-    )
+    uri: HdfsUri | None = Field(default=None, description="hdfs only")
+    endpoint: S3Endpoint | None = Field(default=None, description="s3 only")
+    bucket: BucketName | None = Field(default=None, description="s3 only")
     access_key_id: str | None = Field(default=None, description="s3 only")
 
 
@@ -254,7 +549,7 @@ class RegionalBase(Strict):
 
 class AwsStack(RegionalBase):
     cloud: Literal["aws"]
-    aws_account_id: str | None = Field(default=None, pattern=r"^\d{12}$")
+    aws_account_id: AwsAccountId | None = None
     network: AwsNetwork = AwsNetwork()
     kubernetes: EksCluster = EksCluster()
     object_store: S3Store = S3Store()
@@ -262,7 +557,7 @@ class AwsStack(RegionalBase):
 
 class GcpStack(RegionalBase):
     cloud: Literal["gcp"]
-    gcp_project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+    gcp_project: GcpProjectId
     network: GcpNetwork = GcpNetwork()
     kubernetes: GkeCluster = GkeCluster()
     object_store: GcsStore = GcsStore()
@@ -272,7 +567,7 @@ class OnpremStack(RegionalBase):
     cloud: Literal["onprem"]
     kubernetes: ExistingCluster
     object_store: OnpremStore
-    object_store_secret_access_key: str | None = Field(default=None, description="secret; s3 only")
+    object_store_secret_access_key: str | None = _secret("s3 only")
 
 
 REGIONAL_MODELS: dict[str, type[RegionalBase]] = {
