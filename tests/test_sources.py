@@ -13,6 +13,7 @@ import yaml
 
 from infra import versions
 from infra.plan.engine import Declared, run_stack
+from infra.plan.writer import helm_release
 from infra.program import main
 from infra.targets.sources import mirrored, split_reference
 from infra.topology import checks
@@ -58,12 +59,20 @@ def test_local_chart_without_waiting(plans):
         charts={STRIMZI: {"source": "local", "path": str(LOCAL_CHART)}},
         helm={"wait": False},
     )
-    inputs = release_of(plans, cfg).inputs
+    release = release_of(plans, cfg)
+    inputs = release.inputs
     assert inputs["chart"] == str(LOCAL_CHART)
     assert inputs["version"] == versions.STRIMZI_VERSION
     # Nothing waits: a cluster without kubelets (or one still pulling images) accepts it.
     assert (inputs["skipAwait"], inputs["atomic"]) == (True, False)
     assert "repositoryOpts" not in inputs
+    # and the plan's helm-*.yaml says so, for the reviewer
+    written = helm_release(release)
+    assert (written["chart"], written["skipAwait"], written["atomic"]) == (
+        str(LOCAL_CHART),
+        True,
+        False,
+    )
 
 
 def test_local_chart_path_relative_to_the_project_root(plans, monkeypatch):
