@@ -219,3 +219,14 @@ def test_a_local_chart_must_be_the_pinned_one(tmp_path):
     assert message.startswith(f"holds {STRIMZI} 0.45.0, and rtdi pins {pinned}")
     ((_, _, message),) = _problems({STRIMZI: {"source": "local", "path": "other"}}, tmp_path)
     assert message.startswith(f"holds chart flink-kubernetes-operator, not {STRIMZI}")
+
+
+def test_every_helm_release_is_a_chart_rtdi_charts_can_name(plans):
+    """A release whose chart is not in versions.HELM_CHARTS could not be pointed at a mirror."""
+    public = {chart: name for name, (chart, _) in versions.HELM_CHARTS.items()}
+    releases = [r for plan in plans.values() for r in plan.of_type(RELEASE)]
+    assert releases
+    for release in releases:
+        assert release.inputs["chart"] in public, release.name
+        name = public[release.inputs["chart"]]
+        assert release.inputs["version"] == versions.HELM_CHARTS[name][1]
