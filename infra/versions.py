@@ -23,6 +23,9 @@ STRIMZI_CHART = "oci://quay.io/strimzi-helm/strimzi-kafka-operator"
 STRIMZI_CHART_NAME = "strimzi-kafka-operator"
 STRIMZI_VERSION = "1.2.0"
 KAFKA_VERSION = "4.3.1"
+# Every Helm chart rtdi installs, by its name (the key of `rtdi:charts`): the public chart and
+# the pinned version a mirror or a local copy must hold too.
+HELM_CHARTS: dict[str, tuple[str, str]] = {STRIMZI_CHART_NAME: (STRIMZI_CHART, STRIMZI_VERSION)}
 KAFKA_METADATA_VERSION = "4.3-IV0"
 
 # Managed Kafka engines.

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.targets.sources import Sources
 from infra.topology.model import Region, RegionalBase, Topology
 
 LABEL_REGION = "rtdi-region"
@@ -85,6 +86,8 @@ class Target(pulumi.ComponentResource, abc.ABC):
         self.stack = stack
         self.topology = topology
         self.region: Region = topology.region(stack.region)
+        # Where this region's charts and images come from (public, or the site's mirrors).
+        self.sources = Sources(stack)
         super().__init__(type_, self.region.id, None, opts)
         self._buckets: dict[str, Bucket] = {}
 

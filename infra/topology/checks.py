@@ -12,14 +12,21 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Network, collapse_addresses
+from pathlib import Path
 from typing import Any
 
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from infra import versions
+from infra.topology.errors import NO_VALUE
 from infra.topology.model import (
     INT64_MAX,
     KAFKA_ENGINES_BY_CLOUD,
     MAX_NODES,
     MS_PER_HOUR,
     AwsStack,
+    ChartSource,
     GcpStack,
     GlobalStack,
     OnpremStack,
@@ -693,3 +700,115 @@ def _check_onprem(stack: OnpremStack, region: Region) -> Iterator[Found]:
 
 def _snake(camel: str) -> str:
     return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel)
+
+
+# --------------------------------------------------------------------------- chart sources
+
+_OCI_REPOSITORY = re.compile(r"^oci://[a-z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._-]+)*$")
+_HTTP_REPOSITORY = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/\S*)?$")
+_SOURCE_WORDS = {
+    "oci": "oci://<registry>[:<port>]/<path> (helm appends the chart name), e.g. "
+    "oci://registry.dc1.acme.internal/charts",
+    "http": "a Helm repository URL, http(s)://<host>[:<port>]/<path>, e.g. "
+    "https://charts.dc1.acme.internal/strimzi",
+}
+
+
+_USED_WORDS = {
+    "path": "a chart folder, relative to the project root or absolute,",
+    "repository": "the repository URL",
+}
+
+
+def project_root() -> Path:
+    """The folder holding Pulumi.yaml: `pulumi up` runs the program (and the Kubernetes provider
+    resolves a local chart) there, and `rtdi plan` runs inside the project too."""
+    here = Path.cwd().resolve()
+    return next((f for f in (here, *here.parents) if (f / "Pulumi.yaml").is_file()), here)
+
+
+def check_sources(stack: RegionalBase, root: Path | None = None) -> Iterator[Found]:
+    """Chart sources and Helm settings, checked before anything is declared: a local chart must
+    be the pinned chart, a repository must have the scheme its source kind fetches with."""
+    allowed_charts = ", ".join(versions.HELM_CHARTS)
+    for name, chart in stack.charts.items():
+        if name not in versions.HELM_CHARTS:
+            yield (
+                ("charts", name),
+                name,
+                f"not a chart rtdi installs; allowed: {allowed_charts}",
+            )
+            continue
+        yield from _check_chart(name, chart, root or project_root())
+    helm = stack.helm
+    if helm.atomic and not helm.wait:
+        yield (
+            ("helm", "atomic"),
+            True,
+            "an atomic release waits for readiness to know whether to roll back, and wait is "
+            "false; allowed: false (or leave it out) with wait: false, or wait: true",
+        )
+
+
+def _check_chart(name: str, chart: ChartSource, root: Path) -> Iterator[Found]:
+    loc = ("charts", name)
+    used = {"local": "path", "oci": "repository", "http": "repository"}.get(chart.source)
+    for key in ("path", "repository"):
+        value = getattr(chart, key)
+        if value is not None and key != used:
+            wants = "source local" if key == "path" else "source oci or http"
+            yield (
+                (*loc, key),
+                value,
+                f"not used with source {chart.source}; allowed: this key only with {wants}",
+            )
+    if used is None:
+        return
+    value = getattr(chart, used)
+    if value is None:
+        yield (
+            (*loc, used),
+            NO_VALUE,
+            f"required key is missing; allowed: {_USED_WORDS[used]} with source {chart.source}",
+        )
+        return
+    if chart.source == "local":
+        problem = _local_chart_problem(name, value, root)
+        if problem:
+            yield ((*loc, "path"), value, problem)
+        return
+    pattern = _OCI_REPOSITORY if chart.source == "oci" else _HTTP_REPOSITORY
+    if not pattern.match(value):
+        yield (
+            (*loc, "repository"),
+            value,
+            f"not a repository for source {chart.source}; allowed: {_SOURCE_WORDS[chart.source]}",
+        )
+
+
+def _local_chart_problem(name: str, path: str, root: Path) -> str | None:
+    """Why ``path`` is not the pinned chart ``name`` (None when it is)."""
+    _, pinned = versions.HELM_CHARTS[name]
+    folder = root / path
+    wanted = (
+        f"allowed: a folder holding chart {name} {pinned} (relative to the project root {root})"
+    )
+    if not folder.is_dir():
+        return f"no such folder; {wanted}"
+    meta = folder / "Chart.yaml"
+    if not meta.is_file():
+        return f"not a chart folder (no Chart.yaml); {wanted}"
+    try:
+        doc = YAML(typ="safe", pure=True).load(meta.read_text())
+    except (OSError, YAMLError) as exc:
+        return f"its Chart.yaml cannot be read ({type(exc).__name__}); {wanted}"
+    if not isinstance(doc, dict):
+        return f"its Chart.yaml is not a mapping; {wanted}"
+    if doc.get("name") != name:
+        return f"holds chart {doc.get('name')}, not {name}; {wanted}"
+    if str(doc.get("version")) != pinned:
+        return (
+            f"holds {name} {doc.get('version')}, and rtdi pins {pinned} (infra/versions.py); "
+            f"{wanted}"
+        )
+    return None

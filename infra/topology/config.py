@@ -156,6 +156,7 @@ def parse_regional(cfg: StackConfig, topology: Topology | None) -> RegionalBase:
         )
     model_cls = REGIONAL_MODELS[cloud]
     model: RegionalBase = _validate(cfg, model_cls, _model_input(cfg, model_cls))
+    _raise_found(cfg, None, checks.check_sources(model))
     if topology is not None:
         _raise_found(cfg, None, checks.check_regional(model, topology))
         if model.region != cfg.stack:

@@ -542,9 +542,65 @@ class OnpremStore(Strict):
     access_key_id: str | None = Field(default=None, description="s3 only")
 
 
+# Helm's --timeout as the Release resource takes it: whole seconds in Pulumi's schema integer,
+# which the .NET and Java SDKs carry as a 32-bit integer.
+HelmTimeout = Annotated[
+    int,
+    BeforeValidator(_whole(1, 2**31 - 1, "seconds; Pulumi carries it as a 32-bit integer")),
+]
+# Where a mirror keeps images: <host>[:<port>][/<path>]. The host must hold a dot or a port, or be
+# localhost: otherwise Docker and containerd read the first component as a Docker Hub namespace
+# and pull from docker.io, the opposite of what a mirror is for.
+ImageRegistry = Annotated[
+    str,
+    matching(
+        r"^(?=localhost(:|/|$)|[^/]*[.:])[a-z0-9]([a-z0-9-]*[a-z0-9])?"
+        r"(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$",
+        "an image registry; allowed: <host>[:<port>][/<path>] without a scheme or trailing "
+        "slash, the host with a dot or a port (or localhost), e.g. "
+        "registry.dc1.acme.internal/mirror",
+    ),
+]
+
+
+class ChartSource(Strict):
+    """Where Helm fetches one chart: the public repository, a mirror, or a folder on disk."""
+
+    source: Literal["public", "oci", "http", "local"] = "public"
+    path: str | None = Field(
+        default=None, description="local only: the chart folder, relative to the project root."
+    )
+    repository: str | None = Field(
+        default=None,
+        description="oci: oci://<registry>/<path> (the chart name is appended, as helm does); "
+        "http: a Helm repository URL.",
+    )
+
+
+class HelmSettings(Strict):
+    """How `pulumi up` installs a Helm release; defaults wait for readiness and roll back."""
+
+    wait: Flag = True
+    atomic: Flag | None = Field(
+        default=None, description="Default: the same as wait (atomic implies waiting)."
+    )
+    timeout_seconds: HelmTimeout = 600
+
+
 class RegionalBase(Strict):
     region: str = Field(description="The topology region this stack deploys, <cloud>-<region>.")
     global_stack: str | None = Field(default=None, description="Fully qualified global stack name.")
+    charts: dict[str, ChartSource] = Field(
+        default_factory=dict,
+        description="Per chart name: where Helm fetches it; absent charts come from the public "
+        "repository.",
+    )
+    helm: HelmSettings = HelmSettings()
+    image_registry: ImageRegistry | None = Field(
+        default=None,
+        description="A registry mirror every image rtdi declares is rewritten to, path, tag and "
+        "digest kept.",
+    )
 
 
 class AwsStack(RegionalBase):

@@ -72,11 +72,10 @@ class StrimziOperator(pulumi.ComponentResource):
             name,
             k8s.helm.v3.ReleaseArgs(
                 name="strimzi",
-                chart=versions.STRIMZI_CHART,
-                version=versions.STRIMZI_VERSION,
                 namespace=ns.metadata.name,
-                atomic=True,
+                **target.sources.release_args(versions.STRIMZI_CHART_NAME),
                 values={
+                    **target.sources.strimzi_values(),
                     "watchNamespaces": [NAMESPACE],
                     "replicas": 2,
                     "leaderElection": {"enable": True},
@@ -251,7 +250,7 @@ class StrimziCluster(pulumi.ComponentResource):
                 )
         if bucket.prefix:
             config["storage.key.prefix"] = bucket.prefix
-        kafka_spec["image"] = spec.tiered_storage_image
+        kafka_spec["image"] = self.target.sources.image(str(spec.tiered_storage_image))
         kafka_spec["tieredStorage"] = {
             "type": "custom",
             "remoteStorageManager": {
