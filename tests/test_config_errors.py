@@ -18,6 +18,7 @@ import pulumi
 import pytest
 import yaml
 
+from infra import versions
 from infra.cli import EXIT_BAD_INPUT
 from infra.cli import main as cli_main
 from infra.plan.engine import run_stack
@@ -86,6 +87,13 @@ def _long_zone(c: dict) -> None:
     regions(c)[3]["zones"][0] = "dc1-rack-a-" + "z" * 25  # 36 characters, a valid label
 
 
+def _set(key: str, value: object) -> Edit:
+    def edit(c: dict) -> None:
+        c[key] = value
+
+    return edit
+
+
 def _gcp_stack_for_aws_region(c: dict) -> None:
     c.clear()
     c.update(
@@ -94,6 +102,8 @@ def _gcp_stack_for_aws_region(c: dict) -> None:
 
 
 G = "stacks/Pulumi.global.yaml"
+DC1 = "stacks/Pulumi.onprem-dc1.yaml"
+STRIMZI = versions.STRIMZI_CHART_NAME
 USE1 = "stacks/Pulumi.aws-us-east-1.yaml"
 GCP = "stacks/Pulumi.gcp-europe-west4.yaml"
 ALL_REGIONS = "aws-us-east-1, aws-eu-west-1, gcp-europe-west4, onprem-dc1"
@@ -662,6 +672,126 @@ CASES = [
         "plain text; ",
         "allowed: a `secure:` value, set with `pulumi config set --secret "
         "objectStoreSecretAccessKey`",
+    ),
+    # Where charts and images come from (rtdi:charts, rtdi:helm, rtdi:imageRegistry).
+    Case(
+        "chart-unknown-name",
+        "onprem-dc1",
+        _set("rtdi:charts", {"strimzi": {"source": "local", "path": "charts/strimzi"}}),
+        f"{DC1}: rtdi:charts.strimzi = 'strimzi': not a chart rtdi installs; ",
+        f"allowed: {STRIMZI}",
+    ),
+    Case(
+        "chart-unknown-source",
+        "onprem-dc1",
+        _set("rtdi:charts", {STRIMZI: {"source": "git"}}),
+        f"{DC1}: rtdi:charts.{STRIMZI}.source = 'git': ",
+        "allowed: 'public', 'oci', 'http' or 'local'",
+    ),
+    Case(
+        "chart-local-without-path",
+        "onprem-dc1",
+        _set("rtdi:charts", {STRIMZI: {"source": "local"}}),
+        f"{DC1}: rtdi:charts.{STRIMZI}.path: required key is missing; ",
+        "allowed: a chart folder",
+    ),
+    Case(
+        "chart-local-path-missing",
+        "onprem-dc1",
+        _set("rtdi:charts", {STRIMZI: {"source": "local", "path": "charts/nowhere"}}),
+        f"{DC1}: rtdi:charts.{STRIMZI}.path = 'charts/nowhere': no such folder; ",
+        f"allowed: a folder holding chart {STRIMZI} {versions.STRIMZI_VERSION}",
+    ),
+    Case(
+        "chart-local-path-not-a-chart",
+        "onprem-dc1",
+        _set("rtdi:charts", {STRIMZI: {"source": "local", "path": "stacks"}}),
+        f"{DC1}: rtdi:charts.{STRIMZI}.path = 'stacks': not a chart folder (no Chart.yaml); ",
+        f"allowed: a folder holding chart {STRIMZI} {versions.STRIMZI_VERSION}",
+    ),
+    Case(
+        "chart-oci-with-an-http-url",
+        "onprem-dc1",
+        _set("rtdi:charts", {STRIMZI: {"source": "oci", "repository": "https://charts.dc1/x"}}),
+        f"{DC1}: rtdi:charts.{STRIMZI}.repository = 'https://charts.dc1/x': not a repository "
+        "for source oci; ",
+        "allowed: oci://<registry>[:<port>]/<path>",
+    ),
+    Case(
+        "chart-http-with-an-oci-url",
+        "onprem-dc1",
+        _set("rtdi:charts", {STRIMZI: {"source": "http", "repository": "oci://registry.dc1/x"}}),
+        f"{DC1}: rtdi:charts.{STRIMZI}.repository = 'oci://registry.dc1/x': not a repository "
+        "for source http; ",
+        "allowed: a Helm repository URL, http(s)://",
+    ),
+    Case(
+        "chart-public-with-a-repository",
+        "onprem-dc1",
+        _set("rtdi:charts", {STRIMZI: {"repository": "oci://registry.dc1/x"}}),
+        f"{DC1}: rtdi:charts.{STRIMZI}.repository = 'oci://registry.dc1/x': not used with "
+        "source public; ",
+        "allowed: this key only with source oci or http",
+    ),
+    Case(
+        "chart-path-with-oci",
+        "onprem-dc1",
+        _set(
+            "rtdi:charts",
+            {STRIMZI: {"source": "oci", "repository": "oci://registry.dc1/x", "path": "c"}},
+        ),
+        f"{DC1}: rtdi:charts.{STRIMZI}.path = 'c': not used with source oci; ",
+        "allowed: this key only with source local",
+    ),
+    Case(
+        "helm-atomic-without-wait",
+        "onprem-dc1",
+        _set("rtdi:helm", {"wait": False, "atomic": True}),
+        f"{DC1}: rtdi:helm.atomic = true: an atomic release waits for readiness",
+        "allowed: false (or leave it out) with wait: false, or wait: true",
+    ),
+    Case(
+        "helm-wait-not-a-boolean",
+        "onprem-dc1",
+        _set("rtdi:helm", {"wait": "no"}),
+        f"{DC1}: rtdi:helm.wait = 'no': not a boolean; ",
+        "allowed: true or false",
+    ),
+    Case(
+        "helm-timeout-zero",
+        "onprem-dc1",
+        _set("rtdi:helm", {"timeoutSeconds": 0}),
+        f"{DC1}: rtdi:helm.timeoutSeconds = 0: too small; ",
+        "allowed: a whole number from 1 to 2,147,483,647",
+    ),
+    Case(
+        "helm-timeout-beyond-32-bits",
+        "aws-us-east-1",
+        _set("rtdi:helm", {"timeoutSeconds": 2**31}),
+        f"{USE1}: rtdi:helm.timeoutSeconds = 2147483648: too large; ",
+        "allowed: a whole number from 1 to 2,147,483,647",
+    ),
+    Case(
+        "image-registry-with-a-scheme",
+        "onprem-dc1",
+        _set("rtdi:imageRegistry", "https://registry.dc1.acme.internal"),
+        f"{DC1}: rtdi:imageRegistry = 'https://registry.dc1.acme.internal': not an image "
+        "registry; ",
+        "allowed: <host>[:<port>][/<path>] without a scheme",
+    ),
+    Case(
+        "image-registry-read-as-docker-hub",
+        "gcp-europe-west4",
+        _set("rtdi:imageRegistry", "mirror/strimzi"),
+        f"{GCP}: rtdi:imageRegistry = 'mirror/strimzi': not an image registry; ",
+        "the host with a dot or a port (or localhost)",
+    ),
+    Case(
+        "image-registry-trailing-slash",
+        "onprem-dc1",
+        _set("rtdi:imageRegistry", "registry.dc1.acme.internal/"),
+        f"{DC1}: rtdi:imageRegistry = 'registry.dc1.acme.internal/': not an image registry; ",
+        "without a scheme or trailing slash",
     ),
 ]
 

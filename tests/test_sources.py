@@ -13,6 +13,7 @@ import yaml
 
 from infra import versions
 from infra.plan.engine import Declared, run_stack
+from infra.plan.writer import helm_release
 from infra.program import main
 from infra.targets.sources import mirrored, split_reference
 from infra.topology import checks
@@ -58,12 +59,20 @@ def test_local_chart_without_waiting(plans):
         charts={STRIMZI: {"source": "local", "path": str(LOCAL_CHART)}},
         helm={"wait": False},
     )
-    inputs = release_of(plans, cfg).inputs
+    release = release_of(plans, cfg)
+    inputs = release.inputs
     assert inputs["chart"] == str(LOCAL_CHART)
     assert inputs["version"] == versions.STRIMZI_VERSION
     # Nothing waits: a cluster without kubelets (or one still pulling images) accepts it.
     assert (inputs["skipAwait"], inputs["atomic"]) == (True, False)
     assert "repositoryOpts" not in inputs
+    # and the plan's helm-*.yaml says so, for the reviewer
+    written = helm_release(release)
+    assert (written["chart"], written["skipAwait"], written["atomic"]) == (
+        str(LOCAL_CHART),
+        True,
+        False,
+    )
 
 
 def test_local_chart_path_relative_to_the_project_root(plans, monkeypatch):
@@ -210,3 +219,14 @@ def test_a_local_chart_must_be_the_pinned_one(tmp_path):
     assert message.startswith(f"holds {STRIMZI} 0.45.0, and rtdi pins {pinned}")
     ((_, _, message),) = _problems({STRIMZI: {"source": "local", "path": "other"}}, tmp_path)
     assert message.startswith(f"holds chart flink-kubernetes-operator, not {STRIMZI}")
+
+
+def test_every_helm_release_is_a_chart_rtdi_charts_can_name(plans):
+    """A release whose chart is not in versions.HELM_CHARTS could not be pointed at a mirror."""
+    public = {chart: name for name, (chart, _) in versions.HELM_CHARTS.items()}
+    releases = [r for plan in plans.values() for r in plan.of_type(RELEASE)]
+    assert releases
+    for release in releases:
+        assert release.inputs["chart"] in public, release.name
+        name = public[release.inputs["chart"]]
+        assert release.inputs["version"] == versions.HELM_CHARTS[name][1]

@@ -46,6 +46,8 @@ def helm_release(r: Declared) -> dict[str, Any]:
         "repositoryOpts",
         "createNamespace",
         "atomic",
+        "skipAwait",
+        "timeout",
         "values",
     )
     return {k: r.inputs[k] for k in keep if k in r.inputs}

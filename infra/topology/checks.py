@@ -19,6 +19,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from infra import versions
+from infra.topology.errors import NO_VALUE
 from infra.topology.model import (
     INT64_MAX,
     KAFKA_ENGINES_BY_CLOUD,
@@ -713,6 +714,12 @@ _SOURCE_WORDS = {
 }
 
 
+_USED_WORDS = {
+    "path": "a chart folder, relative to the project root or absolute,",
+    "repository": "the repository URL",
+}
+
+
 def project_root() -> Path:
     """The folder holding Pulumi.yaml: `pulumi up` runs the program (and the Kubernetes provider
     resolves a local chart) there, and `rtdi plan` runs inside the project too."""
@@ -759,7 +766,11 @@ def _check_chart(name: str, chart: ChartSource, root: Path) -> Iterator[Found]:
         return
     value = getattr(chart, used)
     if value is None:
-        yield ((*loc, used), None, f"required with source {chart.source}")
+        yield (
+            (*loc, used),
+            NO_VALUE,
+            f"required key is missing; allowed: {_USED_WORDS[used]} with source {chart.source}",
+        )
         return
     if chart.source == "local":
         problem = _local_chart_problem(name, value, root)

@@ -22,6 +22,10 @@ def key_path(top: str, loc: Sequence[str | int] = ()) -> str:
     return out
 
 
+# What a check reports as the value of a key that is missing: the message shows no value.
+NO_VALUE: Any = _MISSING
+
+
 @dataclass(frozen=True)
 class Issue:
     file: str
