@@ -32,6 +32,7 @@ from plantools import SHARED
 
 KUBE = SHARED / "kubernetes"
 START = KUBE / "start-apiserver.sh"
+PKI_MAX_AGE = 7 * 86400  # seconds; start-apiserver.sh's certificates expire after 30 days
 SECRET = "[secret]"  # how the offline plan shows a secret value (infra/plan/engine.py)
 
 
@@ -134,6 +135,9 @@ def start(folder: Path) -> ApiServer:
     for pid_file in folder.glob("*.pid"):
         _stop_pid(pid_file)
     shutil.rmtree(folder / "etcd", ignore_errors=True)
+    ca = folder / "pki" / "ca.crt"  # the script makes certificates valid 30 days, once
+    if ca.is_file() and time.time() - ca.stat().st_mtime > PKI_MAX_AGE:
+        shutil.rmtree(folder / "pki")
     ports = {"ETCD_PORT": str(free_etcd_port()), "APISERVER_PORT": str(free_port())}
     proc = subprocess.run(
         ["bash", str(script), str(folder)],
