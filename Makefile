@@ -13,7 +13,7 @@ LOCK_FLAGS ?= --upgrade
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --custom-compile-command "make lock" --quiet
 
-.PHONY: plan test lint lock bench clean kafka-jars
+.PHONY: plan test lint lock bench clean kafka-jars etcd
 
 # Hash-checking mode (on because the lock has hashes) refuses `-e .` in the same install, so rtdi
 # itself goes in afterwards without dependencies, built by the locked setuptools.
@@ -31,12 +31,19 @@ plan: $(STAMP)
 kafka-jars: $(STAMP)
 	$(BIN)/python tests/integration/kafka_jars.py
 
+# etcd for the real Kubernetes API server of tests/integration/test_onprem_deploy.py: Debian's
+# etcd-server, installed only when `etcd` is not on PATH (apt-get, so root on Debian/Ubuntu).
+# Without it the test skips, and fails in CI.
+etcd:
+	@command -v etcd >/dev/null || { apt-get update -qq && apt-get install -y -qq etcd-server; } \
+		|| echo "etcd not installed (apt-get install -y etcd-server): the deployment test skips" >&2
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) kafka-jars lint
+test: $(STAMP) kafka-jars etcd lint
 	$(BIN)/python -m pytest
 
 # Regenerate both locks from pyproject.toml (needs PyPI). The runtime lock is constrained by the
