@@ -28,6 +28,7 @@ from infra.targets.base import (
     Lifecycle,
     Target,
     WorkloadIdentity,
+    exec_kubeconfig,
 )
 from infra.topology.checks import subnet_plan
 from infra.topology.model import AwsStack, Topology
@@ -820,40 +821,7 @@ class AwsTarget(Target):
 
 
 def _kubeconfig(endpoint: str, ca_data: str, cluster_name: str, region: str) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": cluster_name,
-                    "cluster": {"server": endpoint, "certificate-authority-data": ca_data},
-                }
-            ],
-            "contexts": [
-                {"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}
-            ],
-            "current-context": cluster_name,
-            "users": [
-                {
-                    "name": cluster_name,
-                    "user": {
-                        "exec": {
-                            "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "aws",
-                            "args": [
-                                "eks",
-                                "get-token",
-                                "--cluster-name",
-                                cluster_name,
-                                "--region",
-                                region,
-                                "--output",
-                                "json",
-                            ],
-                        }
-                    },
-                }
-            ],
-        }
+    token = ["eks", "get-token", "--cluster-name", cluster_name, "--region", region]
+    return exec_kubeconfig(
+        cluster_name, endpoint, ca_data, {"command": "aws", "args": [*token, "--output", "json"]}
     )

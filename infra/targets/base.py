@@ -9,8 +9,10 @@ wiring that lets a pod's service account reach those buckets. Only the three imp
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -148,3 +150,32 @@ class Target(pulumi.ComponentResource, abc.ABC):
 
     def finish(self, outputs: dict) -> None:
         self.register_outputs(outputs)
+
+
+def exec_kubeconfig(cluster_name: str, server: str, ca_data: str, exec_: dict[str, Any]) -> str:
+    """A kubeconfig of one cluster whose user gets its token from an exec plugin: what EKS
+    (`aws eks get-token`) and GKE (`gke-gcloud-auth-plugin`) both want, apart from ``exec_``."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": cluster_name,
+                    "cluster": {"server": server, "certificate-authority-data": ca_data},
+                }
+            ],
+            "contexts": [
+                {"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}
+            ],
+            "current-context": cluster_name,
+            "users": [
+                {
+                    "name": cluster_name,
+                    "user": {
+                        "exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", **exec_}
+                    },
+                }
+            ],
+        }
+    )

@@ -12,7 +12,6 @@ logs into the region's log bucket.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +27,7 @@ from infra.targets.base import (
     Lifecycle,
     Target,
     WorkloadIdentity,
+    exec_kubeconfig,
 )
 from infra.topology.model import GcpStack, Topology
 
@@ -459,31 +459,5 @@ class GcpTarget(Target):
 
 
 def _kubeconfig(cluster_name: str, endpoint: str, ca: str) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": cluster_name,
-                    "cluster": {"server": f"https://{endpoint}", "certificate-authority-data": ca},
-                }
-            ],
-            "contexts": [
-                {"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}
-            ],
-            "current-context": cluster_name,
-            "users": [
-                {
-                    "name": cluster_name,
-                    "user": {
-                        "exec": {
-                            "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "gke-gcloud-auth-plugin",
-                            "provideClusterInfo": True,
-                        }
-                    },
-                }
-            ],
-        }
-    )
+    plugin = {"command": "gke-gcloud-auth-plugin", "provideClusterInfo": True}
+    return exec_kubeconfig(cluster_name, f"https://{endpoint}", ca, plugin)
