@@ -7,11 +7,12 @@ same function under the SDK's mock engine. Nothing here knows which cloud it is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
 
+from infra.components.flink import FlinkLayer, FlinkLayerArgs
 from infra.components.kafka import EXPORT as KAFKA_REGIONAL_EXPORT
 from infra.components.kafka import SECRETS_EXPORT as KAFKA_REGIONAL_SECRETS
 from infra.components.kafka import KafkaLayer, peer_regions
@@ -22,6 +23,7 @@ from infra.peers import StackOutputs, read_stack_outputs
 from infra.targets import make_target
 from infra.topology.config import from_engine, parse_global, parse_regional
 from infra.topology.errors import ConfigError, Issue
+from infra.topology.jobs import Job, load_jobs
 from infra.topology.model import GlobalStack, Kafka, RegionalBase, Topology
 
 # The global stack's single output that regional stacks read.
@@ -59,12 +61,15 @@ async def main() -> None:
         ref = pulumi.StackReference(global_name)
         topology = Topology.model_validate(published.values[EXPORT]["topology"])
         kafka = Kafka.model_validate(published.values[EXPORT]["kafka"])
+        # Published by the global stack (see infra/topology/jobs.py); an older global stack
+        # without jobs runs none.
+        jobs = [Job.model_validate(j) for j in published.values[EXPORT].get("flinkJobs", [])]
         model = parse_regional(cfg, topology)
         peers = {
             region_id: await read_stack_outputs(regional_stack_name(region_id))
             for region_id in peer_regions(topology, kafka, model.region)
         }
-        regional_stack(model, topology, kafka, ref.get_output(MESH_EXPORT), peers)
+        regional_stack(model, topology, kafka, ref.get_output(MESH_EXPORT), peers, jobs)
     except ConfigError as exc:
         # Pulumi prints a RunError as its message alone, with no traceback.
         raise pulumi.RunError(str(exc)) from None
@@ -107,10 +112,13 @@ def global_stack(model: GlobalStack) -> None:
 
 
 def published_topology(model: GlobalStack) -> dict[str, Any]:
-    """What regional stacks read from the global stack: the validated topology, with defaults."""
+    """What regional stacks read from the global stack: the validated topology, with defaults,
+    and the validated Flink jobs (their SQL inlined), so every region builds the same set."""
+    jobs = load_jobs(model.topology, model.kafka)
     return {
         "topology": model.topology.model_dump(mode="json", by_alias=True, exclude_none=True),
         "kafka": model.kafka.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "flinkJobs": [j.model_dump(mode="json", by_alias=True, exclude_none=True) for j in jobs],
     }
 
 
@@ -120,11 +128,23 @@ def regional_stack(
     kafka: Kafka,
     mesh: pulumi.Output,
     peers: Mapping[str, StackOutputs],
+    jobs: Sequence[Job] = (),
 ) -> KafkaLayer:
     """Build one region; the Kafka layer is returned so later layers (and tests) can ask it."""
     target = make_target(stack, topology)
     archive = target.bucket("archive")
     kafka_layer = KafkaLayer(target, topology, kafka, mesh, peers)
+    flink = FlinkLayer(
+        target,
+        FlinkLayerArgs(
+            jobs=list(jobs),
+            topology=topology,
+            kafka=kafka,
+            registry=kafka_layer.registry,
+            aggregate=kafka_layer.client("aggregate"),
+            regional=kafka_layer.client("regional"),
+        ),
+    )
     target.finish({"zones": target.zones, "storageClass": target.storage_class})
     pulumi.export("region", target.region.id)
     pulumi.export("cloud", target.region.cloud)
@@ -138,4 +158,5 @@ def regional_stack(
     pulumi.export("kafkaFederation", kafka_layer.registry)
     # What waits for a peer stack (empty once every flow is complete); see infra/peers.py.
     pulumi.export("pending", kafka_layer.pending_json)
+    pulumi.export("flinkJobs", flink.states)
     return kafka_layer

@@ -31,3 +31,18 @@ KAFKA_METADATA_VERSION = "4.3-IV0"
 # Managed Kafka engines.
 MSK_KAFKA_VERSION = "3.9.x.kraft"
 GCP_MANAGED_KAFKA_VERSION = "3.7.x"
+
+# Flink (issue 10): the Kubernetes operator from its Helm chart, and the Flink its jobs run. The
+# operator 1.15 CRD allows flinkVersion up to v2_2, the newest Flink with a Kafka connector
+# (flink-connector-kafka 5.0.0-2.2).
+FLINK_OPERATOR_CHART_NAME = "flink-kubernetes-operator"
+FLINK_OPERATOR_VERSION = "1.15.0"
+# Apache publishes the chart in a Helm repository per release (archive.apache.org keeps every
+# release; downloads.apache.org only the newest): an https public source is a repository URL.
+FLINK_OPERATOR_CHART = "https://archive.apache.org/dist/flink/flink-kubernetes-operator-1.15.0/"
+FLINK_OPERATOR_IMAGE = "ghcr.io/apache/flink-kubernetes-operator"
+HELM_CHARTS[FLINK_OPERATOR_CHART_NAME] = (FLINK_OPERATOR_CHART, FLINK_OPERATOR_VERSION)
+FLINK_VERSION = "2.2.0"
+FLINK_CRD_VERSION = "v2_2"  # the FlinkDeployment's `flinkVersion` for FLINK_VERSION
+# The SQL runner's image (jobs/runner/Dockerfile, FROM flink:2.2.0-java17), tag = runner version.
+FLINK_SQL_RUNNER_IMAGE = "rtdi/flink-sql-runner:0.1.0"

@@ -102,6 +102,9 @@ def _gcp_stack_for_aws_region(c: dict) -> None:
 
 
 G = "stacks/Pulumi.global.yaml"
+# A topic a case appends comes after the sample's own topics.
+N_TOPICS = len(yaml.safe_load((ROOT / G).read_text())["config"]["rtdi:kafka"]["topics"])
+T, T1 = f"rtdi:kafka.topics[{N_TOPICS}]", f"rtdi:kafka.topics[{N_TOPICS + 1}]"
 DC1 = "stacks/Pulumi.onprem-dc1.yaml"
 STRIMZI = versions.STRIMZI_CHART_NAME
 USE1 = "stacks/Pulumi.aws-us-east-1.yaml"
@@ -253,28 +256,28 @@ CASES = [
         "retry-topic-over-kafka-limit",
         "global",
         _add_topic(LONG_TOPIC, [{"name": LONG_GROUP, "deadLetter": False}]),
-        f"{G}: rtdi:kafka.topics[2].consumerGroups[0].name = '{LONG_GROUP}': the retry topic ",
+        f"{G}: {T}.consumerGroups[0].name = '{LONG_GROUP}': the retry topic ",
         "(250 characters); Kafka allows at most 249",
     ),
     Case(
         "mirrored-topic-over-kafka-limit",
         "global",
         _add_topic(MID_TOPIC, [{"name": MID_GROUP, "retry": False}]),
-        f"{G}: rtdi:kafka.topics[2].consumerGroups[0].name = '{MID_GROUP}': the copy of ",
+        f"{G}: {T}.consumerGroups[0].name = '{MID_GROUP}': the copy of ",
         "from gcp-europe-west4 in aggregate clusters is named 'gcp-europe-west4.mmm",
     ),
     Case(
         "topics-collide-once-dot-is-underscore",
         "global",
         lambda c: [_add_topic("trips.v2")(c), _add_topic("trips_v2")(c)],
-        f"{G}: rtdi:kafka.topics[3].name = 'trips_v2': the topic is named 'trips_v2', ",
-        "collides with the topic 'trips.v2' (at rtdi:kafka.topics[2].name) once '.' is replaced",
+        f"{G}: {T1}.name = 'trips_v2': the topic is named 'trips_v2', ",
+        f"collides with the topic 'trips.v2' (at {T}.name) once '.' is replaced",
     ),
     Case(
         "declared-topic-is-a-retry-topic",
         "global",
         _add_topic("trips.eta-service.retry"),
-        f"{G}: rtdi:kafka.topics[2].name = 'trips.eta-service.retry': ",
+        f"{G}: {T}.name = 'trips.eta-service.retry': ",
         "also the name of the retry topic of topics[0] 'trips' "
         "(at rtdi:kafka.topics[0].consumerGroups[0].name)",
     ),
@@ -285,14 +288,14 @@ CASES = [
             _add_topic("rides.pricing.dlq")(c),
             _add_topic("rides", [{"name": "pricing"}])(c),
         ],
-        f"{G}: rtdi:kafka.topics[3].consumerGroups[0].name = 'pricing': the dead-letter topic ",
-        "also the name of the topic (at rtdi:kafka.topics[2].name)",
+        f"{G}: {T1}.consumerGroups[0].name = 'pricing': the dead-letter topic ",
+        f"also the name of the topic (at {T}.name)",
     ),
     Case(
         "declared-topic-looks-mirrored",
         "global",
         _add_topic("aws-us-east-1.trips"),
-        f"{G}: rtdi:kafka.topics[2].name = 'aws-us-east-1.trips': the topic is named ",
+        f"{G}: {T}.name = 'aws-us-east-1.trips': the topic is named ",
         "never copies it into aws-us-east-1's aggregate cluster; allowed: a name in which no "
         "region id is followed by '.'",
     ),
@@ -307,7 +310,7 @@ CASES = [
         "topic-mirrormaker-never-mirrors",
         "global",
         _add_topic("audit.replica"),
-        f"{G}: rtdi:kafka.topics[2].name = 'audit.replica': MirrorMaker 2 never mirrors ",
+        f"{G}: {T}.name = 'audit.replica': MirrorMaker 2 never mirrors ",
         "allowed: a name without that prefix or suffix",
     ),
     Case(

@@ -68,7 +68,11 @@ class Sources:
         public, version = versions.HELM_CHARTS[chart]
         source = self.charts.get(chart)
         args: dict[str, Any] = {"version": version}
-        if source is None or source.source == "public":
+        if (source is None or source.source == "public") and public.startswith("https://"):
+            # A public Helm repository (the Flink operator's): the chart by name in it.
+            args["chart"] = chart
+            args["repository_opts"] = {"repo": public}
+        elif source is None or source.source == "public":
             args["chart"] = public
         elif source.source == "local":
             args["chart"] = source.path

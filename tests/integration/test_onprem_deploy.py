@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import kube_local as kl
 from test_deploy import fresh_copy
 
+from infra import versions
 from plantools import ROOT, SHARED
 from pulumi_cli import PulumiCli, pulumi_cli
 
@@ -41,6 +42,10 @@ pytestmark = pytest.mark.integration
 STACK = "onprem-dc1"
 PEERS_ABSENT = {"aws-eu-west-1", "gcp-europe-west4"}
 CHART = SHARED / "charts" / "strimzi-kafka-operator-1.2.0"
+# The Flink operator's CRDs as the chart installs them (../shared holds the CRDs, not the chart).
+FLINK_CRDS = (
+    SHARED / "schemas" / "crds" / f"flink-kubernetes-operator-{versions.FLINK_OPERATOR_VERSION}"
+)
 RELEASE = "kubernetes:helm.sh/v3:Release"
 # Declared by the plan but not Kubernetes objects: the provider and the Helm release (whose
 # objects are checked from the chart's side in test_helm_release_objects_carry_the_planned_values).
@@ -64,8 +69,36 @@ class Deployment:
         ]
 
     def release(self) -> dict[str, Any]:
-        (found,) = [r.inputs for r in self.plan.of_type(RELEASE)]
+        """The Strimzi release (the Flink layer's operator release is the other one)."""
+        (found,) = [r.inputs for r in self.plan.of_type(RELEASE) if r.name.endswith("-strimzi")]
         return found
+
+
+def flink_crd_chart(folder: Path) -> Path:
+    """A local chart named and versioned as the Flink operator's that installs only its CRDs.
+
+    The real chart is fetched from archive.apache.org, which this test must not need; its CRDs
+    (the shared copy) are what makes the API server check every FlinkDeployment the plan
+    declares against the operator's schema. The operator itself would never run here anyway:
+    the API server has no kubelet.
+    """
+    (folder / "crds").mkdir(parents=True)
+    (folder / "templates").mkdir()
+    (folder / "Chart.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v2",
+                "name": versions.FLINK_OPERATOR_CHART_NAME,
+                "version": versions.FLINK_OPERATOR_VERSION,
+            }
+        )
+    )
+    (folder / "values.yaml").write_text(
+        (SHARED / "schemas" / "helm-values" / f"{folder.name}.values.yaml").read_text()
+    )
+    for crd in FLINK_CRDS.glob("*.yml"):
+        (folder / "crds" / crd.name).write_text(crd.read_text())
+    return folder
 
 
 def local_config(copy: Path, kubeconfig: Path) -> None:
@@ -74,7 +107,13 @@ def local_config(copy: Path, kubeconfig: Path) -> None:
     doc = yaml.safe_load(path.read_text())
     config = doc["config"]
     config["rtdi:kubernetes"]["kubeconfig"] = str(kubeconfig)
-    config["rtdi:charts"] = {"strimzi-kafka-operator": {"source": "local", "path": str(CHART)}}
+    flink = flink_crd_chart(
+        copy / ".charts" / f"{versions.FLINK_OPERATOR_CHART_NAME}-{versions.FLINK_OPERATOR_VERSION}"
+    )
+    config["rtdi:charts"] = {
+        "strimzi-kafka-operator": {"source": "local", "path": str(CHART)},
+        versions.FLINK_OPERATOR_CHART_NAME: {"source": "local", "path": str(flink)},
+    }
     config["rtdi:helm"] = {"wait": False, "atomic": False}
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
@@ -82,7 +121,7 @@ def local_config(copy: Path, kubeconfig: Path) -> None:
 @pytest.fixture(scope="module")
 def apiserver():
     """etcd + the API server, once for the module; the binaries stay unpacked in .cache/k8s."""
-    kl.require_kube(CHART)
+    kl.require_kube(CHART, FLINK_CRDS)
     server = kl.start(ROOT / ".cache" / "k8s")
     yield server
     server.stop()
