@@ -10,6 +10,7 @@ from pathlib import Path
 from infra.topology import stackyaml
 from infra.topology.config import StackConfig, parse_global, parse_regional, read_stack_file
 from infra.topology.errors import ConfigError, Issue
+from infra.topology.jobs import load_jobs
 from infra.topology.model import AwsStack, GcpStack, GlobalStack, RegionalBase
 
 
@@ -84,6 +85,8 @@ def validate(project: Project, stacks: Iterable[str]) -> dict[str, Validated]:
             if cfg is not None:
                 try:
                     model = parse_global(cfg)
+                    # The global stack publishes the Flink jobs; a bad spec is bad input too.
+                    load_jobs(model.topology, model.kafka)
                     globals_[name] = model
                     out[name] = Validated(cfg, model, None)
                 except ConfigError as exc:

@@ -166,14 +166,16 @@ class Job(Strict):
         return self.upgrade_mode != "stateless"
 
 
-def load_jobs(topology: Topology, kafka: Kafka, directory: Path = JOBS_DIR) -> list[Job]:
-    """Every job spec of ``directory``, validated and checked against the topology; all issues
-    of all files raised together."""
+def load_jobs(topology: Topology, kafka: Kafka, directory: Path | None = None) -> list[Job]:
+    """Every job spec of ``directory`` (jobs/flink), validated and checked against the topology;
+    all issues of all files raised together."""
+    directory = JOBS_DIR if directory is None else directory
     issues: list[Issue] = []
     jobs: list[Job] = []
     names: dict[str, str] = {}
     for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
-        shown = f"jobs/flink/{path.name}" if path.parent == JOBS_DIR else str(path)
+        # As the project names it (jobs/flink/<file>), wherever the project lies.
+        shown = f"{path.parent.parent.name}/{path.parent.name}/{path.name}"
         try:
             data = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as exc:
@@ -263,22 +265,26 @@ def check_job(job: Job, topology: Topology, kafka: Kafka) -> Iterator[tuple[str,
                     "not a logical topic; allowed: a name in rtdi:kafka topics",
                 )
                 continue
-            for region in regions:
-                if not topic_allowed(kafka, topic, region):
-                    yield (
-                        where,
-                        table.topic,
-                        f"data class {topic.data_class} may not be held in region {region.id} "
-                        f"(jurisdiction {region.jurisdiction}); allowed: topics whose data class "
-                        f"allows every region of the job, or `regions` without {region.id}",
-                    )
+            refused = [r for r in regions if not topic_allowed(kafka, topic, r)]
+            if refused:
+                ids = ", ".join(r.id for r in refused)
+                yield (
+                    where,
+                    table.topic,
+                    f"data class {topic.data_class} may not be held in {ids} (jurisdictions "
+                    f"{', '.join(sorted({r.jurisdiction for r in refused}))}); allowed: a topic "
+                    f"whose data class every region of the job may hold, or `regions` without "
+                    f"{ids}",
+                )
     if job.sql is not None and not job.sinks and "INSERT" not in (job.sql_text or "").upper():
         yield "sql", job.sql, "the SQL has no INSERT INTO; allowed: one or more INSERT statements"
 
 
 def _issue(file: str, err: Any) -> Issue:
     loc = [p for p in err["loc"] if p != "[key]"]
-    key = key_path(str(loc[0]), loc[1:]) if loc else ""
+    if not loc:  # the one whole-spec rule: which program the job runs
+        return Issue(file, "sql", err["msg"].removeprefix("Value error, "))
+    key = key_path(str(loc[0]), loc[1:])
     kind = err["type"]
     if kind == "extra_forbidden":
         allowed = [f.alias or n for n, f in Job.model_fields.items() if n != "sql_text"]

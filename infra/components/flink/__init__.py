@@ -267,7 +267,9 @@ class FlinkLayer(pulumi.ComponentResource):
                 name=identity.service_account,
                 namespace=NAMESPACE,
                 labels=target.labels,
-                annotations=identity.annotations,
+                # Left out when empty: the API server drops an empty map, and the plan must say
+                # what is live.
+                annotations=identity.annotations or None,
             ),
             opts=target.k8s_opts(self, depends_on=[ns]),
         )
