@@ -514,3 +514,50 @@ def test_each_admission_rule_refuses_in_one_line(plans, edit, expected):
     found = _rules(name, spec)
     assert len(found) == 1, found
     assert found[0].startswith(expected), found[0]
+
+
+# --------------------------------------------------------------------------- variants
+
+
+def _regional(plans, cfg):
+    from infra.plan.engine import run_stack
+    from infra.program import main
+
+    return run_stack(cfg, main, {"global": plans["global"].values})
+
+
+def test_an_s3_compatible_store_gets_its_endpoint_and_keys(plans):
+    """On-prem S3 (Ceph RGW, MinIO): the endpoint and path-style access in the Flink
+    configuration, the keys from the Secret the target creates, no web-identity provider."""
+    from test_target_onprem import s3_config
+
+    plan = _regional(plans, s3_config())
+    for name, d in deployments(plan).items():
+        conf = d["spec"]["flinkConfiguration"]
+        assert conf["s3.endpoint"] == "https://rgw.dc1.acme.internal"
+        assert conf["s3.path.style.access"] == "true"
+        assert "fs.s3a.aws.credentials.provider" not in conf
+        base = "s3p://rtdi-dc1/onprem-dc1/flink-state"
+        assert conf["execution.checkpointing.dir"] == f"{base}/{name}/checkpoints"
+        (container,) = d["spec"]["podTemplate"]["spec"]["containers"]
+        refs = {
+            e["name"]: e["valueFrom"]["secretKeyRef"]["name"]
+            for e in container["env"]
+            if "valueFrom" in e
+        }
+        assert refs == {
+            "AWS_ACCESS_KEY_ID": "flink-object-store",
+            "AWS_SECRET_ACCESS_KEY": "flink-object-store",
+        }
+
+
+def test_an_air_gapped_site_pulls_the_operator_and_the_runner_from_its_mirror(plans):
+    from test_sources import MIRROR, with_values
+
+    plan = _regional(plans, with_values("onprem-dc1", imageRegistry=MIRROR))
+    (release,) = [r for r in plan.of_type(RELEASE) if r.name == "onprem-dc1-flink-operator"]
+    image = release.inputs["values"]["image"]
+    assert image["repository"] == f"{MIRROR}/apache/flink-kubernetes-operator"
+    assert image["tag"] == versions.FLINK_OPERATOR_VERSION
+    for d in deployments(plan).values():
+        assert d["spec"]["image"] == f"{MIRROR}/{versions.FLINK_SQL_RUNNER_IMAGE}"

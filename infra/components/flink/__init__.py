@@ -408,7 +408,7 @@ class FlinkLayer(pulumi.ComponentResource):
             raise ConfigError(issues)
 
         def complete(uri: str) -> dict[str, Any]:
-            full = json.loads(json.dumps(spec))
+            full: dict[str, Any] = json.loads(json.dumps(spec))
             full["flinkConfiguration"] = flink_configuration(job, uri, state)
             return full
 
