@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 
 from infra import versions
 from infra.components.kafka.engines import KafkaClient
-from infra.components.kafka.flows import topic_allowed
+from infra.components.kafka.flows import topic_allowed, topics_pattern
 from infra.targets.base import ZONE_LABEL, Bucket, Target
 from infra.topology.errors import ConfigError, Issue
 from infra.topology.jobs import JOB_NAME_PATTERN, Job, job_regions
@@ -161,7 +161,13 @@ def table_ddl(
         columns.append(f"  WATERMARK FOR `{col}` AS `{col}` - INTERVAL '{delay}' SECOND")
     options = {
         "connector": "kafka",
-        "topic": ";".join(topics),
+        # A source subscribes by pattern: a copy MirrorMaker 2 has not created yet (a first
+        # deployment, a pending peer) is joined when it appears instead of failing the job.
+        **(
+            {"topic-pattern": topics_pattern(tuple(topics))}
+            if source
+            else {"topic": ";".join(topics)}
+        ),
         "format": table.format,
         **{f"properties.{k}": v for k, v in sorted(props.items())},
     }
@@ -171,6 +177,7 @@ def table_ddl(
         options["properties.group.id"] = f"flink-{job.name}"
         options["scan.startup.mode"] = "group-offsets"
         options["properties.auto.offset.reset"] = "earliest"
+        options["scan.topic-partition-discovery.interval"] = "60 s"
         options["properties.isolation.level"] = "read_committed"
     else:
         options["sink.delivery-guarantee"] = "exactly-once" if job.exactly_once else "at-least-once"
