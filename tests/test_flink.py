@@ -564,3 +564,24 @@ def test_an_air_gapped_site_pulls_the_operator_and_the_runner_from_its_mirror(pl
     assert image["tag"] == versions.FLINK_OPERATOR_VERSION
     for d in deployments(plan).values():
         assert d["spec"]["image"] == f"{MIRROR}/{versions.FLINK_SQL_RUNNER_IMAGE}"
+
+
+def test_a_regional_stack_refuses_a_published_job_its_region_may_not_run(plans):
+    """A global stack published by an older rtdi (or edited by hand) is checked again: the
+    region never declares a job over a topic its data classes do not allow."""
+    published = json.loads(json.dumps(plans["global"].values))
+    (payments,) = [j for j in published["rtdi"]["flinkJobs"] if j["name"] == "payments"]
+    payments["sources"][0]["topic"] = "rider-profiles"
+    with pytest.raises(Exception) as exc:
+        _regional_with(published, sample_config("aws-us-east-1"))
+    assert str(exc.value) == (
+        "jobs/flink (payments): sources[0].topic = 'rider-profiles': not a topic region "
+        "aws-us-east-1 may hold; allowed: topics of its data classes"
+    )
+
+
+def _regional_with(global_values, cfg):
+    from infra.plan.engine import run_stack
+    from infra.program import main
+
+    return run_stack(cfg, main, {"global": global_values})
