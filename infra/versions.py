@@ -31,3 +31,12 @@ KAFKA_METADATA_VERSION = "4.3-IV0"
 # Managed Kafka engines.
 MSK_KAFKA_VERSION = "3.9.x.kraft"
 GCP_MANAGED_KAFKA_VERSION = "3.7.x"
+
+# Flink SQL runner (jobs/runner/): the Flink it is built against and runs on, the Kafka connector
+# shaded into its jar, and its image (FROM FLINK_IMAGE, the jar in /opt/flink/usrlib). The runner's
+# pom.xml spells the same three versions; tests/test_flink_runner_build.py asserts they agree.
+FLINK_VERSION = "2.2.0"
+FLINK_KAFKA_CONNECTOR_VERSION = "5.0.0-2.2"
+FLINK_SQL_RUNNER_VERSION = "0.1.0"
+FLINK_IMAGE = f"flink:{FLINK_VERSION}-java17"
+FLINK_SQL_RUNNER_IMAGE = f"rtdi/flink-sql-runner:{FLINK_SQL_RUNNER_VERSION}"
