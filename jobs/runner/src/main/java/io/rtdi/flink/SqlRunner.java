@@ -253,6 +253,12 @@ public final class SqlRunner {
       root = root.getCause();
     }
     String msg = root.getMessage() == null ? "" : root.getMessage().replaceAll("\\s+", " ").strip();
-    return msg.isEmpty() ? root.getClass().getName() : msg;
+    if (msg.isEmpty()) {
+      return root.getClass().getName();
+    }
+    // A missing class says only its name: say that it is missing (a jar not in the image).
+    return root instanceof LinkageError || root instanceof ClassNotFoundException
+        ? root.getClass().getSimpleName() + ": " + msg
+        : msg;
   }
 }
