@@ -13,7 +13,7 @@ LOCK_FLAGS ?= --upgrade
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --custom-compile-command "make lock" --quiet
 
-.PHONY: plan test lint lock bench clean kafka-jars etcd
+.PHONY: plan test lint lock bench clean kafka-jars etcd runner-jar flink-jars
 
 # Hash-checking mode (on because the lock has hashes) refuses `-e .` in the same install, so rtdi
 # itself goes in afterwards without dependencies, built by the locked setuptools.
@@ -31,6 +31,21 @@ plan: $(STAMP)
 kafka-jars: $(STAMP)
 	$(BIN)/python tests/integration/kafka_jars.py
 
+# rtdi's Flink SQL runner (jobs/runner/): the job jar the runner image carries, built with Maven
+# (dependencies from ~/.m2, so offline once fetched) whenever its pom or sources change. Without
+# Maven it warns and the runner test skips; in CI (CI set) that is an error.
+RUNNER_JAR := jobs/runner/target/rtdi-sql-runner.jar
+runner-jar: $(RUNNER_JAR)
+$(RUNNER_JAR): jobs/runner/pom.xml $(shell find jobs/runner/src -type f 2>/dev/null)
+	@if command -v mvn >/dev/null; then mvn -B -q -f jobs/runner/pom.xml package && touch $@; \
+	else echo "runner-jar: mvn is not on PATH: the Flink runner test skips" >&2; \
+		test -z "$$CI"; fi
+
+# Flink's jars, its S3 plugin and s3proxy for the runner's integration test (infra/versions.py's
+# FLINK_VERSION): Maven, once, cached in .cache/flink.
+flink-jars: $(STAMP)
+	$(BIN)/python tests/integration/flink_jars.py
+
 # etcd for the real Kubernetes API server of tests/integration/test_onprem_deploy.py: Debian's
 # etcd-server, installed only when `etcd` is not on PATH (apt-get, so root on Debian/Ubuntu).
 # Without it the test skips, and fails in CI.
@@ -43,7 +58,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) kafka-jars etcd lint
+test: $(STAMP) kafka-jars runner-jar flink-jars etcd lint
 	$(BIN)/python -m pytest
 
 # Regenerate both locks from pyproject.toml (needs PyPI). The runtime lock is constrained by the

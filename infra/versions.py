@@ -42,7 +42,12 @@ FLINK_OPERATOR_VERSION = "1.15.0"
 FLINK_OPERATOR_CHART = "https://archive.apache.org/dist/flink/flink-kubernetes-operator-1.15.0/"
 FLINK_OPERATOR_IMAGE = "ghcr.io/apache/flink-kubernetes-operator"
 HELM_CHARTS[FLINK_OPERATOR_CHART_NAME] = (FLINK_OPERATOR_CHART, FLINK_OPERATOR_VERSION)
-FLINK_VERSION = "2.2.0"
 FLINK_CRD_VERSION = "v2_2"  # the FlinkDeployment's `flinkVersion` for FLINK_VERSION
-# The SQL runner's image (jobs/runner/Dockerfile, FROM flink:2.2.0-java17), tag = runner version.
-FLINK_SQL_RUNNER_IMAGE = "rtdi/flink-sql-runner:0.1.0"
+# Flink SQL runner (jobs/runner/): the Flink it is built against and runs on, the Kafka connector
+# shaded into its jar, and its image (FROM FLINK_IMAGE, the jar in /opt/flink/usrlib). The runner's
+# pom.xml spells the same three versions; tests/test_flink_runner_build.py asserts they agree.
+FLINK_VERSION = "2.2.0"
+FLINK_KAFKA_CONNECTOR_VERSION = "5.0.0-2.2"
+FLINK_SQL_RUNNER_VERSION = "0.1.0"
+FLINK_IMAGE = f"flink:{FLINK_VERSION}-java17"
+FLINK_SQL_RUNNER_IMAGE = f"rtdi/flink-sql-runner:{FLINK_SQL_RUNNER_VERSION}"

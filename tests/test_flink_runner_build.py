@@ -1,0 +1,88 @@
+"""The Flink SQL runner's build agrees with infra/versions.py and with the FlinkDeployment contract.
+
+The runner's pom.xml cannot import Python, so it spells the Flink, connector and runner versions
+itself; these tests make versions.py the one place to bump them (a bump there fails here until the
+pom follows). The Dockerfile's base image and the jar's path are what the FlinkDeployment's image
+and ``jarURI`` assume.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from infra import versions
+from plantools import ROOT
+
+RUNNER = ROOT / "jobs" / "runner"
+NS = {"m": "http://maven.apache.org/POM/4.0.0"}
+FLINK_PROVIDED = "org.apache.flink"
+
+
+def pom() -> ET.Element:
+    return ET.parse(RUNNER / "pom.xml").getroot()
+
+
+def prop(root: ET.Element, name: str) -> str | None:
+    return root.findtext(f"m:properties/m:{name}", namespaces=NS)
+
+
+def dependencies(root: ET.Element) -> dict[str, tuple[str, str | None]]:
+    """artifactId -> (version with properties resolved, scope)."""
+    out = {}
+    for d in root.iterfind("m:dependencies/m:dependency", NS):
+        version = d.findtext("m:version", namespaces=NS) or ""
+        version = re.sub(r"\$\{([\w.]+)\}", lambda m: prop(root, m.group(1)) or m.group(0), version)
+        out[d.findtext("m:artifactId", namespaces=NS)] = (
+            version,
+            d.findtext("m:scope", namespaces=NS),
+        )
+    return out
+
+
+def test_pom_coordinates_are_the_contract():
+    root = pom()
+    assert root.findtext("m:groupId", namespaces=NS) == "io.rtdi"
+    assert root.findtext("m:artifactId", namespaces=NS) == "rtdi-sql-runner"
+    assert root.findtext("m:version", namespaces=NS) == versions.FLINK_SQL_RUNNER_VERSION
+    assert root.findtext("m:build/m:finalName", namespaces=NS) == "rtdi-sql-runner"
+    assert prop(root, "maven.compiler.release") == "17"
+    main = root.findtext(".//m:manifest/m:mainClass", namespaces=NS)
+    assert main == "io.rtdi.flink.SqlRunner"
+    assert (RUNNER / "src/main/java/io/rtdi/flink/SqlRunner.java").is_file()
+
+
+def test_pom_versions_are_infra_versions():
+    deps = dependencies(pom())
+    flink = {a: v for a, v in deps.items() if a.startswith("flink-") and "kafka" not in a}
+    assert flink, "the runner compiles against Flink's table API"
+    assert {v for v, _ in flink.values()} == {versions.FLINK_VERSION}
+    (kafka,) = [v for a, v in deps.items() if "connector-kafka" in a]
+    assert kafka[0] == versions.FLINK_KAFKA_CONNECTOR_VERSION
+    # The connector's name carries the Flink minor it is built for.
+    flink_minor = ".".join(versions.FLINK_VERSION.split(".")[:2])
+    assert versions.FLINK_KAFKA_CONNECTOR_VERSION.endswith(f"-{flink_minor}")
+
+
+def test_flink_is_provided_and_the_kafka_connector_is_shaded_in():
+    """The image ships Flink in /opt/flink/lib; a second copy in the job jar would clash."""
+    root = pom()
+    deps = dependencies(root)
+    for artifact, (_, scope) in deps.items():
+        if "connector-kafka" in artifact:
+            assert scope in (None, "compile"), artifact
+        else:
+            assert scope == "provided", f"{artifact} must be provided by the image"
+    plugins = {p.findtext("m:artifactId", namespaces=NS) for p in root.iterfind(".//m:plugin", NS)}
+    assert "maven-shade-plugin" in plugins
+
+
+def test_image_recipe_builds_on_the_pinned_flink_image():
+    text = (RUNNER / "Dockerfile").read_text()
+    froms = re.findall(r"(?m)^FROM\s+(\S+)", text)
+    assert froms == [versions.FLINK_IMAGE]
+    assert versions.FLINK_IMAGE.startswith(f"flink:{versions.FLINK_VERSION}-java17")
+    copy = re.findall(r"(?m)^COPY\s+(?:--\S+\s+)*(\S+)\s+(\S+)$", text)
+    assert copy == [("target/rtdi-sql-runner.jar", "/opt/flink/usrlib/rtdi-sql-runner.jar")]
+    repo, tag = versions.FLINK_SQL_RUNNER_IMAGE.rsplit(":", 1)
+    assert (repo, tag) == ("rtdi/flink-sql-runner", versions.FLINK_SQL_RUNNER_VERSION)
