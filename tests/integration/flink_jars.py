@@ -18,25 +18,19 @@ reason; with ``CI`` set it exits 1.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from maven_fetch import maven, require_tools, step
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 POM = HERE / "flink_pom.xml"
 CACHE = ROOT / ".cache" / "flink"
-MAVEN_TIMEOUT_SECONDS = 900
 # A test tool, not something rtdi deploys: the newest s3proxy on Maven Central.
 S3PROXY = "org.gaul:s3proxy:4.1.0:jar:jar-with-dependencies"
 PLUGINS = {"s3-fs-presto": "flink-s3-fs-presto"}
-
-
-class FetchError(RuntimeError):
-    pass
 
 
 def flink_version() -> str:
@@ -64,38 +58,18 @@ def fetched(version: str | None = None) -> Path | None:
     return None
 
 
-def _maven(args: list[str], log: Path) -> None:
-    cmd = ["mvn", "-B", "-q", *args]
-    with log.open("a") as sink:
-        sink.write(f"$ {' '.join(cmd)}\n")
-        sink.flush()
-        try:
-            done = subprocess.run(
-                cmd, stdout=sink, stderr=subprocess.STDOUT, timeout=MAVEN_TIMEOUT_SECONDS
-            )
-        except subprocess.TimeoutExpired:
-            raise FetchError(
-                f"Maven did not finish within {MAVEN_TIMEOUT_SECONDS} s (see {log})"
-            ) from None
-    if done.returncode != 0:
-        tail = "\n".join(log.read_text().splitlines()[-15:])
-        raise FetchError(f"`{' '.join(cmd)}` failed ({done.returncode}; log {log}):\n{tail}")
-
-
 def fetch(version: str | None = None) -> Path:
     """Fetch everything into a partial directory and rename it into place (idempotent)."""
     version = version or flink_version()
     if found := fetched(version):
         return found
-    for tool in ("mvn", "java"):
-        if not shutil.which(tool):
-            raise FetchError(f"`{tool}` is not on PATH")
+    require_tools()
     root = cache_dir(version)
     partial = root.with_name(root.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     log = partial / "maven.log"
-    _maven(
+    maven(
         [
             "-f",
             str(POM),
@@ -107,7 +81,7 @@ def fetch(version: str | None = None) -> Path:
         log,
     )
     for folder, artifact in PLUGINS.items():
-        _maven(
+        maven(
             [
                 "-f",
                 str(POM),
@@ -118,7 +92,7 @@ def fetch(version: str | None = None) -> Path:
             ],
             log,
         )
-    _maven(
+    maven(
         [
             "-f",
             str(POM),
@@ -140,23 +114,13 @@ def main() -> int:
     if fetched(version):
         print(f"flink-jars: Flink {version} jars cached in {cache_dir(version).relative_to(ROOT)}")
         return 0
-    started = time.monotonic()
-    print(f"flink-jars: fetching Flink {version} jars with Maven (once; cached in .cache/flink)...")
-    try:
-        root = fetch(version)
-    except FetchError as e:
-        if os.environ.get("CI"):
-            print(f"flink-jars: ERROR: {e}", file=sys.stderr)
-            return 1
-        print(
-            f"flink-jars: WARNING: {e}\nflink-jars: the Flink integration test will be skipped",
-            file=sys.stderr,
-        )
-        return 0
-    count = len(list(root.rglob("*.jar")))
-    took = time.monotonic() - started
-    print(f"flink-jars: {count} jars in {root.relative_to(ROOT)} ({took:.0f} s)")
-    return 0
+    return step(
+        "flink-jars",
+        f"Flink {version} jars",
+        ".cache/flink",
+        "the Flink integration test will be skipped",
+        lambda: fetch(version),
+    )
 
 
 if __name__ == "__main__":

@@ -13,22 +13,16 @@ and the integration test skips with a reason; with ``CI`` set it exits 1 instead
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from maven_fetch import FetchError, maven, require_tools, step
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 POM = HERE / "pom.xml"
 CACHE = ROOT / ".cache" / "kafka"
-MAVEN_TIMEOUT_SECONDS = 900
-
-
-class FetchError(RuntimeError):
-    pass
 
 
 def kafka_version() -> str:
@@ -71,38 +65,25 @@ def fetch(version: str | None = None) -> Path:
     version = version or kafka_version()
     if fetched(version):
         return jars_dir(version)
-    for tool in ("mvn", "java"):
-        if not shutil.which(tool):
-            raise FetchError(f"`{tool}` is not on PATH")
+    require_tools()
     out = cache_dir(version)
     out.mkdir(parents=True, exist_ok=True)
     partial, log = out / "jars.partial", out / "maven.log"
     shutil.rmtree(partial, ignore_errors=True)
-    cmd = [
-        "mvn",
-        "-B",
-        "-q",
-        "-f",
-        str(POM),
-        "dependency:copy-dependencies",
-        f"-Dkafka.version={version}",
-        f"-DoutputDirectory={partial}",
-        "-DincludeScope=runtime",
-    ]
-    with log.open("w") as sink:
-        try:
-            done = subprocess.run(
-                cmd, stdout=sink, stderr=subprocess.STDOUT, timeout=MAVEN_TIMEOUT_SECONDS
-            )
-        except subprocess.TimeoutExpired:
-            raise FetchError(
-                f"Maven did not finish within {MAVEN_TIMEOUT_SECONDS} s (see {log})"
-            ) from None
-    if done.returncode != 0 or not any(partial.glob("*.jar")):
-        tail = "\n".join(log.read_text().splitlines()[-15:])
-        raise FetchError(
-            f"`{' '.join(cmd)}` failed with exit code {done.returncode} (full log {log}):\n{tail}"
-        )
+    maven(
+        [
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            f"-Dkafka.version={version}",
+            f"-DoutputDirectory={partial}",
+            "-DincludeScope=runtime",
+        ],
+        log,
+        mode="w",
+    )
+    if not any(partial.glob("*.jar")):
+        raise FetchError(f"Maven copied no jar into {partial} (full log {log})")
     shutil.rmtree(jars_dir(version), ignore_errors=True)
     partial.rename(jars_dir(version))
     _stamp_path(version).write_text(_stamp_text(version))
@@ -117,28 +98,13 @@ def main() -> int:
             f"{jars_dir(version).relative_to(ROOT)}"
         )
         return 0
-    started = time.monotonic()
-    print(
-        f"kafka-jars: fetching Apache Kafka {version} jars with Maven (once; cached in "
-        ".cache/kafka)...",
-        flush=True,
+    return step(
+        "kafka-jars",
+        f"Apache Kafka {version} jars",
+        ".cache/kafka",
+        "the Kafka integration tests will be skipped",
+        lambda: fetch(version),
     )
-    try:
-        path = fetch(version)
-    except FetchError as e:
-        if os.environ.get("CI"):
-            print(f"kafka-jars: ERROR: {e}", file=sys.stderr)
-            return 1
-        print(
-            f"kafka-jars: WARNING: {e}\nkafka-jars: the Kafka integration tests will be skipped",
-            file=sys.stderr,
-        )
-        return 0
-    count = len(list(path.glob("*.jar")))
-    print(
-        f"kafka-jars: {count} jars in {path.relative_to(ROOT)} ({time.monotonic() - started:.0f} s)"
-    )
-    return 0
 
 
 if __name__ == "__main__":
