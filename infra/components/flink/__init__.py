@@ -23,6 +23,7 @@ import pulumi_kubernetes as k8s
 from infra import versions
 from infra.components.kafka.engines import KafkaClient
 from infra.components.kafka.flows import topic_allowed, topics_pattern
+from infra.components.operator import operator_release
 from infra.targets.base import ZONE_LABEL, Bucket, Target
 from infra.topology.errors import ConfigError, Issue
 from infra.topology.jobs import JOB_NAME_PATTERN, Job, job_regions
@@ -212,35 +213,31 @@ class FlinkOperator(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("rtdi:flink:FlinkOperator", name, None, opts)
-        ns = k8s.core.v1.Namespace(
-            f"{name}-ns",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=OPERATOR_NAMESPACE, labels=target.labels),
-            opts=target.k8s_opts(self),
-        )
         repository, _, _ = target.sources.image(
             f"{versions.FLINK_OPERATOR_IMAGE}:{versions.FLINK_OPERATOR_VERSION}"
         ).rpartition(":")
-        self.release = k8s.helm.v3.Release(
+        values = {
+            "watchNamespaces": [NAMESPACE],
+            "image": {"repository": repository, "tag": versions.FLINK_OPERATOR_VERSION},
+            "webhook": {"create": False},
+            # rtdi creates the job service account itself, with its workload identity.
+            "jobServiceAccount": {"create": False, "name": SERVICE_ACCOUNT},
+            "operatorPod": {
+                "resources": {
+                    "requests": {"cpu": "200m", "memory": "512Mi"},
+                    "limits": {"cpu": "1", "memory": "512Mi"},
+                }
+            },
+        }
+        ns, self.release = operator_release(
+            self,
             name,
-            k8s.helm.v3.ReleaseArgs(
-                name="flink-kubernetes-operator",
-                namespace=ns.metadata.name,
-                **target.sources.release_args(versions.FLINK_OPERATOR_CHART_NAME),
-                values={
-                    "watchNamespaces": [NAMESPACE],
-                    "image": {"repository": repository, "tag": versions.FLINK_OPERATOR_VERSION},
-                    "webhook": {"create": False},
-                    # rtdi creates the job service account itself, with its workload identity.
-                    "jobServiceAccount": {"create": False, "name": SERVICE_ACCOUNT},
-                    "operatorPod": {
-                        "resources": {
-                            "requests": {"cpu": "200m", "memory": "512Mi"},
-                            "limits": {"cpu": "1", "memory": "512Mi"},
-                        }
-                    },
-                },
-            ),
-            opts=target.k8s_opts(self, depends_on=[watch]),
+            target,
+            OPERATOR_NAMESPACE,
+            "flink-kubernetes-operator",
+            versions.FLINK_OPERATOR_CHART_NAME,
+            values,
+            watch,
         )
         self.register_outputs(
             {"namespace": ns.metadata.name, "chartVersion": versions.FLINK_OPERATOR_VERSION}

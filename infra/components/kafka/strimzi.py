@@ -30,6 +30,7 @@ from infra.components.kafka.flows import (
     each_physical,
     in_cluster_bootstrap,
 )
+from infra.components.operator import operator_release
 from infra.targets.base import ZONE_LABEL, Target
 from infra.topology.model import Kafka, KafkaCluster, Topic
 
@@ -63,31 +64,20 @@ class StrimziOperator(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("rtdi:kafka:StrimziOperator", name, None, opts)
-        ns = k8s.core.v1.Namespace(
-            f"{name}-ns",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name="strimzi", labels=target.labels),
-            opts=target.k8s_opts(self),
-        )
-        self.release = k8s.helm.v3.Release(
-            name,
-            k8s.helm.v3.ReleaseArgs(
-                name="strimzi",
-                namespace=ns.metadata.name,
-                **target.sources.release_args(versions.STRIMZI_CHART_NAME),
-                values={
-                    **target.sources.strimzi_values(),
-                    "watchNamespaces": [NAMESPACE],
-                    "replicas": 2,
-                    "leaderElection": {"enable": True},
-                    # Every value stated: left out, the chart's CPU limit of 1 applies unseen. One
-                    # CPU bounds a reconcile storm; the operator idles far below it.
-                    "resources": {
-                        "requests": {"cpu": "200m", "memory": "384Mi"},
-                        "limits": {"cpu": OPERATOR_CPU_LIMIT, "memory": "384Mi"},
-                    },
-                },
-            ),
-            opts=target.k8s_opts(self, depends_on=[watch]),
+        values = {
+            **target.sources.strimzi_values(),
+            "watchNamespaces": [NAMESPACE],
+            "replicas": 2,
+            "leaderElection": {"enable": True},
+            # Every value stated: left out, the chart's CPU limit of 1 applies unseen. One CPU
+            # bounds a reconcile storm; the operator idles far below it.
+            "resources": {
+                "requests": {"cpu": "200m", "memory": "384Mi"},
+                "limits": {"cpu": OPERATOR_CPU_LIMIT, "memory": "384Mi"},
+            },
+        }
+        ns, self.release = operator_release(
+            self, name, target, "strimzi", "strimzi", versions.STRIMZI_CHART_NAME, values, watch
         )
         self.register_outputs(
             {"namespace": ns.metadata.name, "chartVersion": versions.STRIMZI_VERSION}
