@@ -15,6 +15,11 @@ from policies.rules import (
     bucket_policy_no_public_principal,
     bucket_versioned,
     data_class_residency,
+    flink_active_passive_ha,
+    flink_checkpoints_retained,
+    flink_state_in_region,
+    flink_taskmanagers_spread,
+    flink_topics_data_class,
     images_pinned_by_digest,
     kafka_brokers_across_zones,
     kafka_cluster_durability,
@@ -45,12 +50,15 @@ MODULES = (
     replication_destination_allowed,
     bucket_colocated_with_cluster,
     aggregate_receives_all_regions,
+    flink_state_in_region,
+    flink_topics_data_class,
     # durability
     kafka_brokers_across_zones,
     kubernetes_nodes_across_zones,
     kafka_cluster_durability,
     kafka_topic_durability,
     mirrormaker_durability,
+    flink_checkpoints_retained,
     # security
     bucket_not_public,
     bucket_encrypted,
@@ -69,6 +77,8 @@ MODULES = (
     # availability and topology
     stateful_workloads_have_pdb,
     single_primary_region,
+    flink_active_passive_ha,
+    flink_taskmanagers_spread,
     # plan integrity
 )
 
