@@ -19,7 +19,6 @@ from policies.rules._flink import (
     RETENTION,
     configuration,
     deployments,
-    is_kafka,
     is_stateful,
     name_of,
     seconds,
@@ -72,24 +71,23 @@ class FlinkCheckpointsRetained(Rule):
     def _deployment(self, ctx: Context, view: StackView, dep: Resource) -> None:
         conf = configuration(view, dep)
         script = sql_script(view, dep).script
-        sinks = (
-            sorted(
-                t.name
-                for t in (script.tables.values() if script else [])
-                if transactional(t) and is_kafka(t) and t.name in script.inserts
-            )
-            if script
-            else []
-        )
+        tables = script.tables.values() if script else []
+        inserted = script.inserts if script else []
+        sinks = sorted(t.name for t in tables if transactional(t) and t.name in inserted)
         stateful = is_stateful(dep)
         if not stateful and not sinks:
             return
         name = name_of(dep)
         what = (
-            f"stateful (upgradeMode {upgrade_mode(dep)})"
+            f"is stateful (upgradeMode {upgrade_mode(dep)})"
             if stateful
             else f"writes transactional Kafka sinks ({', '.join(sinks)})"
         )
+        fix = "execution.checkpointing.interval"
+        if stateful:
+            fix += f", .dir and .externalized-checkpoint-retention: {RETAIN}"
+        if sinks:
+            fix += " and .mode: EXACTLY_ONCE"
         problems: list[str] = []
         interval = setting(conf, INTERVAL)
         if interval is None:
@@ -119,12 +117,7 @@ class FlinkCheckpointsRetained(Rule):
                     f"({', '.join(sinks)})"
                 )
         if problems:
-            ctx.report(
-                dep,
-                f"FlinkDeployment {name} is {what}: {'; '.join(problems)}; set "
-                f"execution.checkpointing.interval, .dir, .externalized-checkpoint-retention: "
-                f"{RETAIN} and .mode: EXACTLY_ONCE",
-            )
+            ctx.report(dep, f"FlinkDeployment {name} {what}: {'; '.join(problems)}; set {fix}")
 
 
 RULE = FlinkCheckpointsRetained()

@@ -14,6 +14,7 @@ Fixture document::
       "description": "what this case shows",
       "params": {"minZones": 3},                       # optional: rule parameters
       "topology": {...}, "kafka": {...},               # optional: what the global stack publishes
+      "flinkJobs": [{"name": ..., "mode": ...}],       # optional: published job specs too
       "outputs": {...},                                # optional: the stack's outputs
       "resources": [                                   # one stack ("stack": name, default "test")
         {"type": "pulumi:providers:aws", "name": "aws", "props": {"region": "us-east-1"}},
@@ -61,7 +62,8 @@ def load(path: Path) -> dict[str, Any]:
 def stacks_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
     if "stacks" in doc:
         return doc["stacks"]
-    return [{k: doc[k] for k in ("stack", "resources", "outputs", "topology", "kafka") if k in doc}]
+    keys = ("stack", "resources", "outputs", "topology", "kafka", "flinkJobs")
+    return [{k: doc[k] for k in keys if k in doc}]
 
 
 def urn(stack: str, type_: str, name: str) -> str:
@@ -78,6 +80,8 @@ def _resources(spec: dict[str, Any]) -> list[dict[str, Any]]:
     out = [{"type": STACK, "name": f"rtdi-{stack}", "props": spec.get("outputs") or {}}]
     if "topology" in spec or "kafka" in spec:
         published = {"topology": spec.get("topology"), "kafka": spec.get("kafka", {})}
+        if "flinkJobs" in spec:
+            published["flinkJobs"] = spec["flinkJobs"]
         out.append(
             {
                 "type": STACK_REFERENCE,

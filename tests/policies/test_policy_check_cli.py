@@ -73,6 +73,7 @@ def _edit(planned_dir: Path, tmp_path: Path, type_: str, edit) -> Path:
 
 
 MSK = "aws:msk/cluster:Cluster"
+FLINK = "kubernetes:flink.apache.org/v1beta1:FlinkDeployment"
 
 
 @pytest.mark.parametrize(
@@ -191,6 +192,46 @@ MSK = "aws:msk/cluster:Cluster"
             lambda i: i.update(replicationFactor=2),
             "kafka-topic-durability",
             "replication factor 2",
+        ),
+        (
+            FLINK,
+            lambda i: i["spec"]["flinkConfiguration"].update(
+                {"execution.checkpointing.dir": "s3p://acme-rtdi-aws-us-east-1-flink-state/x"}
+            ),
+            "flink-state-in-region",
+            "is in no bucket or object store of region aws-eu-west-1",
+        ),
+        (
+            FLINK,
+            lambda i: i["spec"]["jobManager"].update(replicas=1),
+            "flink-active-passive-ha",
+            "FlinkDeployment payments is active/passive in the global stack's job specs, but "
+            "lacks jobManager.replicas >= 2 (has 1)",
+        ),
+        (
+            FLINK,
+            lambda i: i["spec"]["flinkConfiguration"].pop(
+                "execution.checkpointing.externalized-checkpoint-retention"
+            ),
+            "flink-checkpoints-retained",
+            "checkpoints are not retained on cancellation (unset: NO_EXTERNALIZED_CHECKPOINTS)",
+        ),
+        (
+            FLINK,
+            lambda i: i["spec"]["taskManager"].pop("podTemplate"),
+            "flink-taskmanagers-spread",
+            "its TaskManagers have no topologySpreadConstraint on topology.kubernetes.io/zone",
+        ),
+        (
+            "kubernetes:core/v1:ConfigMap",
+            lambda i: (
+                "job.sql" in i.get("data", {})
+                and i["data"].update(
+                    {"job.sql": i["data"]["job.sql"].replace("'topic' = '", "'topic' = 'ghost;")}
+                )
+            ),
+            "flink-topics-data-class",
+            "uses topic 'ghost', which is not a topic of the topology",
         ),
     ],
 )
