@@ -88,7 +88,7 @@ def job_state(dep: Resource) -> str:
 
 def configuration(view: StackView, dep: Resource) -> dict[str, str]:
     """The job's effective Flink configuration: flinkConfiguration, then its script's SETs."""
-    conf = str_map(dig(dep.props, "spec", "flinkConfiguration"))
+    conf = flatten(dig(dep.props, "spec", "flinkConfiguration"))
     script = sql_script(view, dep).script
     if script is not None:
         for key, value in script.settings:
@@ -99,6 +99,28 @@ def configuration(view: StackView, dep: Resource) -> dict[str, str]:
             else:
                 conf[key] = value
     return conf
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, str]:
+    """flinkConfiguration as Flink keys: the CRD (1.15) preserves any shape, and the operator
+    reads a nested map ``{execution: {checkpointing: {dir: ...}}}`` as dotted keys. Scalars as
+    Flink reads them (``true``, ``3``); an unknown value raises, so the resource is skipped
+    rather than read as unset."""
+    out: dict[str, str] = {}
+    if not isinstance(value, Mapping):
+        return out
+    for key in value:
+        item = value.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(item, Mapping):
+            out.update(flatten(item, name + "."))
+        elif isinstance(item, bool):
+            out[name] = str(item).lower()
+        elif isinstance(item, float) and item.is_integer():
+            out[name] = str(int(item))
+        elif isinstance(item, (str, int, float)):
+            out[name] = str(item)
+    return out
 
 
 def setting(conf: Mapping[str, str], keys: tuple[str, ...]) -> tuple[str, str] | None:
@@ -122,7 +144,6 @@ _UNITS = {
     "nanos": 1e-9,
     "nanosecond": 1e-9,
     "nanoseconds": 1e-9,
-    "us": 1e-6,
     "µs": 1e-6,
     "micro": 1e-6,
     "micros": 1e-6,
@@ -140,7 +161,6 @@ _UNITS = {
     "seconds": 1,
     "m": 60,
     "min": 60,
-    "mins": 60,
     "minute": 60,
     "minutes": 60,
     "h": 3600,
@@ -153,8 +173,9 @@ _UNITS = {
 
 
 def seconds(value: str) -> float | None:
-    """A Flink duration (TimeUtils.parseDuration: ``<number> [unit]``, milliseconds without a
-    unit, or ISO-8601 ``PT...``) in seconds; None when Flink would not parse it."""
+    """A Flink duration (TimeUtils.parseDuration: ``<number> [unit]`` with exactly its unit
+    labels, milliseconds without a unit, or ISO-8601 ``PT...``) in seconds; None when Flink
+    would not parse it (or, for a negative ISO duration, would not take it as an interval)."""
     raw = value.strip()
     iso = re.fullmatch(
         r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", raw, re.IGNORECASE

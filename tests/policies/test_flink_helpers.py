@@ -1,0 +1,137 @@
+"""What the Flink rules read: Flink durations, state URIs, nested configuration and SQL scripts
+as Flink reads them (policies/rules/_flink.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from policies.rules._flink import (
+    SqlError,
+    flatten,
+    kafka_topics,
+    location_of,
+    parse_script,
+    seconds,
+    transactional,
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("10 s", 10),
+        ("10s", 10),
+        ("30000", 30),  # no unit: milliseconds
+        ("500 ms", 0.5),
+        ("2 min", 120),
+        ("1 h", 3600),
+        ("1 d", 86400),
+        ("3 minutes", 180),
+        ("PT30S", 30),
+        ("PT1M30S", 90),
+        ("ten seconds", None),
+        ("10 fortnights", None),
+        ("-5 s", None),
+        ("PT", None),
+        ("1 m", 60),
+        ("P1D", 86400),
+        ("5 secs", 5),
+        ("2 mins", None),  # not one of Flink's labels (checked against flink-core 2.2.0)
+        ("5 us", None),  # Flink spells it µs
+    ],
+)
+def test_flink_durations(value, expected):
+    assert seconds(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("s3p://b/job/checkpoints", ("s3", "b", "/job/checkpoints")),
+        ("s3a://b", ("s3", "b", "/")),
+        ("s3://b/", ("s3", "b", "/")),
+        ("gs://b/x", ("gs", "b", "/x")),
+        ("hdfs://NameNode.dc1:8020/rtdi", ("hdfs", "namenode.dc1:8020", "/rtdi")),
+        ("file:///tmp/ha", None),
+        ("/rtdi/onprem-dc1", None),
+        ("hdfs:///rtdi", None),  # no namenode: wherever fs.defaultFS points
+    ],
+)
+def test_state_locations(uri, expected):
+    found = location_of(uri)
+    assert (found and (found.family, found.authority, found.path)) == expected or (
+        found is None and expected is None
+    )
+
+
+def test_a_location_is_under_a_root_on_path_segments():
+    root = location_of("s3://site/onprem-dc1/flink-state/")
+    assert root is not None
+    inside = location_of("s3p://site/onprem-dc1/flink-state/payments/ha")
+    sibling = location_of("s3p://site/onprem-dc1/flink-state-old/payments")
+    assert inside is not None and inside.under(root)
+    assert sibling is not None and not sibling.under(root)
+
+
+def test_nested_configuration_reads_as_dotted_keys():
+    nested = {
+        "execution": {"checkpointing": {"interval": "10 s", "incremental": True}},
+        "taskmanager.numberOfTaskSlots": 2.0,
+    }
+    assert flatten(nested) == {
+        "execution.checkpointing.interval": "10 s",
+        "execution.checkpointing.incremental": "true",
+        "taskmanager.numberOfTaskSlots": "2",
+    }
+
+
+SCRIPT = """
+-- rtdi's tables, then the job's SQL
+SET 'execution.checkpointing.mode' = 'AT_LEAST_ONCE';
+CREATE TEMPORARY TABLE IF NOT EXISTS `cat`.`db`.`src` (
+  `id` STRING,
+  `ts` TIMESTAMP(3),
+  WATERMARK FOR `ts` AS `ts` - INTERVAL '5' SECOND
+) WITH (
+  'connector' = 'kafka',
+  'topic-pattern' = 'a\\.x|b\\.x',
+  /* a block comment; with a semicolon */
+  'properties.sasl.jaas.config' = 'ScramLoginModule required password="${env:PW}";',
+  'properties.note' = 'it''s; fine'
+);
+CREATE TABLE sink (id STRING) WITH (
+  'connector' = 'kafka', 'topic' = 'out-1; out-2', 'sink.delivery-guarantee' = 'exactly-once'
+);
+RESET 'execution.checkpointing.mode';
+INSERT INTO sink SELECT id FROM src;
+"""
+
+
+def test_a_script_is_read_as_flink_sql():
+    script = parse_script(SCRIPT)
+    assert set(script.tables) == {"src", "sink"}
+    src, sink = script.tables["src"], script.tables["sink"]
+    assert kafka_topics(src) == ([], "a\\.x|b\\.x")
+    assert src.options["properties.sasl.jaas.config"].endswith('password="${env:PW}";')
+    assert src.options["properties.note"] == "it's; fine"
+    assert kafka_topics(sink) == (["out-1", "out-2"], None)
+    assert transactional(sink) and not transactional(src)
+    assert script.inserts == ["sink"]
+    assert script.settings == [
+        ("execution.checkpointing.mode", "AT_LEAST_ONCE"),
+        ("execution.checkpointing.mode", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE TABLE t (a INT) WITH ('connector' = 'kafka",  # unclosed literal
+        "CREATE TABLE t (a INT) WITH ('connector' = 'kafka' 'topic' = 'x');",  # no comma
+        "CREATE TABLE t (a INT) WITH ('connector' = 'kafka', 'topic');",  # no value
+        "/* never closed",
+    ],
+)
+def test_a_script_flink_would_refuse_is_refused(sql):
+    with pytest.raises(SqlError):
+        parse_script(sql)
