@@ -68,7 +68,7 @@ def plan_backfill(project: Project, req: Request, now: datetime | None = None) -
     if req.id is not None:
         entry["id"] = req.id
     globals_ = [s for s in project.stack_names() if project.read(s).is_global]
-    stacks = validate(project, [req.region] if req.region else globals_)
+    stacks = validate(project, globals_)
     published = [v.model for v in stacks.values() if isinstance(v.model, GlobalStack)]
     found = [(g, j) for g in published for j in load_jobs(g.topology, g.kafka) if j.name == req.job]
     if not found:
