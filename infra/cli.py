@@ -152,6 +152,8 @@ def cmd_backfill(args) -> int:
     out = Path(args.out) if args.out else project.root / ".rtdi" / "backfill" / bp.name
     check_writable(out)
     write(bp.plan, out)
+    if bp.global_plan is not None:
+        write(bp.global_plan, out)
     for line in summary(bp, out / bp.stack):
         print(line)
     print()

@@ -442,6 +442,10 @@ def test_rtdi_backfill_plans_the_region_and_says_how_to_apply_it(tmp_path):
         f"  pulumi config set --stack {primary} --path 'rtdi:backfills[0].{k}' {v}"
         for k, v in (("job", "payments"), ("from", _z(START)), ("to", _z(END)), ("id", "recon"))
     ]
+    # The global stack's plan is written beside it, so the policy pack can check the backfill.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["global", primary])
+    with contextlib.redirect_stdout(io.StringIO()) as checked:
+        assert cli_main(["check", "--plan", str(tmp_path)]) == 0, checked.getvalue()
     manifest = tmp_path / primary / "manifests"
     written = [p for p in manifest.rglob("*.yaml") if "payments-backfill-recon" in p.read_text()]
     assert written, "the backfill's manifests are written"

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pydantic
+
 from infra.plan import Project, StackPlan, plan_stacks, validate
 from infra.topology.errors import ConfigError, Issue
 from infra.topology.jobs import Job, backfill_name, check_backfills, job_regions, load_jobs
@@ -44,6 +46,8 @@ class BackfillPlan:
     backfill: Backfill
     index: int  # its place in the region's `rtdi:backfills`
     plan: StackPlan
+    # The global stack's plan beside it: `rtdi check --plan` needs the topology it publishes.
+    global_plan: StackPlan | None = None
 
     @property
     def name(self) -> str:
@@ -92,7 +96,7 @@ def plan_backfill(project: Project, req: Request, now: datetime | None = None) -
     index = len(existing)
     try:
         backfill = Backfill.model_validate(entry)
-    except Exception as exc:  # pydantic's ValidationError: the id's format
+    except pydantic.ValidationError as exc:  # the times parsed above: only the id is left
         raise _bad(
             "--id",
             "not a backfill id; allowed: 1 to 22 lower-case letters, digits and "
@@ -117,8 +121,10 @@ def plan_backfill(project: Project, req: Request, now: datetime | None = None) -
     if issues:
         raise ConfigError(issues)
     project.extra.setdefault(region, {})["rtdi:backfills"] = json.dumps([*existing, entry])
-    plan = plan_stacks(project, [region])[region]
-    return BackfillPlan(region, job, backfill, index, plan)
+    global_name = stacks[region].global_stack
+    assert global_name is not None
+    plans = plan_stacks(project, [global_name, region])
+    return BackfillPlan(region, job, backfill, index, plans[region], plans[global_name])
 
 
 def _default_region(

@@ -39,6 +39,8 @@ SQL_DIR = "/opt/rtdi/sql"
 SQL_FILE = "job.sql"
 MAIN_CONTAINER = "flink-main-container"  # the operator merges the pod template into this one
 # flinkConfiguration keys the operator owns and its validator refuses (1.15).
+# A transactional sink's transaction timeout: Kafka's default transaction.max.timeout.ms.
+TRANSACTION_TIMEOUT_MS = 900_000
 FORBIDDEN_KEYS = ("kubernetes.namespace", "kubernetes.cluster-id", "high-availability.cluster-id")
 
 
@@ -209,6 +211,11 @@ def table_ddl(
     else:
         options["sink.delivery-guarantee"] = "exactly-once" if job.exactly_once else "at-least-once"
         options["sink.transactional-id-prefix"] = f"rtdi-{job.name}-{table.table}"
+        if job.exactly_once:
+            # The sink's default (1 h) exceeds what brokers allow by default (Kafka's
+            # transaction.max.timeout.ms, 15 min, also on MSK): its producers would fail to
+            # start (tests/integration/test_flink_backfill.py found it).
+            options["properties.transaction.timeout.ms"] = str(TRANSACTION_TIMEOUT_MS)
     options.update(overrides or {})
     body = ",\n".join(columns)
     opts = ",\n".join(f"  '{k}' = '{v}'" for k, v in options.items())
