@@ -514,3 +514,86 @@ def test_the_retention_refusal_points_to_the_archive_layer():
     assert err.strip().endswith(
         "a backfill from the archive arrives with the archive layer (issue 13)"
     )
+
+
+def test_the_printed_pulumi_commands_apply_the_planned_backfill(tmp_path):
+    """Run the exact `pulumi config set` lines with the real CLI: the stack file they write
+    holds the backfill that was planned, and planning that file declares the same run."""
+    import shlex
+    import shutil
+
+    from pulumi_cli import pulumi_cli
+
+    code, out, err = _cli(
+        "surge-pricing", "--from", _z(START), "--to", _z(END), "--out", str(tmp_path / "plan")
+    )
+    assert code == 0, err
+    commands = [line.strip() for line in out.splitlines() if "pulumi config set" in line]
+    stack = shlex.split(commands[0])[4]
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
+    shutil.copytree(ROOT / "stacks", root / "stacks")
+    shutil.copytree(ROOT / "jobs", root / "jobs")
+    cli = pulumi_cli(tmp_path / "state")
+    path = root / "stacks" / f"Pulumi.{stack}.yaml"
+    original = path.read_text()
+    path.write_text("config: {}\n")
+    cli.run("stack", "init", stack, cwd=root)
+    salt = next(line for line in path.read_text().splitlines() if line.startswith("encryption"))
+    path.write_text(f"{salt}\n{original}")
+    for command in commands:
+        cli.run(*shlex.split(command)[1:], cwd=root)
+    written = Project.find(root)
+    from infra.topology.config import parse_regional
+
+    (applied,) = parse_regional(written.read(stack), None).backfills
+    assert (applied.job, applied.start, applied.end) == ("surge-pricing", START, END)
+    assert applied.id == Backfill.model_validate(_entry()).run_id
+    planned = Project.find(ROOT)
+    planned.extra = {stack: {"rtdi:backfills": json.dumps([_entry(id=applied.id)])}}
+    name = f"surge-pricing-backfill-{applied.id}"
+    ours = _by_name(plan_stacks(written, [stack])[stack], FLINK)[name]
+    theirs = _by_name(plan_stacks(planned, [stack])[stack], FLINK)[name]
+    assert ours == theirs
+
+
+def test_an_exactly_once_interval_past_the_transaction_timeout_is_refused(tmp_path):
+    """Found by the real backfill test: the sink's transactions live from one checkpoint to the
+    next, and brokers end them after 15 minutes."""
+    _load(tmp_path / "ok", {"job.yaml": _edited(checkpointIntervalSeconds=600)})
+    with pytest.raises(ConfigError) as exc:
+        _load(tmp_path / "bad", {"job.yaml": _edited(checkpointIntervalSeconds=900)})
+    assert str(exc.value) == (
+        "jobs/flink/job.yaml: checkpointIntervalSeconds = 900: an exactly-once sink commits at "
+        "checkpoints, and its Kafka transactions time out after 900 s (brokers' "
+        "transaction.max.timeout.ms); allowed: fewer seconds, with room for the checkpoint itself, "
+        "or exactlyOnce: false"
+    )
+    _load(
+        tmp_path / "at-least-once",
+        {"job.yaml": _edited(checkpointIntervalSeconds=900, exactlyOnce=False)},
+    )
+
+
+def test_a_new_backfill_goes_after_the_stacks_own_and_may_not_reuse_their_ids():
+    from infra.plan.backfill import Request, config_lines, plan_backfill
+
+    project = Project.find(ROOT)
+    project.extra = {"aws-us-east-1": {"rtdi:backfills": json.dumps([_entry(id="first")])}}
+    request = Request("surge-pricing", _z(START), _z(END), "aws-us-east-1", "second")
+    bp = plan_backfill(project, request)
+    assert bp.index == 1
+    assert all("'rtdi:backfills[1]." in line for line in config_lines(bp))
+    names = set(_by_name(bp.plan, FLINK))
+    assert {"surge-pricing-backfill-first", "surge-pricing-backfill-second"} <= names
+    project = Project.find(ROOT)
+    project.extra = {"aws-us-east-1": {"rtdi:backfills": json.dumps([_entry(id="first")])}}
+    with pytest.raises(ConfigError) as exc:
+        plan_backfill(
+            project, Request("surge-pricing", _z(START), _z(END), "aws-us-east-1", "first")
+        )
+    assert str(exc.value) == (
+        "rtdi backfill: --id = 'first': already the id of backfill [0] of surge-pricing; allowed: "
+        "a new id"
+    )

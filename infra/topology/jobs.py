@@ -30,6 +30,11 @@ from infra.topology.model import Backfill, Flag, Kafka, Strict, Topology, _whole
 # The project root's jobs/flink, wherever the program runs from.
 JOBS_DIR = Path(__file__).resolve().parents[2] / "jobs" / "flink"
 
+# An exactly-once sink's Kafka transaction timeout: Kafka's default transaction.max.timeout.ms
+# (MSK's too), the most a broker accepts unless reconfigured. A transaction stays open from one
+# checkpoint to the next, so a longer checkpoint interval makes every transaction time out.
+TRANSACTION_TIMEOUT_MS = 900_000
+
 # The Flink operator's own rule for a FlinkDeployment's name (its validator, 1.15).
 JOB_NAME_PATTERN = r"[a-z]([-a-z\d]{0,43}[a-z\d])?\Z"
 JobName = Annotated[
@@ -310,6 +315,15 @@ def _check_live(job: Job, topology: Topology, kafka: Kafka) -> Iterator[tuple[st
                     f"whose data class every region of the job may hold, or `regions` without "
                     f"{ids}",
                 )
+    limit = TRANSACTION_TIMEOUT_MS // 1000
+    if job.exactly_once and job.sinks and job.checkpoint_interval_seconds >= limit:
+        yield (
+            "checkpointIntervalSeconds",
+            job.checkpoint_interval_seconds,
+            f"an exactly-once sink commits at checkpoints, and its Kafka transactions time out "
+            f"after {limit} s (brokers' transaction.max.timeout.ms); allowed: fewer seconds, with "
+            f"room for the checkpoint itself, or exactlyOnce: false",
+        )
     if job.sql is not None and not job.sinks and "INSERT" not in (job.sql_text or "").upper():
         yield "sql", job.sql, "the SQL has no INSERT INTO; allowed: one or more INSERT statements"
 

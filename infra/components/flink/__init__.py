@@ -27,7 +27,7 @@ from infra.components.kafka.flows import topic_allowed, topics_pattern
 from infra.components.operator import operator_release
 from infra.targets.base import ZONE_LABEL, Bucket, Target
 from infra.topology.errors import ConfigError, Issue
-from infra.topology.jobs import JOB_NAME_PATTERN, Job, job_regions
+from infra.topology.jobs import JOB_NAME_PATTERN, TRANSACTION_TIMEOUT_MS, Job, job_regions
 from infra.topology.model import Backfill, Kafka, Topology
 
 NAMESPACE = "flink"
@@ -39,8 +39,6 @@ SQL_DIR = "/opt/rtdi/sql"
 SQL_FILE = "job.sql"
 MAIN_CONTAINER = "flink-main-container"  # the operator merges the pod template into this one
 # flinkConfiguration keys the operator owns and its validator refuses (1.15).
-# A transactional sink's transaction timeout: Kafka's default transaction.max.timeout.ms.
-TRANSACTION_TIMEOUT_MS = 900_000
 FORBIDDEN_KEYS = ("kubernetes.namespace", "kubernetes.cluster-id", "high-availability.cluster-id")
 
 
