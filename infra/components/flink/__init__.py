@@ -341,6 +341,10 @@ class FlinkLayer(pulumi.ComponentResource):
         by_name = {j.name: j for j in mine}
         self.backfills: dict[str, k8s.apiextensions.CustomResource] = {}
         for b in args.backfills:
+            if b.job not in by_name:  # `check_backfills` refused this already; never a KeyError
+                raise ConfigError(
+                    [Issue("rtdi:backfills", "job", f"not a job of {region.id}", b.job)]
+                )
             run = BackfillRun(by_name[b.job], b)
             enforced = args.quota is not None and args.quota(run.grant())
             run = BackfillRun(run.job, b, quota_enforced=enforced)
