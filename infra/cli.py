@@ -138,6 +138,31 @@ def cmd_check(args) -> int:
     )
 
 
+def cmd_backfill(args) -> int:
+    """Plan a bounded re-run of a Flink job (infra/plan/backfill.py) and say how to apply it."""
+    from infra.plan import Project
+    from infra.plan.backfill import Request, config_lines, plan_backfill, summary
+    from infra.plan.writer import check_writable, write
+
+    project = Project.find()
+    request = Request(args.job, args.start, args.end, args.region, args.id)
+    if args.out:
+        check_writable(Path(args.out))
+    bp = plan_backfill(project, request)
+    out = Path(args.out) if args.out else project.root / ".rtdi" / "backfill" / bp.name
+    check_writable(out)
+    write(bp.plan, out)
+    if bp.global_plan is not None:
+        write(bp.global_plan, out)
+    for line in summary(bp, out / bp.stack):
+        print(line)
+    print()
+    print(f"apply it: add it to the stack's rtdi:backfills, then `pulumi up` {bp.stack}:")
+    for line in config_lines(bp):
+        print(f"  {line}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtdi", description="Offline plans, plan diffs and policy checks of rtdi stacks."
@@ -198,6 +223,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--format", choices=("text", "json"), default="text")
     check.set_defaults(func=cmd_check)
+    backfill = sub.add_parser(
+        "backfill",
+        help="plan a bounded re-run of a Flink job over a past range, into its backfill sinks",
+    )
+    backfill.add_argument("job", metavar="JOB", help="a job of jobs/flink with a backfill section")
+    backfill.add_argument(
+        "--from", dest="start", required=True, metavar="T1", help="first instant, RFC 3339"
+    )
+    backfill.add_argument(
+        "--to", dest="end", required=True, metavar="T2", help="end instant (excluded), RFC 3339"
+    )
+    backfill.add_argument(
+        "--region", help="a region of the job (default: the primary, if the job runs there)"
+    )
+    backfill.add_argument("--id", help="names the run (default: the start time, UTC)")
+    backfill.add_argument("--out", help="output folder (default: .rtdi/backfill/<job>-<id>)")
+    backfill.set_defaults(func=cmd_backfill)
     return parser
 
 

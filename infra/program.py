@@ -8,6 +8,7 @@ same function under the SDK's mock engine. Nothing here knows which cloud it is 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pulumi
@@ -23,7 +24,7 @@ from infra.peers import StackOutputs, read_stack_outputs
 from infra.targets import make_target
 from infra.topology.config import from_engine, parse_global, parse_regional
 from infra.topology.errors import ConfigError, Issue
-from infra.topology.jobs import Job, load_jobs
+from infra.topology.jobs import Job, check_backfills, load_jobs, retention_issues
 from infra.topology.model import GlobalStack, Kafka, RegionalBase, Topology
 
 # The global stack's single output that regional stacks read.
@@ -65,6 +66,7 @@ async def main() -> None:
         # without jobs runs none.
         jobs = [Job.model_validate(j) for j in published.values[EXPORT].get("flinkJobs", [])]
         model = parse_regional(cfg, topology)
+        backfill_issues(cfg.file, model, jobs, topology, kafka)
         peers = {
             region_id: await read_stack_outputs(regional_stack_name(region_id))
             for region_id in peer_regions(topology, kafka, model.region)
@@ -73,6 +75,24 @@ async def main() -> None:
     except ConfigError as exc:
         # Pulumi prints a RunError as its message alone, with no traceback.
         raise pulumi.RunError(str(exc)) from None
+
+
+def backfill_issues(
+    file: str, model: RegionalBase, jobs: Sequence[Job], topology: Topology, kafka: Kafka
+) -> None:
+    """Refuse the region's `rtdi:backfills` that the published jobs do not allow, before
+    anything is declared (the offline plan runs the same check, infra/plan/project.py)."""
+    found = check_backfills(
+        model.backfills, model.region, list(jobs), topology, kafka, datetime.now(UTC)
+    )
+    issues = [Issue(file, key, message, value) for key, value, message in found]
+    if issues:
+        raise ConfigError(issues)
+    # Not refused: a finished backfill's entry stays in the stack after its range has expired.
+    # `rtdi backfill` refuses a new one whose range Kafka no longer holds.
+    now = datetime.now(UTC)
+    for key, value, message in retention_issues(model.backfills, list(jobs), kafka, now):
+        pulumi.log.warn(str(Issue(file, key, message, value)))
 
 
 def _no_topology(file: str, name: str, published: StackOutputs) -> Issue:
@@ -143,6 +163,7 @@ def regional_stack(
             registry=kafka_layer.registry,
             aggregate=kafka_layer.client("aggregate"),
             regional=kafka_layer.client("regional"),
+            backfills=stack.backfills,
         ),
     )
     target.finish({"zones": target.zones, "storageClass": target.storage_class})

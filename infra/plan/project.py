@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from ipaddress import IPv4Network
 from pathlib import Path
 
 from infra.topology import stackyaml
 from infra.topology.config import StackConfig, parse_global, parse_regional, read_stack_file
 from infra.topology.errors import ConfigError, Issue
-from infra.topology.jobs import load_jobs
+from infra.topology.jobs import Job, check_backfills, load_jobs
 from infra.topology.model import AwsStack, GcpStack, GlobalStack, RegionalBase
 
 
@@ -18,6 +19,9 @@ from infra.topology.model import AwsStack, GcpStack, GlobalStack, RegionalBase
 class Project:
     root: Path
     stacks_dir: Path
+    # Config values set over the stack files, per stack (`rtdi backfill` plans a stack with a
+    # backfill added, as `pulumi config set` would, without editing the file).
+    extra: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def find(cls, start: Path | None = None) -> Project:
@@ -51,7 +55,9 @@ class Project:
             raise ConfigError(
                 [Issue(self.display(path), "", f"no such stack {stack!r}; stacks here: {known}")]
             )
-        return read_stack_file(path, self.display(path))
+        cfg = read_stack_file(path, self.display(path))
+        cfg.values.update(self.extra.get(stack, {}))
+        return cfg
 
 
 @dataclass
@@ -77,6 +83,7 @@ def validate(project: Project, stacks: Iterable[str]) -> dict[str, Validated]:
         return configs[name]
 
     globals_: dict[str, GlobalStack | None] = {}
+    jobs: dict[str, list[Job]] = {}
 
     def load_global(name: str) -> GlobalStack | None:
         if name not in globals_:
@@ -86,7 +93,7 @@ def validate(project: Project, stacks: Iterable[str]) -> dict[str, Validated]:
                 try:
                     model = parse_global(cfg)
                     # The global stack publishes the Flink jobs; a bad spec is bad input too.
-                    load_jobs(model.topology, model.kafka)
+                    jobs[name] = load_jobs(model.topology, model.kafka)
                     globals_[name] = model
                     out[name] = Validated(cfg, model, None)
                 except ConfigError as exc:
@@ -110,9 +117,21 @@ def validate(project: Project, stacks: Iterable[str]) -> dict[str, Validated]:
         if topology_stack is None:
             continue
         try:
-            out[name] = Validated(cfg, parse_regional(cfg, topology_stack.topology), global_name)
+            model = parse_regional(cfg, topology_stack.topology)
         except ConfigError as exc:
             issues.extend(exc.issues)
+            continue
+        out[name] = Validated(cfg, model, global_name)
+        # As the program does (infra/program.py `backfill_issues`), before anything runs.
+        found = check_backfills(
+            model.backfills,
+            model.region,
+            jobs[global_name],
+            topology_stack.topology,
+            topology_stack.kafka,
+            datetime.now(UTC),
+        )
+        issues.extend(Issue(cfg.file, key, message, value) for key, value, message in found)
     issues.extend(overlapping_ranges(_with_siblings(project, out, globals_), set(out)))
     issues.extend(outside_peer_cidrs(out, globals_))
     if issues:

@@ -25,10 +25,15 @@ import yaml
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from infra.topology.errors import NO_VALUE, ConfigError, Issue, key_path
-from infra.topology.model import Flag, Kafka, Strict, Topology, _whole, matching
+from infra.topology.model import Backfill, Flag, Kafka, Strict, Topology, _whole, matching
 
 # The project root's jobs/flink, wherever the program runs from.
 JOBS_DIR = Path(__file__).resolve().parents[2] / "jobs" / "flink"
+
+# An exactly-once sink's Kafka transaction timeout: Kafka's default transaction.max.timeout.ms
+# (MSK's too), the most a broker accepts unless reconfigured. A transaction stays open from one
+# checkpoint to the next, so a longer checkpoint interval makes every transaction time out.
+TRANSACTION_TIMEOUT_MS = 900_000
 
 # The Flink operator's own rule for a FlinkDeployment's name (its validator, 1.15).
 JOB_NAME_PATTERN = r"[a-z]([-a-z\d]{0,43}[a-z\d])?\Z"
@@ -135,6 +140,29 @@ class Table(Strict):
     format: Literal["json", "avro", "raw", "csv"] = "json"
 
 
+# Strimzi's KafkaUser `quotas.consumerByteRate` is a 32-bit integer; below 1 KiB/s a consumer
+# cannot fetch one ordinary batch per second.
+ByteRate = Annotated[
+    int, AfterValidator(_whole(1024, 2**31 - 1, "bytes per second per consumer, a Kafka quota"))
+]
+
+
+class BackfillSpec(Strict):
+    """How the job re-runs over a bounded range (`rtdi backfill`, paper 7 Kappa+): the same SQL
+    and tables, but each sink table written to a separate logical topic, at a bounded rate."""
+
+    sinks: dict[TableName, str] = Field(
+        min_length=1, description="Per sink table of the job: the logical topic a backfill writes."
+    )
+    parallelism: Parallelism | None = Field(
+        default=None,
+        description="The backfill's parallelism, at most the job's; the job's when left out.",
+    )
+    max_bytes_per_second: ByteRate = Field(
+        description="What each backfill consumer may fetch per second (a Kafka consumer quota)."
+    )
+
+
 class Job(Strict):
     name: JobName
     mode: Literal["all-active", "active-passive"]
@@ -152,6 +180,7 @@ class Job(Strict):
     upgrade_mode: Literal["stateless", "savepoint", "last-state"] = "last-state"
     checkpoint_interval_seconds: IntervalSeconds = 60
     exactly_once: Flag = True
+    backfill: BackfillSpec | None = None
     # The SQL text, filled in by `load_jobs` from ``sql``; published, never written by a person.
     sql_text: str | None = None
 
@@ -221,7 +250,17 @@ def job_regions(job: Job, topology: Topology) -> list[str]:
 
 
 def check_job(job: Job, topology: Topology, kafka: Kafka) -> Iterator[tuple[str, Any, str]]:
-    """(key, value, message) for every rule a valid job spec still breaks against the topology."""
+    """(key, value, message) for every rule a valid job spec still breaks against the topology.
+    The backfill section is checked once the rest holds: it names the job's sink tables."""
+    found = list(_check_live(job, topology, kafka))
+    yield from found
+    if not found:
+        topics = {t.name: t for t in kafka.topics}
+        regions = [topology.region(r) for r in job_regions(job, topology)]
+        yield from _check_backfill_spec(job, topics, kafka, regions)
+
+
+def _check_live(job: Job, topology: Topology, kafka: Kafka) -> Iterator[tuple[str, Any, str]]:
     from infra.components.kafka.flows import topic_allowed
 
     known = topology.region_ids
@@ -276,8 +315,180 @@ def check_job(job: Job, topology: Topology, kafka: Kafka) -> Iterator[tuple[str,
                     f"whose data class every region of the job may hold, or `regions` without "
                     f"{ids}",
                 )
+    limit = TRANSACTION_TIMEOUT_MS // 1000
+    if job.exactly_once and job.sinks and job.checkpoint_interval_seconds >= limit:
+        yield (
+            "checkpointIntervalSeconds",
+            job.checkpoint_interval_seconds,
+            f"an exactly-once sink commits at checkpoints, and its Kafka transactions time out "
+            f"after {limit} s (brokers' transaction.max.timeout.ms); allowed: fewer seconds, with "
+            f"room for the checkpoint itself, or exactlyOnce: false",
+        )
     if job.sql is not None and not job.sinks and "INSERT" not in (job.sql_text or "").upper():
         yield "sql", job.sql, "the SQL has no INSERT INTO; allowed: one or more INSERT statements"
+
+
+def _check_backfill_spec(
+    job: Job, topics: dict[str, Any], kafka: Kafka, regions: list[Any]
+) -> Iterator[tuple[str, Any, str]]:
+    """A backfill must never write where the live job writes (paper 7: its own output), so
+    every sink table maps to a separate topic the job's regions may hold."""
+    from infra.components.kafka.flows import topic_allowed
+
+    spec = job.backfill
+    if spec is None:
+        return
+    sink_tables = [t.table for t in job.sinks]
+    live = {t.topic for t in (*job.sources, *job.sinks)}
+    for table in sink_tables:
+        if table not in spec.sinks:
+            yield (
+                "backfill.sinks",
+                NO_VALUE,
+                f"sink table {table} has no backfill topic, so a backfill would write the live "
+                f"topic; allowed: a mapping of every sink table ({', '.join(sink_tables)}) to a "
+                f"separate logical topic",
+            )
+    for table, name in spec.sinks.items():
+        where = key_path("backfill", ["sinks", table])
+        if table not in sink_tables:
+            yield (
+                where,
+                name,
+                f"{table} is not a sink table of the job; allowed: {', '.join(sink_tables)}",
+            )
+            continue
+        topic = topics.get(name)
+        if topic is None:
+            yield where, name, "not a logical topic; allowed: a name in rtdi:kafka topics"
+        elif name in live:
+            yield (
+                where,
+                name,
+                "a topic the live job reads or writes; allowed: a separate logical topic, so "
+                "the backfill's output never mixes with the live output",
+            )
+        else:
+            refused = [r.id for r in regions if not topic_allowed(kafka, topic, r)]
+            if refused:
+                yield (
+                    where,
+                    name,
+                    f"data class {topic.data_class} may not be held in {', '.join(refused)}; "
+                    f"allowed: a topic whose data class every region of the job may hold",
+                )
+    if spec.parallelism is not None and spec.parallelism > job.parallelism:
+        yield (
+            "backfill.parallelism",
+            spec.parallelism,
+            f"more than the job's parallelism; allowed: 1 to {job.parallelism} (a backfill is "
+            f"throttled, never wider than the live job)",
+        )
+
+
+def backfill_name(job: str, run_id: str) -> str:
+    """The backfill's FlinkDeployment name: beside the job's own, never the same."""
+    return f"{job}-backfill-{run_id}"
+
+
+def check_backfills(
+    backfills: list[Backfill],
+    region_id: str,
+    jobs: list[Job],
+    topology: Topology,
+    kafka: Kafka,
+    now: Any,
+    retention: bool = False,
+) -> Iterator[tuple[str, Any, str]]:
+    """(key, value, message) for every rule the backfills of region ``region_id`` break against
+    the published jobs: the job exists, runs here and says how to backfill; the range is past
+    and ordered; the name fits the Flink operator; no two share an id. With ``retention`` also
+    that the range is still in Kafka (`rtdi backfill`; a stack keeps a finished backfill's entry
+    after its range has expired, so the program only warns about that)."""
+    by_name = {j.name: j for j in jobs}
+    seen: dict[tuple[str, str], int] = {}
+    for i, b in enumerate(backfills):
+        job = by_name.get(b.job)
+        if job is None:
+            yield (
+                key_path("rtdi:backfills", [i, "job"]),
+                b.job,
+                f"no such Flink job; allowed: {', '.join(sorted(by_name)) or 'none (jobs/flink)'}",
+            )
+            continue
+        regions = job_regions(job, topology)
+        if region_id not in regions:
+            yield (
+                key_path("rtdi:backfills", [i, "job"]),
+                b.job,
+                f"the job does not run in {region_id}; allowed: a backfill in a region of the "
+                f"job ({', '.join(regions)})",
+            )
+        if job.backfill is None:
+            yield (
+                key_path("rtdi:backfills", [i, "job"]),
+                b.job,
+                "the job spec has no `backfill:` section; allowed: add one to its "
+                "jobs/flink spec (backfill.sinks: a separate topic per sink table, "
+                "backfill.maxBytesPerSecond)",
+            )
+        if b.start >= b.end:
+            yield (
+                key_path("rtdi:backfills", [i, "to"]),
+                b.end.isoformat(),
+                f"not after `from` ({b.start.isoformat()}); allowed: a later time",
+            )
+        if b.end > now:
+            yield (
+                key_path("rtdi:backfills", [i, "to"]),
+                b.end.isoformat(),
+                f"in the future (now {now.isoformat(timespec='seconds')}); allowed: a time "
+                f"already past, so the run is bounded by data Kafka holds",
+            )
+        name = backfill_name(job.name, b.run_id)
+        if not re.match(JOB_NAME_PATTERN, name):
+            yield (
+                key_path("rtdi:backfills", [i, "id" if b.id else "job"]),
+                b.run_id,
+                f"the backfill's FlinkDeployment name {name} does not fit the Flink operator's "
+                f"45 characters; allowed: a shorter id",
+            )
+        first = seen.setdefault((job.name, b.run_id), i)
+        if first != i:
+            yield (
+                key_path("rtdi:backfills", [i, "id"]),
+                b.run_id,
+                f"already the id of backfill [{first}] of {job.name}; allowed: a new id",
+            )
+    if retention:
+        yield from retention_issues(backfills, jobs, kafka, now)
+
+
+def retention_issues(
+    backfills: list[Backfill], jobs: list[Job], kafka: Kafka, now: Any
+) -> Iterator[tuple[str, Any, str]]:
+    """Backfills whose range starts before their sources' retention: Kafka no longer holds the
+    start (it would silently start at the oldest record left)."""
+    from datetime import timedelta
+
+    by_name = {j.name: j for j in jobs}
+    topics = {t.name: t for t in kafka.topics}
+    for i, b in enumerate(backfills):
+        job = by_name.get(b.job)
+        for t in job.sources if job is not None else []:
+            topic = topics.get(t.topic)
+            if topic is None:
+                continue
+            oldest = now - timedelta(hours=topic.retention_hours)
+            if b.start < oldest:
+                yield (
+                    key_path("rtdi:backfills", [i, "from"]),
+                    b.start.isoformat(),
+                    f"older than source topic {topic.name}'s retention ({topic.retention_hours} "
+                    f"h: nothing before {oldest.isoformat(timespec='seconds')} is left in "
+                    f"Kafka); allowed: a later time; a backfill from the archive arrives with "
+                    f"the archive layer (issue 13)",
+                )
 
 
 def _issue(file: str, err: Any) -> Issue:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Network
 from typing import Annotated, Any, Literal
 
@@ -587,6 +588,70 @@ class HelmSettings(Strict):
     timeout_seconds: HelmTimeout = 600
 
 
+# RFC 3339 with an offset; or Go's time text, which is how Pulumi hands the program a YAML
+# timestamp written without quotes (`stackyaml`): the same instant, so both are read.
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)([Zz]|[+-]\d{2}:\d{2})\Z"
+)
+_GO_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?) ([+-]\d{4}) \S+\Z")
+
+
+def parse_time(value: Any) -> datetime:
+    """An instant with its offset, as RFC 3339 writes it; a time without one is refused, since a
+    backfill's bounds must not depend on the zone of the machine that plans them."""
+    allowed = "allowed: an RFC 3339 time with an offset, such as 2026-11-01T00:00:00Z"
+    if not isinstance(value, str):
+        raise ValueError(f"not a time; {allowed}")
+    m = _RFC3339.match(value) or _GO_TIME.match(value)
+    if m is None:
+        raise ValueError(f"not an RFC 3339 time; {allowed}")
+    day, clock, zone = m.groups()
+    zone = "+00:00" if zone in ("Z", "z") else zone
+    if len(zone) == 5:  # Go's -0500
+        zone = f"{zone[:3]}:{zone[3:]}"
+    if "." in clock:  # Python reads at most microseconds
+        whole, frac = clock.split(".")
+        clock = f"{whole}.{frac[:6].ljust(6, '0')}"
+    try:
+        return datetime.fromisoformat(f"{day}T{clock}{zone}")
+    except ValueError:
+        raise ValueError(f"not a calendar time; {allowed}") from None
+
+
+Instant = Annotated[datetime, BeforeValidator(parse_time)]
+BACKFILL_ID_PATTERN = r"[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?\Z"
+BackfillId = Annotated[
+    str,
+    matching(
+        BACKFILL_ID_PATTERN,
+        "a backfill id; allowed: 1 to 22 lower-case letters, digits and dashes, starting and "
+        "ending with a letter or digit",
+    ),
+]
+
+
+class Backfill(Strict):
+    """A bounded re-run of a Flink job over ``[from, to)`` of its sources' retained range, into
+    the job's backfill sinks (paper 7, Kappa+); `infra/components/flink/backfill.py` declares it.
+    Checked against the published jobs by `infra.topology.jobs.check_backfills`."""
+
+    job: str
+    start: Instant = Field(alias="from")
+    end: Instant = Field(alias="to")
+    id: BackfillId | None = Field(
+        default=None, description="Names the run; its start time (UTC) when left out."
+    )
+
+    @property
+    def run_id(self) -> str:
+        # A letter inside: `pulumi config set --path` would store an all-digit id as a number.
+        return self.id or self.start.astimezone(UTC).strftime("%Y%m%dt%H%M")
+
+    @property
+    def span(self) -> timedelta:
+        return self.end - self.start
+
+
 class RegionalBase(Strict):
     region: str = Field(description="The topology region this stack deploys, <cloud>-<region>.")
     global_stack: str | None = Field(default=None, description="Fully qualified global stack name.")
@@ -600,6 +665,10 @@ class RegionalBase(Strict):
         default=None,
         description="A registry mirror every image rtdi declares is rewritten to, path, tag and "
         "digest kept.",
+    )
+    backfills: list[Backfill] = Field(
+        default_factory=list,
+        description="Bounded re-runs of Flink jobs in this region (`rtdi backfill` plans one).",
     )
 
 

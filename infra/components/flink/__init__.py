@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,13 +21,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import versions
+from infra.components.flink.backfill import BackfillRun, QuotaSeam
 from infra.components.kafka.engines import KafkaClient
 from infra.components.kafka.flows import topic_allowed, topics_pattern
 from infra.components.operator import operator_release
 from infra.targets.base import ZONE_LABEL, Bucket, Target
 from infra.topology.errors import ConfigError, Issue
-from infra.topology.jobs import JOB_NAME_PATTERN, Job, job_regions
-from infra.topology.model import Kafka, Topology
+from infra.topology.jobs import JOB_NAME_PATTERN, TRANSACTION_TIMEOUT_MS, Job, job_regions
+from infra.topology.model import Backfill, Kafka, Topology
 
 NAMESPACE = "flink"
 OPERATOR_NAMESPACE = "flink-operator"
@@ -53,6 +54,10 @@ class FlinkLayerArgs:
     registry: pulumi.Input[dict]
     aggregate: KafkaClient
     regional: KafkaClient
+    # The region's `rtdi:backfills` (checked by `check_backfills`), and who enforces their
+    # consumer quotas (see backfill.py).
+    backfills: Sequence[Backfill] = ()
+    quota: QuotaSeam | None = None
 
 
 def state_scheme(bucket: Bucket) -> str:
@@ -87,9 +92,14 @@ def storage_config(bucket: Bucket, uri: str) -> dict[str, str]:
     return config
 
 
-def flink_configuration(job: Job, state_uri: str, bucket: Bucket) -> dict[str, str]:
-    """The Flink 2.2 configuration of ``job`` with its state under ``state_uri``."""
+def flink_configuration(
+    job: Job, state_uri: str, bucket: Bucket, subdir: str | None = None
+) -> dict[str, str]:
+    """The Flink 2.2 configuration of ``job`` with its state under ``state_uri`` (in ``subdir``
+    of the job's directory for a backfill)."""
     base = f"{state_scheme(bucket)}://{state_uri.split('://', 1)[1].rstrip('/')}/{job.name}"
+    if subdir:
+        base = f"{base}/{subdir}"
     config = {
         "execution.checkpointing.interval": f"{job.checkpoint_interval_seconds} s",
         "execution.checkpointing.mode": "EXACTLY_ONCE" if job.exactly_once else "AT_LEAST_ONCE",
@@ -106,6 +116,16 @@ def flink_configuration(job: Job, state_uri: str, bucket: Bucket) -> dict[str, s
     if job.mode == "active-passive" or job.stateful:
         config["high-availability.type"] = "kubernetes"
         config["high-availability.storageDir"] = f"{base}/ha"
+    return config
+
+
+def configuration(
+    job: Job, state_uri: str, bucket: Bucket, subdir: str | None, run: BackfillRun | None
+) -> dict[str, str]:
+    """`flink_configuration`, and for a backfill its runtime mode (backfill.py says why)."""
+    config = flink_configuration(job, state_uri, bucket, subdir)
+    if run is not None:
+        config["execution.runtime-mode"] = "STREAMING"
     return config
 
 
@@ -153,9 +173,15 @@ def admission_issues(name: str, spec: dict[str, Any], where: str) -> Iterator[Is
 
 
 def table_ddl(
-    job: Job, table: Any, topics: Sequence[str], props: dict[str, str], source: bool
+    job: Job,
+    table: Any,
+    topics: Sequence[str],
+    props: dict[str, str],
+    source: bool,
+    overrides: Mapping[str, str] | None = None,
 ) -> str:
-    """A Kafka table over ``topics`` of one cluster; the SQL author writes only the logic."""
+    """A Kafka table over ``topics`` of one cluster; the SQL author writes only the logic.
+    ``overrides`` replace or add table options (a backfill's bounds, group and prefix)."""
     columns = [f"  `{c.name}` {c.type}" for c in table.columns]
     if table.watermark:
         col, delay = table.watermark.column, table.watermark.delay_seconds
@@ -183,21 +209,39 @@ def table_ddl(
     else:
         options["sink.delivery-guarantee"] = "exactly-once" if job.exactly_once else "at-least-once"
         options["sink.transactional-id-prefix"] = f"rtdi-{job.name}-{table.table}"
+        if job.exactly_once:
+            # The sink's default (1 h) exceeds what brokers allow by default (Kafka's
+            # transaction.max.timeout.ms, 15 min, also on MSK): its producers would fail to
+            # start (tests/integration/test_flink_backfill.py found it).
+            options["properties.transaction.timeout.ms"] = str(TRANSACTION_TIMEOUT_MS)
+    options.update(overrides or {})
     body = ",\n".join(columns)
     opts = ",\n".join(f"  '{k}' = '{v}'" for k, v in options.items())
     return f"CREATE TABLE `{table.table}` (\n{body}\n) WITH (\n{opts}\n);\n"
 
 
-def job_sql(job: Job, region_id: str, registry: dict, agg: dict, reg: dict) -> str:
-    """The runner's script: the tables rtdi derives from the registry, then the job's SQL."""
+def job_sql(
+    job: Job,
+    region_id: str,
+    registry: dict,
+    agg: dict,
+    reg: dict,
+    bounds: BackfillRun | None = None,
+) -> str:
+    """The runner's script: the tables rtdi derives from the registry, then the job's SQL.
+    With ``bounds``, the same script for a backfill: bounded sources, its own sink topics."""
     topics = registry["topics"]
-    parts = [f"-- {job.name} in {region_id}: tables resolved by rtdi from the federation registry"]
+    what = job.name if bounds is None else f"{job.name} backfill {bounds.run_id}"
+    parts = [f"-- {what} in {region_id}: tables resolved by rtdi from the federation registry"]
     for t in job.sources:
         entry = topics[t.topic]["regions"][region_id]["consume"]
-        parts.append(table_ddl(job, t, entry["topics"], agg, source=True))
+        over = None if bounds is None else bounds.source_options()
+        parts.append(table_ddl(job, t, entry["topics"], agg, source=True, overrides=over))
     for t in job.sinks:
-        entry = topics[t.topic]["regions"][region_id]["produce"]
-        parts.append(table_ddl(job, t, [entry["topic"]], reg, source=False))
+        logical = t.topic if bounds is None else bounds.sink_topic(t.table)
+        entry = topics[logical]["regions"][region_id]["produce"]
+        over = None if bounds is None else bounds.sink_options(t.table)
+        parts.append(table_ddl(job, t, [entry["topic"]], reg, source=False, overrides=over))
     parts.append(job.sql_text or "")
     return "\n".join(parts)
 
@@ -292,6 +336,21 @@ class FlinkLayer(pulumi.ComponentResource):
             self.deployments[job.name] = self._job(
                 job, target, state, identity, image, props, running, ready
             )
+        # Bounded re-runs (backfill.py): each through the same declaration as its job, running
+        # in this region whatever the job's state here (it reads the aggregate, the global view).
+        by_name = {j.name: j for j in mine}
+        self.backfills: dict[str, k8s.apiextensions.CustomResource] = {}
+        for b in args.backfills:
+            if b.job not in by_name:  # `check_backfills` refused this already; never a KeyError
+                raise ConfigError(
+                    [Issue("rtdi:backfills", "job", f"not a job of {region.id}", b.job)]
+                )
+            run = BackfillRun(by_name[b.job], b)
+            enforced = args.quota is not None and args.quota(run.grant())
+            run = BackfillRun(run.job, b, quota_enforced=enforced)
+            self.backfills[run.name] = self._job(
+                run.job, target, state, identity, image, props, True, ready, run
+            )
         self.register_outputs({"jobs": [j.name for j in mine]})
 
     def _check(self, job: Job, args: FlinkLayerArgs, region_id: str) -> None:
@@ -325,10 +384,17 @@ class FlinkLayer(pulumi.ComponentResource):
         props: pulumi.Output,
         running: bool,
         ready: list,
+        run: BackfillRun | None = None,
     ) -> k8s.apiextensions.CustomResource:
+        """The job's FlinkDeployment (its SQL ConfigMap, its TaskManagers' budget); with ``run``
+        the same declaration for a backfill of it, where only what ``run`` says differs."""
         region_id = target.region.id
-        name = f"{target.region.id}-flink-{job.name}"
+        # What the operator names the deployment (and labels its pods `app` with).
+        deployment_name = job.name if run is None else run.name
+        name = f"{target.region.id}-flink-{deployment_name}"
         labels = {**target.labels, "rtdi-flink-job": job.name}
+        if run is not None:
+            labels["rtdi-flink-backfill"] = run.run_id
         env = [*identity.env]
         if plugins(state):
             env.append({"name": "ENABLE_BUILT_IN_PLUGINS", "value": plugins(state)})
@@ -336,18 +402,18 @@ class FlinkLayer(pulumi.ComponentResource):
         volumes = [*identity.volumes]
         depends = list(ready)
         if job.sql is not None:
-            sql = props.apply(lambda p: job_sql(job, region_id, p[2], p[0], p[1]))
+            sql = props.apply(lambda p: job_sql(job, region_id, p[2], p[0], p[1], run))
             cm = k8s.core.v1.ConfigMap(
                 f"{name}-sql",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=f"{job.name}-sql", namespace=NAMESPACE, labels=labels
+                    name=f"{deployment_name}-sql", namespace=NAMESPACE, labels=labels
                 ),
                 data={SQL_FILE: sql},
                 opts=target.k8s_opts(self, depends_on=ready),
             )
             depends.append(cm)
             mounts.append({"name": "sql", "mountPath": SQL_DIR, "readOnly": True})
-            volumes.append({"name": "sql", "configMap": {"name": f"{job.name}-sql"}})
+            volumes.append({"name": "sql", "configMap": {"name": f"{deployment_name}-sql"}})
             job_spec: dict[str, Any] = {
                 "jarURI": RUNNER_JAR,
                 "args": ["--sql-file", f"{SQL_DIR}/{SQL_FILE}"],
@@ -357,12 +423,13 @@ class FlinkLayer(pulumi.ComponentResource):
             if job.entry_class:
                 job_spec["entryClass"] = job.entry_class
         job_spec.update(
-            parallelism=job.parallelism,
-            upgradeMode=job.upgrade_mode,
+            parallelism=job.parallelism if run is None else run.parallelism,
+            # A backfill that changes starts over from its range: nothing to carry over.
+            upgradeMode=job.upgrade_mode if run is None else "stateless",
             state="running" if running else "suspended",
         )
         ha = job.mode == "active-passive"
-        selector = {"app": job.name, "component": "taskmanager"}
+        selector = {"app": deployment_name, "component": "taskmanager"}
         spec = {
             "image": image,
             "flinkVersion": versions.FLINK_CRD_VERSION,
@@ -406,28 +473,35 @@ class FlinkLayer(pulumi.ComponentResource):
 
         # The operator's admission rules, checked before anything is declared: the keys they
         # look at do not depend on the bucket's name, which is only known once it exists.
-        probe = {**spec, "flinkConfiguration": flink_configuration(job, "x://bucket", state)}
-        issues = list(admission_issues(job.name, probe, f"jobs/flink ({job.name})"))
+        subdir = None if run is None else run.state_dir
+        probe = {
+            **spec,
+            "flinkConfiguration": configuration(job, "x://bucket", state, subdir, run),
+        }
+        where = f"jobs/flink ({job.name})" if run is None else f"rtdi:backfills ({run.name})"
+        issues = list(admission_issues(deployment_name, probe, where))
         if issues:
             raise ConfigError(issues)
 
         def complete(uri: str) -> dict[str, Any]:
             full: dict[str, Any] = json.loads(json.dumps(spec))
-            full["flinkConfiguration"] = flink_configuration(job, uri, state)
+            full["flinkConfiguration"] = configuration(job, uri, state, subdir, run)
             return full
 
         deployment = k8s.apiextensions.CustomResource(
             name,
             api_version=API,
             kind="FlinkDeployment",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=job.name, namespace=NAMESPACE, labels=labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=deployment_name, namespace=NAMESPACE, labels=labels
+            ),
             spec=state.uri.apply(complete),
             opts=target.k8s_opts(self, depends_on=depends),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-tm-pdb",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{job.name}-taskmanager", namespace=NAMESPACE, labels=labels
+                name=f"{deployment_name}-taskmanager", namespace=NAMESPACE, labels=labels
             ),
             spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
                 max_unavailable=1,
