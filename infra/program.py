@@ -141,8 +141,7 @@ def regional_stack(
             topology=topology,
             kafka=kafka,
             registry=kafka_layer.registry,
-            aggregate=kafka_layer.client("aggregate"),
-            regional=kafka_layer.client("regional"),
+            access=kafka_layer.access,
         ),
     )
     target.finish({"zones": target.zones, "storageClass": target.storage_class})
