@@ -817,7 +817,7 @@ class AwsTarget(Target):
             namespace=namespace,
             # EKS's pod identity webhook injects AWS_ROLE_ARN, the token file and AWS_REGION itself.
             annotations={"eks.amazonaws.com/role-arn": role.arn},
-            grantee=role.name,
+            grantee=role.id,  # the role's name, as RolePolicy takes it
             resources=[role, access],
         )
 
