@@ -224,6 +224,10 @@ def test_sql_tables_resolve_logical_topics_through_the_registry(plans):
             (servers,) = re.findall(r"'properties.bootstrap.servers' = '([^']*)'", sql)[:1]
             assert hosts(servers) == hosts(consume["bootstrap"])
         assert "'sink.delivery-guarantee' = 'exactly-once'" in sql
+        # Within the brokers' transaction.max.timeout.ms (15 min): an hour fails InitProducerId
+        # (tests/integration/test_workload_kafka_identity.py runs it against a real broker).
+        (timeout,) = re.findall(r"'properties.transaction.timeout.ms' = '(\d+)'", sql)
+        assert int(timeout) <= 15 * 60 * 1000
         assert "'properties.group.id' = 'flink-payments'" in sql
         # Columns keep the spec's order.
         assert sql.index("`payment_id`") < sql.index("`rider_id`") < sql.index("`amount_cents`")

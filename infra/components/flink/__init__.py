@@ -43,6 +43,11 @@ RUNNER_JAR = "local:///opt/flink/usrlib/rtdi-sql-runner.jar"
 SQL_DIR = "/opt/rtdi/sql"
 SQL_FILE = "job.sql"
 MAIN_CONTAINER = "flink-main-container"  # the operator merges the pod template into this one
+# An exactly-once sink's transaction timeout: the Kafka sink asks for an hour by default, which
+# every broker rtdi builds refuses (`transaction.max.timeout.ms` is 15 minutes in Kafka, MSK and
+# Managed Kafka), failing the job at its first InitProducerId. It must exceed a checkpoint
+# interval: a transaction stays open until the checkpoint that commits it.
+TRANSACTION_TIMEOUT_MS = 15 * 60 * 1000
 # flinkConfiguration keys the operator owns and its validator refuses (1.15).
 FORBIDDEN_KEYS = ("kubernetes.namespace", "kubernetes.cluster-id", "high-availability.cluster-id")
 
@@ -239,6 +244,8 @@ def table_ddl(
     else:
         options["sink.delivery-guarantee"] = "exactly-once" if job.exactly_once else "at-least-once"
         options["sink.transactional-id-prefix"] = f"{transactional_prefix(job)}{table.table}"
+        if job.exactly_once:
+            options["properties.transaction.timeout.ms"] = str(TRANSACTION_TIMEOUT_MS)
     body = ",\n".join(columns)
     opts = ",\n".join(f"  '{k}' = '{v}'" for k, v in options.items())
     return f"CREATE TABLE `{table.table}` (\n{body}\n) WITH (\n{opts}\n);\n"
