@@ -265,15 +265,20 @@ class KafkaLayer(pulumi.ComponentResource):
         ``depends_on`` is what the workload's namespace needs first."""
         if role not in ROLES:
             raise ValueError(f"no Kafka cluster role {role!r}; roles: {', '.join(ROLES)}")
-        if self._random is None:
-            # Workload passwords are minted here, in the region: no other stack needs them.
-            self._random = random.Provider(
-                f"{self.target.region.id}-kafka-random", opts=pulumi.ResourceOptions(parent=self)
-            )
-        ctx = AccessContext(self.target, parent, self.mesh_ca, self._random, depends_on)
+        if not grants:
+            return {}
+        ctx = AccessContext(self.target, parent, self.mesh_ca, self._random_provider, depends_on)
         return self.engines[self.target.region.id][role].workload_access(
             self.clusters[role], role, grants, ctx
         )
+
+    def _random_provider(self) -> random.Provider:
+        """Workload passwords are minted here, in the region: no other stack needs them."""
+        if self._random is None:
+            self._random = random.Provider(
+                f"{self.target.region.id}-kafka-random", opts=pulumi.ResourceOptions(parent=self)
+            )
+        return self._random
 
     # ------------------------------------------------------------------ engines
 

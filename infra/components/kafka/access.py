@@ -16,7 +16,7 @@ compromised job reads nothing but its own topics.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -83,12 +83,13 @@ class KafkaAccess:
 class AccessContext:
     """What an engine needs besides the cluster to declare a workload's identity: the region's
     target, the asking component (every resource is its child, deleted with it), the mesh CA
-    (Strimzi's cluster CA, which workloads trust) and the region's random provider."""
+    (Strimzi's cluster CA, which workloads trust) and the region's random provider (made on first
+    call: only an engine that mints passwords needs it)."""
 
     target: Target
     parent: pulumi.Resource
     mesh_ca: pulumi.Output[str]
-    random: random.Provider
+    random: Callable[[], random.Provider]
     depends_on: Sequence[pulumi.Resource] = ()
 
 

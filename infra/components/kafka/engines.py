@@ -49,8 +49,10 @@ class KafkaClient:
     bootstrap address, which certificates to trust (``trust_secret`` names the Secret in namespace
     `kafka` holding ``ca.crt``; None means the JVM's public trust store) and how to authenticate
     (``mechanism``: `tls` for a Strimzi KafkaUser's client certificate, `scram-sha-512` for a
-    SCRAM user, `plain` for a Google service account's key). The identity itself is the caller's:
-    each workload gets its own user, so one workload's credentials never serve another.
+    SCRAM user, `plain` for a Google service account's key): the cluster's address and how it
+    is reached in general. A workload's own identity, rights and ready-to-use client properties
+    come from `KafkaLayer.access` (`Engine.workload_access`), so one workload's credentials never
+    serve another.
     """
 
     engine: str

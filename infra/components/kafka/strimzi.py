@@ -429,7 +429,7 @@ class StrimziCluster(pulumi.ComponentResource):
         password = random.RandomPassword(
             name,
             random.RandomPasswordArgs(length=40, special=False),
-            opts=pulumi.ResourceOptions(parent=ctx.parent, provider=ctx.random),
+            opts=pulumi.ResourceOptions(parent=ctx.parent, provider=ctx.random()),
         )
         value: pulumi.Output[str] = pulumi.Output.secret(password.result)
         held = password_secret(
