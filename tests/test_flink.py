@@ -301,6 +301,13 @@ F = "jobs/flink/job.yaml"
 
 SPEC_CASES = [
     (
+        "exactly-once-interval-too-long",
+        _edited(checkpointIntervalSeconds=900),
+        f"{F}: checkpointIntervalSeconds = 900: an exactly-once job commits its Kafka "
+        "transactions at each checkpoint, and brokers abort a transaction after 15 minutes; "
+        "allowed: at most 600 seconds, or exactlyOnce: false",
+    ),
+    (
         "bad-name",
         _edited(name="Surge_Pricing"),
         f"{F}: name = 'Surge_Pricing': not a Flink job name; allowed: 1 to 45 lower-case letters",

@@ -77,6 +77,9 @@ Cpu = Annotated[float, BeforeValidator(_cpu)]
 MemoryMib = Annotated[int, AfterValidator(_whole(512, 262_144, "MiB of a Flink process"))]
 Parallelism = Annotated[int, AfterValidator(_whole(1, 32_768, "Flink's maximum parallelism"))]
 Slots = Annotated[int, AfterValidator(_whole(1, 64, "task slots per TaskManager"))]
+# The longest checkpoint interval of an exactly-once job with Kafka sinks: its transactions must
+# commit within the sink's 15-minute transaction timeout, with room for the checkpoint itself.
+EXACTLY_ONCE_MAX_INTERVAL_SECONDS = 600
 IntervalSeconds = Annotated[
     int, AfterValidator(_whole(1, 86_400, "seconds between checkpoints, at most a day"))
 ]
@@ -276,6 +279,21 @@ def check_job(job: Job, topology: Topology, kafka: Kafka) -> Iterator[tuple[str,
                     f"whose data class every region of the job may hold, or `regions` without "
                     f"{ids}",
                 )
+    # An exactly-once sink holds a Kafka transaction open from one checkpoint to the next; the
+    # brokers abort one older than the sink's transaction timeout (the brokers' 15-minute
+    # `transaction.max.timeout.ms`), so a longer interval loses committed-looking output.
+    if (
+        job.exactly_once
+        and job.sinks
+        and job.checkpoint_interval_seconds > EXACTLY_ONCE_MAX_INTERVAL_SECONDS
+    ):
+        yield (
+            "checkpointIntervalSeconds",
+            job.checkpoint_interval_seconds,
+            "an exactly-once job commits its Kafka transactions at each checkpoint, and brokers "
+            "abort a transaction after 15 minutes; allowed: at most "
+            f"{EXACTLY_ONCE_MAX_INTERVAL_SECONDS} seconds, or exactlyOnce: false",
+        )
     if job.sql is not None and not job.sinks and "INSERT" not in (job.sql_text or "").upper():
         yield "sql", job.sql, "the SQL has no INSERT INTO; allowed: one or more INSERT statements"
 
