@@ -9,6 +9,7 @@ cluster, and the group and transactional-id prefix the job's own SQL states.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import zipfile
@@ -231,6 +232,24 @@ def test_a_consumer_quota_reaches_the_kafka_user(project, monkeypatch):
             "consumerByteRate": rate
         }
         assert "quotas" not in users[f"flink-{job['name']}-regional"].inputs["spec"]
+
+
+def test_an_engine_without_quotas_says_a_quota_is_not_enforced(plans, project, monkeypatch, caplog):
+    """MSK has no client quotas in its API: a throttled grant plans, with a warning naming it."""
+    real = flink_layer.kafka_grants
+    monkeypatch.setattr(
+        flink_layer,
+        "kafka_grants",
+        lambda *a, **k: real(*a, **{**k, "consumer_byte_rate": 1024}),
+    )
+    with caplog.at_level(logging.WARNING):
+        plan_stacks(project, ["aws-eu-west-1"], rounds=1)
+    warnings = [r.getMessage() for r in caplog.records if "quota" in r.getMessage()]
+    assert sorted(warnings) == sorted(
+        f"flink-{job}: consumer byte-rate quota 1024 is not enforced (MSK has no client quotas "
+        "in its API); the workload must throttle itself"
+        for job in (j["name"] for j in jobs(plans))
+    )
 
 
 # --------------------------------------------------------------------------- MSK

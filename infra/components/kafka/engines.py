@@ -191,6 +191,16 @@ class Engine:
         raise NotImplementedError
 
 
+def _unenforced_quota(grant: KafkaGrant, ctx: AccessContext, why: str) -> None:
+    """Say so when a grant's quota cannot be enforced: the workload must throttle itself."""
+    if grant.consumer_byte_rate is not None:
+        pulumi.log.warn(
+            f"{grant.principal}: consumer byte-rate quota {grant.consumer_byte_rate} is not "
+            f"enforced ({why}); the workload must throttle itself",
+            ctx.parent,
+        )
+
+
 def _distinct(grants: Sequence[KafkaGrant]) -> None:
     principals = [g.principal for g in grants]
     if len(set(principals)) != len(principals):
@@ -335,6 +345,7 @@ class Msk(Engine):
 
         if grant.identity.grantee is None:
             raise ValueError(f"{grant.principal}: MSK IAM access needs the workload's IAM role")
+        _unenforced_quota(grant, ctx, "MSK has no client quotas in its API")
         policy = aws.iam.RolePolicy(
             f"{cluster.name_prefix}-{grant.principal}",
             aws.iam.RolePolicyArgs(
@@ -423,6 +434,8 @@ class GcpManaged(Engine):
         quotas, so ``consumer_byte_rate`` cannot be enforced on this engine.
         """
         _distinct(grants)
+        for g in grants:
+            _unenforced_quota(g, ctx, "Managed Kafka has no client quotas")
         return cluster.workload_access(role, grants, ctx)
 
 
