@@ -161,8 +161,8 @@ def regional_stack(
             topology=topology,
             kafka=kafka,
             registry=kafka_layer.registry,
-            aggregate=kafka_layer.client("aggregate"),
-            regional=kafka_layer.client("regional"),
+            access=kafka_layer.access,
+            enforces_quotas=kafka_layer.enforces_quotas,
             backfills=stack.backfills,
         ),
     )

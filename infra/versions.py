@@ -51,3 +51,13 @@ FLINK_KAFKA_CONNECTOR_VERSION = "5.0.0-2.2"
 FLINK_SQL_RUNNER_VERSION = "0.1.0"
 FLINK_IMAGE = f"flink:{FLINK_VERSION}-java17"
 FLINK_SQL_RUNNER_IMAGE = f"rtdi/flink-sql-runner:{FLINK_SQL_RUNNER_VERSION}"
+
+# Kafka sign-in inside the Flink SQL runner's jar (issue 10, per-job credentials): the unshaded
+# Kafka connector with the kafka-clients it is built against (flink-connector-kafka-parent's
+# kafka.version), so login modules compiled against org.apache.kafka load; the MSK IAM login module
+# and Google's Managed Kafka login handler (both on Maven Central); JUnit for the runner's own
+# tests. jobs/runner/pom.xml spells the same versions (tests/test_flink_runner_build.py).
+FLINK_KAFKA_CLIENTS_VERSION = "4.2.0"
+MSK_IAM_AUTH_VERSION = "2.4.0"
+GCP_KAFKA_AUTH_VERSION = "1.0.6"
+JUNIT_VERSION = "5.13.4"

@@ -127,10 +127,20 @@ def test_the_backfill_is_the_live_job_but_for_bounds_group_sinks_and_throttle(pl
     assert differ.pop(("metadata", "labels", "rtdi-flink-backfill")) == (None, run.run_id)
     pod_label = ("spec", "podTemplate", "metadata", "labels", "rtdi-flink-backfill")
     assert differ.pop(pod_label) == (None, run.run_id)
-    assert differ.pop(("spec", "podTemplate", "spec", "volumes", 0, "configMap", "name")) == (
-        "surge-pricing-sql",
-        f"{run.name}-sql",
-    )
+    # Its own workload identity: its service account, and its own Kafka principal's Secrets.
+    assert differ.pop(("spec", "serviceAccount")) == ("flink-surge-pricing", run.principal)
+    identity = [
+        k
+        for k, (before, after) in differ.items()
+        if isinstance(before, str)
+        and before.startswith("flink-surge-pricing-")
+        and after == before.replace("flink-surge-pricing", run.principal, 1)
+    ]
+    assert {k[-1] for k in identity} == {"name", "secretName"} and len(identity) == 4
+    for k in identity:
+        differ.pop(k)
+    (sql_volume,) = [k for k in differ if k[-2:] == ("configMap", "name")]
+    assert differ.pop(sql_volume) == ("surge-pricing-sql", f"{run.name}-sql")
     spread = ("spec", "taskManager", "podTemplate", "spec", "topologySpreadConstraints", 0)
     assert differ.pop((*spread, "labelSelector", "matchLabels", "app")) == (
         "surge-pricing",
@@ -162,6 +172,9 @@ def test_the_backfill_sql_is_the_live_sql_but_for_bounds_group_sinks_and_throttl
     for table in live_t:
         assert live_t[table][0] == back_t[table][0]  # the same columns and watermark
     src = _diff(live_t["trips"][1], back_t["trips"][1])
+    jaas = ("properties.sasl.jaas.config",)
+    before, after = src.pop(jaas)  # its own Kafka principal (a Strimzi user per role)
+    assert after == before.replace('"flink-surge-pricing-', f'"{run.principal}-') != before
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     assert src == {
         ("properties.group.id",): (
@@ -175,16 +188,18 @@ def test_the_backfill_sql_is_the_live_sql_but_for_bounds_group_sinks_and_throttl
         ),
         ("scan.bounded.mode",): (None, "timestamp"),
         ("scan.bounded.timestamp-millis",): (None, str((END - epoch) // timedelta(milliseconds=1))),
-        **{(f"properties.{k}",): (None, v) for k, v in fallback_throttle(10485760)},
+        # No fallback throttle: the Strimzi aggregate enforces the run's quota on its user.
     }
     registry = plan.outputs["kafkaFederation"]["topics"]
     sink = _diff(live_t["surge"][1], back_t["surge"][1])
     produce = registry["surge-multipliers-backfill"]["regions"]["aws-us-east-1"]["produce"]
+    before, after = sink.pop(jaas)
+    assert after == before.replace('"flink-surge-pricing-', f'"{run.principal}-') != before
     assert sink == {
         ("topic",): ("surge-multipliers", produce["topic"]),
         ("sink.transactional-id-prefix",): (
-            "rtdi-surge-pricing-surge",
-            f"rtdi-surge-pricing-backfill-{run.run_id}-surge",
+            "rtdi.surge-pricing.surge",
+            f"rtdi.surge-pricing-backfill-{run.run_id}.surge",
         ),
     }
 
@@ -200,8 +215,17 @@ def test_a_backfill_only_adds_to_the_plan(plans, surge):
     before = {r.urn: r.inputs for r in plans["aws-us-east-1"].resources}
     after = {r.urn: r.inputs for r in plan.resources}
     assert {u: after[u] for u in before} == before
-    added = sorted(r.type for r in plan.resources if r.urn not in before)
-    assert added == [CONFIGMAP, FLINK, PDB]
+    # What it adds is what the live job declares, once more under the backfill's name: its
+    # deployment, SQL and budget, and its own workload identity (service account, cloud role,
+    # Kafka users and their Secrets), never a share of the live job's.
+    run, _ = surge
+    live = {(r.type, r.name) for r in plans["aws-us-east-1"].resources}
+    added = [(r.type, r.name) for r in plan.resources if r.urn not in before]
+    assert {CONFIGMAP, FLINK, PDB} <= {t for t, _ in added}
+    for kind, name in added:
+        assert run.name in name, name
+        assert (kind, name.replace(run.name, "surge-pricing")) in live, name
+    assert len(added) == len({(t, n) for t, n in live if "surge-pricing" in n and "flink" in n})
 
 
 def test_no_backfill_configured_plans_as_before(plans):
@@ -234,16 +258,12 @@ def _names(ids) -> list[str]:
     return [f"surge-pricing-backfill-{i or Backfill.model_validate(_entry()).run_id}" for i in ids]
 
 
-def test_the_quota_seam_replaces_the_fallback_throttle():
+def test_an_enforced_quota_replaces_the_fallback_throttle():
     job = Job.model_validate(_spec("surge-pricing"))
     b = Backfill.model_validate(_entry())
     enforced = BackfillRun(job, b, quota_enforced=True).source_options()
     fallback = BackfillRun(job, b).source_options()
     assert set(fallback) - set(enforced) == {f"properties.{k}" for k, _ in fallback_throttle(1)}
-    grant = BackfillRun(job, b).grant()
-    assert grant.consumer_byte_rate == job.backfill.max_bytes_per_second
-    assert grant.group == fallback["properties.group.id"]
-    assert grant.sinks == ("surge-multipliers-backfill",) and grant.sources == ("trips",)
     # Never above Kafka's own defaults: the fallback only lowers what a fetch may carry.
     assert dict(fallback_throttle(10**9))["fetch.max.bytes"] == str(FETCH_MAX_BYTES)
 
@@ -437,7 +457,11 @@ def test_rtdi_backfill_plans_the_region_and_says_how_to_apply_it(tmp_path):
     )
     assert f"range: {_z(START)} to {_z(END)}" in lines[1]
     assert "sinks: ledger -> payment-ledger-backfill" in out
-    assert "throttle: 5242880 B/s per consumer NOT enforced as a quota here" in out
+    # aws-us-east-1's aggregate is Strimzi: the quota is the backfill's own KafkaUser's.
+    assert (
+        "throttle: 5242880 B/s per consumer, a Kafka consumer quota on principal "
+        "flink-payments-backfill-recon" in out
+    )
     assert lines[-4:] == [
         f"  pulumi config set --stack {primary} --path 'rtdi:backfills[0].{k}' {v}"
         for k, v in (("job", "payments"), ("from", _z(START)), ("to", _z(END)), ("id", "recon"))
@@ -556,24 +580,6 @@ def test_the_printed_pulumi_commands_apply_the_planned_backfill(tmp_path):
     ours = _by_name(plan_stacks(written, [stack])[stack], FLINK)[name]
     theirs = _by_name(plan_stacks(planned, [stack])[stack], FLINK)[name]
     assert ours == theirs
-
-
-def test_an_exactly_once_interval_past_the_transaction_timeout_is_refused(tmp_path):
-    """Found by the real backfill test: the sink's transactions live from one checkpoint to the
-    next, and brokers end them after 15 minutes."""
-    _load(tmp_path / "ok", {"job.yaml": _edited(checkpointIntervalSeconds=600)})
-    with pytest.raises(ConfigError) as exc:
-        _load(tmp_path / "bad", {"job.yaml": _edited(checkpointIntervalSeconds=900)})
-    assert str(exc.value) == (
-        "jobs/flink/job.yaml: checkpointIntervalSeconds = 900: an exactly-once sink commits at "
-        "checkpoints, and its Kafka transactions time out after 900 s (brokers' "
-        "transaction.max.timeout.ms); allowed: fewer seconds, with room for the checkpoint itself, "
-        "or exactlyOnce: false"
-    )
-    _load(
-        tmp_path / "at-least-once",
-        {"job.yaml": _edited(checkpointIntervalSeconds=900, exactlyOnce=False)},
-    )
 
 
 def test_a_new_backfill_goes_after_the_stacks_own_and_may_not_reuse_their_ids():

@@ -36,6 +36,10 @@ def deployments(plan) -> dict[str, dict]:
     return {r.inputs["metadata"]["name"]: r.inputs for r in plan.of_type(FLINK)}
 
 
+def hosts(bootstrap: str) -> set[str]:
+    return {b.rsplit(":", 1)[0] for b in bootstrap.split(",")}
+
+
 def env_of(spec: dict) -> dict[str, str]:
     (container,) = spec["podTemplate"]["spec"]["containers"]
     return {e["name"]: e.get("value") for e in container.get("env", [])}
@@ -124,32 +128,57 @@ def test_aws_names_the_web_identity_provider_and_hdfs_gets_its_configuration(pla
             assert (env_of(d["spec"]).get("HADOOP_CONF_DIR") == "/etc/hadoop/conf") is hdfs
 
 
-def test_the_job_service_account_carries_the_workload_identity(plans):
+def test_each_job_runs_as_its_own_service_account_with_its_workload_identity(plans):
     for stack in REGIONAL:
-        (sa,) = [
-            r
+        accounts = {
+            r.inputs["metadata"]["name"]: r
             for r in plans[stack].of_type("kubernetes:core/v1:ServiceAccount")
-            if r.name == f"{stack}-flink-sa"
-        ]
-        assert sa.inputs["metadata"]["namespace"] == "flink"
-        assert sa.inputs["metadata"]["name"] == "flink"
-        for d in deployments(plans[stack]).values():
-            assert d["spec"]["serviceAccount"] == "flink"
-        annotations = sa.inputs["metadata"].get("annotations", {})
-        if stack.startswith("aws-"):
-            assert "eks.amazonaws.com/role-arn" in annotations
-            (policy,) = [
-                r
-                for r in plans[stack].of_type("aws:iam/rolePolicy:RolePolicy")
-                if r.name == f"{stack}-flink-irsa"
+            if r.inputs["metadata"]["namespace"] == "flink"
+        }
+        bindings = {
+            r.inputs["metadata"]["name"]: r.inputs
+            for r in plans[stack].of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")
+            if r.inputs["metadata"]["namespace"] == "flink"
+        }
+        found = deployments(plans[stack])
+        used = [d["spec"]["serviceAccount"] for d in found.values()]
+        # One account per job: no two jobs share an identity.
+        assert sorted(used) == sorted(f"flink-{name}" for name in found)
+        for name, d in found.items():
+            account = d["spec"]["serviceAccount"]
+            sa = accounts[account]
+            # The operator chart's job Role, bound to the job's own account.
+            assert bindings[account]["roleRef"] == {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "flink",
+            }
+            assert bindings[account]["subjects"] == [
+                {"kind": "ServiceAccount", "name": account, "namespace": "flink"}
             ]
-            doc = json.loads(policy.inputs["policy"])
-            resources = {res for s in doc["Statement"] for res in s["Resource"]}
-            for purpose in ("flink-state", "archive"):
-                bucket = plans[stack].outputs["buckets"][purpose].removeprefix("s3://")
-                assert f"arn:aws:s3:::{bucket}/*" in resources
-        if stack.startswith("gcp-"):
-            assert "iam.gke.io/gcp-service-account" in annotations
+            annotations = sa.inputs["metadata"].get("annotations", {})
+            if stack.startswith("aws-"):
+                assert "eks.amazonaws.com/role-arn" in annotations
+                (policy,) = [
+                    r
+                    for r in plans[stack].of_type("aws:iam/rolePolicy:RolePolicy")
+                    if r.name == f"{stack}-flink-{name}-irsa"
+                ]
+                doc = json.loads(policy.inputs["policy"])
+                resources = {res for s in doc["Statement"] for res in s["Resource"]}
+                for purpose in ("flink-state", "archive"):
+                    bucket = plans[stack].outputs["buckets"][purpose].removeprefix("s3://")
+                    assert f"arn:aws:s3:::{bucket}/*" in resources
+            if stack.startswith("gcp-"):
+                assert "iam.gke.io/gcp-service-account" in annotations
+        if stack.startswith("aws-"):
+            roles = [
+                r.inputs["annotations"]["eks.amazonaws.com/role-arn"]
+                if "annotations" in r.inputs
+                else r.inputs["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+                for r in (accounts[a] for a in used)
+            ]
+            assert len(set(roles)) == len(roles)
 
 
 def test_active_passive_jobs_have_a_standby_jobmanager_and_kubernetes_ha(plans):
@@ -190,8 +219,15 @@ def test_sql_tables_resolve_logical_topics_through_the_registry(plans):
         assert len(consume["topics"]) == 4  # every region's copy: all four may hold the data
         assert f"'topic' = '{produce['topic']}'" in sql
         if consume["bootstrap"]:
-            assert f"'properties.bootstrap.servers' = '{consume['bootstrap']}'" in sql
+            # The registry's cluster; the port is the job's sign-in mechanism's (SCRAM on
+            # Strimzi's workloads listener, IAM on MSK), see tests/test_flink_credentials.py.
+            (servers,) = re.findall(r"'properties.bootstrap.servers' = '([^']*)'", sql)[:1]
+            assert hosts(servers) == hosts(consume["bootstrap"])
         assert "'sink.delivery-guarantee' = 'exactly-once'" in sql
+        # Within the brokers' transaction.max.timeout.ms (15 min): an hour fails InitProducerId
+        # (tests/integration/test_workload_kafka_identity.py runs it against a real broker).
+        (timeout,) = re.findall(r"'properties.transaction.timeout.ms' = '(\d+)'", sql)
+        assert int(timeout) <= 15 * 60 * 1000
         assert "'properties.group.id' = 'flink-payments'" in sql
         # Columns keep the spec's order.
         assert sql.index("`payment_id`") < sql.index("`rider_id`") < sql.index("`amount_cents`")
@@ -264,6 +300,13 @@ DELETE = object()
 F = "jobs/flink/job.yaml"
 
 SPEC_CASES = [
+    (
+        "exactly-once-interval-too-long",
+        _edited(checkpointIntervalSeconds=900),
+        f"{F}: checkpointIntervalSeconds = 900: an exactly-once job commits its Kafka "
+        "transactions at each checkpoint, and brokers abort a transaction after 15 minutes; "
+        "allowed: at most 600 seconds, or exactlyOnce: false",
+    ),
     (
         "bad-name",
         _edited(name="Surge_Pricing"),
@@ -548,9 +591,9 @@ def test_an_s3_compatible_store_gets_its_endpoint_and_keys(plans):
             for e in container["env"]
             if "valueFrom" in e
         }
-        assert refs == {
-            "AWS_ACCESS_KEY_ID": "flink-object-store",
-            "AWS_SECRET_ACCESS_KEY": "flink-object-store",
+        assert {k: v for k, v in refs.items() if k.startswith("AWS_")} == {
+            "AWS_ACCESS_KEY_ID": f"flink-{name}-object-store",
+            "AWS_SECRET_ACCESS_KEY": f"flink-{name}-object-store",
         }
 
 

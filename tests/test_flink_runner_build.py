@@ -59,18 +59,37 @@ def test_pom_versions_are_infra_versions():
     assert {v for v, _ in flink.values()} == {versions.FLINK_VERSION}
     (kafka,) = [v for a, v in deps.items() if "connector-kafka" in a]
     assert kafka[0] == versions.FLINK_KAFKA_CONNECTOR_VERSION
+    assert deps["kafka-clients"][0] == versions.FLINK_KAFKA_CLIENTS_VERSION
+    assert deps["aws-msk-iam-auth"][0] == versions.MSK_IAM_AUTH_VERSION
+    assert deps["managed-kafka-auth-login-handler"][0] == versions.GCP_KAFKA_AUTH_VERSION
+    assert deps["junit-jupiter"] == (versions.JUNIT_VERSION, "test")
     # The connector's name carries the Flink minor it is built for.
     flink_minor = ".".join(versions.FLINK_VERSION.split(".")[:2])
     assert versions.FLINK_KAFKA_CONNECTOR_VERSION.endswith(f"-{flink_minor}")
 
 
+# What the job jar carries besides the runner: the Kafka connector with its clients unrelocated,
+# and the login modules the engines' client properties name (MSK IAM, Google OAUTHBEARER).
+SHADED_IN = {
+    "flink-connector-kafka",
+    "kafka-clients",
+    "aws-msk-iam-auth",
+    "managed-kafka-auth-login-handler",
+}
+
+
 def test_flink_is_provided_and_the_kafka_connector_is_shaded_in():
-    """The image ships Flink in /opt/flink/lib; a second copy in the job jar would clash."""
+    """The image ships Flink in /opt/flink/lib; a second copy in the job jar would clash. The
+    connector is the plain one: flink-sql-connector-kafka relocates Kafka, and a login module
+    compiled against org.apache.kafka cannot implement the relocated interfaces."""
     root = pom()
     deps = dependencies(root)
+    assert "flink-sql-connector-kafka" not in deps
     for artifact, (_, scope) in deps.items():
-        if "connector-kafka" in artifact:
+        if artifact in SHADED_IN:
             assert scope in (None, "compile"), artifact
+        elif artifact.startswith("junit"):
+            assert scope == "test", artifact
         else:
             assert scope == "provided", f"{artifact} must be provided by the image"
     plugins = {p.findtext("m:artifactId", namespaces=NS) for p in root.iterfind(".//m:plugin", NS)}

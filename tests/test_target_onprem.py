@@ -124,9 +124,11 @@ def test_cross_region_listener_stays_on_the_sites_internal_network(plan):
 def test_no_cloud_resources(plan, hdfs_plan, s3_run, which):
     p = {"sample": plan, "hdfs": hdfs_plan, "s3": s3_run[0]}[which]
     packages = {r.type.split(":")[0] for r in p.resources if r.custom}
-    assert packages <= {"kubernetes", "pulumi"}, packages
-    assert {r.type for r in p.resources if r.type.startswith("pulumi:providers:")} == {
-        "pulumi:providers:kubernetes"
+    # `random` mints the Flink jobs' Kafka passwords in the stack's state: no cloud behind it.
+    assert packages <= {"kubernetes", "pulumi", "random"}, packages
+    assert {r.type for r in p.resources if r.type.startswith("pulumi:providers:")} <= {
+        "pulumi:providers:kubernetes",
+        "pulumi:providers:random",
     }
 
 
@@ -161,7 +163,7 @@ def test_hdfs_identity_is_a_core_site_config_map(hdfs_plan):
     assert cm.parent == one(plan, "test:index:Workload").urn
     assert provider_of(plan, cm).inputs["context"] == CLUSTER["context"]
     assert (
-        cm.inputs["metadata"]["name"] == "hadoop-conf"
+        cm.inputs["metadata"]["name"] == f"{SERVICE_ACCOUNT}-hadoop-conf"
         and cm.inputs["metadata"]["namespace"] == NAMESPACE_WL
     )
     site = ET.fromstring(cm.inputs["data"]["core-site.xml"])
@@ -169,7 +171,9 @@ def test_hdfs_identity_is_a_core_site_config_map(hdfs_plan):
     assert props == {"fs.defaultFS": "hdfs://namenode.dc1.acme.internal:8020"}
     identity = plan.outputs["identity"]
     assert identity["env"] == [{"name": "HADOOP_CONF_DIR", "value": HADOOP_CONF_DIR}]
-    assert identity["volumes"] == [{"name": "hadoop-conf", "configMap": {"name": "hadoop-conf"}}]
+    assert identity["volumes"] == [
+        {"name": "hadoop-conf", "configMap": {"name": f"{SERVICE_ACCOUNT}-hadoop-conf"}}
+    ]
     assert identity["volumeMounts"] == [
         {"name": "hadoop-conf", "mountPath": HADOOP_CONF_DIR, "readOnly": True}
     ]

@@ -18,6 +18,7 @@ from typing import Any
 
 import pydantic
 
+from infra.components.flink.backfill import BackfillRun
 from infra.plan import Project, StackPlan, plan_stacks, validate
 from infra.topology.errors import ConfigError, Issue
 from infra.topology.jobs import Job, backfill_name, check_backfills, job_regions, load_jobs
@@ -52,6 +53,10 @@ class BackfillPlan:
     @property
     def name(self) -> str:
         return backfill_name(self.job.name, self.backfill.run_id)
+
+    @property
+    def principal(self) -> str:
+        return BackfillRun(self.job, self.backfill).principal
 
 
 def _bad(key: str, message: str, value: Any = None) -> ConfigError:
@@ -187,11 +192,12 @@ def summary(bp: BackfillPlan, out: Path) -> list[str]:
     rate = bp.job.backfill.max_bytes_per_second
     if "properties.fetch.max.bytes" in sql:
         throttle = (
-            f"{rate} B/s per consumer NOT enforced as a quota here (no engine grant): each fetch "
+            f"{rate} B/s per consumer NOT enforced as a quota here (the cluster has no quotas): "
+            f"each fetch "
             f"is capped instead (fetch.max.bytes, max.partition.fetch.bytes)"
         )
     else:
-        throttle = f"{rate} B/s per consumer, a Kafka consumer quota on principal {bp.name}"
+        throttle = f"{rate} B/s per consumer, a Kafka consumer quota on principal {bp.principal}"
     b = bp.backfill
     return [
         f"backfill {bp.name}: job {bp.job.name} ({bp.job.mode}) in {region}",

@@ -11,6 +11,7 @@ the VPC CNI enforces Kubernetes NetworkPolicies (those Strimzi creates among the
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import TypeAlias
@@ -623,7 +624,7 @@ class AwsTarget(Target):
         )
         return aws.iam.Role(
             resource_name,
-            aws.iam.RoleArgs(name=self.physical_name(role)[:64], assume_role_policy=trust),
+            aws.iam.RoleArgs(name=_iam_name(self.physical_name(role)), assume_role_policy=trust),
             opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
         )
 
@@ -816,8 +817,17 @@ class AwsTarget(Target):
             namespace=namespace,
             # EKS's pod identity webhook injects AWS_ROLE_ARN, the token file and AWS_REGION itself.
             annotations={"eks.amazonaws.com/role-arn": role.arn},
+            grantee=role.id,  # the role's name, as RolePolicy takes it
             resources=[role, access],
         )
+
+
+def _iam_name(raw: str) -> str:
+    """An IAM role name (at most 64 characters), hashed when too long so that two long names
+    sharing a prefix (two Flink jobs) never become one role."""
+    if len(raw) <= 64:
+        return raw
+    return f"{raw[:57].rstrip('-')}-{hashlib.sha256(raw.encode()).hexdigest()[:6]}"
 
 
 def _kubeconfig(endpoint: str, ca_data: str, cluster_name: str, region: str) -> str:

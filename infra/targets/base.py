@@ -58,10 +58,16 @@ class Bucket:
 
 @dataclass(frozen=True)
 class WorkloadIdentity:
-    """What a pod needs to reach its buckets: annotations for its service account, env, volumes."""
+    """What a pod needs to reach its buckets: annotations for its service account, env, volumes.
+
+    ``grantee`` is the cloud identity the pods act as, for services that grant rights to it (MSK
+    IAM access control, Managed Kafka ACLs): the IAM role's name on AWS, the Google service
+    account's email on GCP; None where pods have no cloud identity (on-prem).
+    """
 
     service_account: str
     namespace: str
+    grantee: pulumi.Input[str] | None = None
     annotations: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     env: list[dict] = field(default_factory=list)
     volumes: list[dict] = field(default_factory=list)

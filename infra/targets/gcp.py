@@ -454,6 +454,7 @@ class GcpTarget(Target):
             service_account=service_account,
             namespace=namespace,
             annotations={"iam.gke.io/gcp-service-account": gsa.email},
+            grantee=gsa.email,
             resources=grants,
         )
 

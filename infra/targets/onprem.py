@@ -72,7 +72,10 @@ class OnpremTarget(Target):
             conf = k8s.core.v1.ConfigMap(
                 f"{name}-hadoop-conf",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name="hadoop-conf", namespace=namespace, labels=self.labels
+                    # One per service account: several share a namespace (one per Flink job).
+                    name=f"{service_account}-hadoop-conf",
+                    namespace=namespace,
+                    labels=self.labels,
                 ),
                 data={"core-site.xml": _core_site({"fs.defaultFS": _authority(store.uri)})},
                 opts=opts,
@@ -81,7 +84,12 @@ class OnpremTarget(Target):
                 service_account=service_account,
                 namespace=namespace,
                 env=[{"name": "HADOOP_CONF_DIR", "value": HADOOP_CONF_DIR}],
-                volumes=[{"name": "hadoop-conf", "configMap": {"name": "hadoop-conf"}}],
+                volumes=[
+                    {
+                        "name": "hadoop-conf",
+                        "configMap": {"name": f"{service_account}-hadoop-conf"},
+                    }
+                ],
                 volume_mounts=[
                     {"name": "hadoop-conf", "mountPath": HADOOP_CONF_DIR, "readOnly": True}
                 ],

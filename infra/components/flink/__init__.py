@@ -3,17 +3,19 @@ and one `FlinkDeployment` per job spec (`infra/topology/jobs.py`) declared in th
 
 State lives in the region's `flink-state` bucket, reached through the target's workload identity:
 checkpoints (RocksDB, incremental, retained on cancellation), savepoints and Kubernetes HA
-metadata under ``<bucket>/<job>/``. The operator's own admission rules are enforced here, before
-anything is declared (`admission_issues`), because rtdi installs the operator without its webhook
-(the webhook needs cert-manager): what the webhook would refuse at `kubectl apply`, rtdi refuses
-at config time with one line.
+metadata under ``<bucket>/<job>/``. Each job runs as its own service account (`flink-<job>`) with
+its own workload identity and its own Kafka identity on each cluster it uses (see
+`kafka_grants`), so no two jobs share a credential. The operator's own admission rules are
+enforced here, before anything is declared (`admission_issues`), because rtdi installs the
+operator without its webhook (the webhook needs cert-manager): what the webhook would refuse at
+`kubectl apply`, rtdi refuses at config time with one line.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +23,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import versions
-from infra.components.flink.backfill import BackfillRun, QuotaSeam
-from infra.components.kafka.engines import KafkaClient
-from infra.components.kafka.flows import topic_allowed, topics_pattern
+from infra.components.flink.backfill import BackfillRun
+from infra.components.kafka.access import KafkaAccess, KafkaGrant
+from infra.components.kafka.flows import federation_registry, topic_allowed, topics_pattern
 from infra.components.operator import operator_release
 from infra.targets.base import ZONE_LABEL, Bucket, Target
 from infra.topology.errors import ConfigError, Issue
@@ -33,6 +35,10 @@ from infra.topology.model import Backfill, Kafka, Topology
 NAMESPACE = "flink"
 OPERATOR_NAMESPACE = "flink-operator"
 SERVICE_ACCOUNT = "flink"
+# The Role the operator's chart grants its job service account in each watched namespace (the
+# rights a JobManager needs: TaskManager pods, HA ConfigMaps); each job's own account is bound
+# to it too.
+JOB_ROLE = "flink"
 API = "flink.apache.org/v1beta1"
 RUNNER_JAR = "local:///opt/flink/usrlib/rtdi-sql-runner.jar"
 SQL_DIR = "/opt/rtdi/sql"
@@ -45,19 +51,72 @@ FORBIDDEN_KEYS = ("kubernetes.namespace", "kubernetes.cluster-id", "high-availab
 @dataclass(frozen=True)
 class FlinkLayerArgs:
     """What the Flink layer of a region needs: the jobs (from the global stack), the topology
-    and Kafka settings to resolve their topics, the federation registry, and how to reach the
-    region's clusters (`KafkaLayer.client`)."""
+    and Kafka settings to resolve their topics, the federation registry, and how to give a job
+    its own identity on the region's clusters (`KafkaLayer.access`: role, grants, parent,
+    depends_on -> access by principal)."""
 
     jobs: Sequence[Job]
     topology: Topology
     kafka: Kafka
     registry: pulumi.Input[dict]
-    aggregate: KafkaClient
-    regional: KafkaClient
-    # The region's `rtdi:backfills` (checked by `check_backfills`), and who enforces their
-    # consumer quotas (see backfill.py).
+    access: Callable[..., dict[str, KafkaAccess]]
+    # Whether a role's cluster enforces a grant's consumer quota (`KafkaLayer.enforces_quotas`).
+    enforces_quotas: Callable[[str], bool]
+    # The region's `rtdi:backfills` (checked by `check_backfills`).
     backfills: Sequence[Backfill] = ()
-    quota: QuotaSeam | None = None
+
+
+def principal(job: Job) -> str:
+    """The job's Kafka principal and service account: one per job, never shared."""
+    return f"flink-{job.name}"
+
+
+def group_id(job: Job) -> str:
+    """One group per job, the same in every region: MirrorMaker 2 translates its offsets, so a
+    job moved to another region starts where the old one stopped."""
+    return f"flink-{job.name}"
+
+
+def transactional_prefix(job: Job) -> str:
+    """What every transactional id of the job's sinks starts with. Dots end it: job names hold
+    none, so no job's prefix is another's (`rtdi.pay.` never matches `rtdi.pay-x.`)."""
+    return f"rtdi.{job.name}."
+
+
+def kafka_grants(
+    job: Job, region_id: str, registry: dict, identity: Any, run: BackfillRun | None = None
+) -> dict[str, KafkaGrant]:
+    """What ``job`` may do in ``region_id``, by cluster role: read its sources' physical topics
+    on the aggregate (as the registry resolved them) with its own group, write its sinks'
+    topics on the regional cluster with its own transactional ids. A role it does not use gets
+    no grant. ``registry`` is the static federation registry: topic names never wait on a peer.
+    A backfill ``run`` is its own principal: its own group, its backfill topics, its own
+    transactional ids, and its consumer quota."""
+    topics = registry["topics"]
+    reads = sorted(
+        {n for t in job.sources for n in topics[t.topic]["regions"][region_id]["consume"]["topics"]}
+    )
+    sinks = [t.topic if run is None else run.sink_topic(t.table) for t in job.sinks]
+    writes = sorted({topics[s]["regions"][region_id]["produce"]["topic"] for s in sinks})
+    who = principal(job) if run is None else run.principal
+    grants: dict[str, KafkaGrant] = {}
+    if job.sources:
+        grants["aggregate"] = KafkaGrant(
+            principal=who,
+            identity=identity,
+            read_topics=tuple(reads),
+            groups=(group_id(job) if run is None else run.group,),
+            consumer_byte_rate=None if run is None else run.max_bytes_per_second,
+        )
+    if job.sinks:
+        prefix = transactional_prefix(job) if run is None else run.transactional_prefix
+        grants["regional"] = KafkaGrant(
+            principal=who,
+            identity=identity,
+            write_topics=tuple(writes),
+            transactional_id_prefix=prefix if job.exactly_once else None,
+        )
+    return grants
 
 
 def state_scheme(bucket: Bucket) -> str:
@@ -181,7 +240,10 @@ def table_ddl(
     overrides: Mapping[str, str] | None = None,
 ) -> str:
     """A Kafka table over ``topics`` of one cluster; the SQL author writes only the logic.
-    ``overrides`` replace or add table options (a backfill's bounds, group and prefix)."""
+    ``overrides`` replace or add table options (a backfill's bounds, group and prefix).
+
+    ``props`` are the job's own client properties for that cluster (`KafkaAccess.properties`):
+    secrets only as ``${env:NAME}`` placeholders, which the runner fills from its environment."""
     columns = [f"  `{c.name}` {c.type}" for c in table.columns]
     if table.watermark:
         col, delay = table.watermark.column, table.watermark.delay_seconds
@@ -196,19 +258,17 @@ def table_ddl(
             else {"topic": ";".join(topics)}
         ),
         "format": table.format,
-        **{f"properties.{k}": v for k, v in sorted(props.items())},
+        **{f"properties.{k}": _quote(v) for k, v in sorted(props.items())},
     }
     if source:
-        # One group per job, the same in every region: MirrorMaker 2 translates its offsets, so
-        # a job moved to another region starts where the old one stopped.
-        options["properties.group.id"] = f"flink-{job.name}"
+        options["properties.group.id"] = group_id(job)
         options["scan.startup.mode"] = "group-offsets"
         options["properties.auto.offset.reset"] = "earliest"
         options["scan.topic-partition-discovery.interval"] = "60 s"
         options["properties.isolation.level"] = "read_committed"
     else:
         options["sink.delivery-guarantee"] = "exactly-once" if job.exactly_once else "at-least-once"
-        options["sink.transactional-id-prefix"] = f"rtdi-{job.name}-{table.table}"
+        options["sink.transactional-id-prefix"] = f"{transactional_prefix(job)}{table.table}"
         if job.exactly_once:
             # The sink's default (1 h) exceeds what brokers allow by default (Kafka's
             # transaction.max.timeout.ms, 15 min, also on MSK): its producers would fail to
@@ -218,6 +278,11 @@ def table_ddl(
     body = ",\n".join(columns)
     opts = ",\n".join(f"  '{k}' = '{v}'" for k, v in options.items())
     return f"CREATE TABLE `{table.table}` (\n{body}\n) WITH (\n{opts}\n);\n"
+
+
+def _quote(value: str) -> str:
+    """A SQL string literal's body: a quote is doubled."""
+    return value.replace("'", "''")
 
 
 def job_sql(
@@ -306,8 +371,86 @@ class FlinkLayer(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(name=NAMESPACE, labels=target.labels),
             opts=target.k8s_opts(self),
         )
+        operator = FlinkOperator(
+            f"{name}-operator", target, ns, opts=pulumi.ResourceOptions(parent=self)
+        )
+        image = target.sources.image(versions.FLINK_SQL_RUNNER_IMAGE)
+        static = federation_registry(args.topology, args.kafka)
+        by_name = {j.name: j for j in mine}
+        # Bounded re-runs (backfill.py): each through the same declaration as its job, running
+        # in this region whatever the job's state here (it reads the aggregate, the global view).
+        runs: list[BackfillRun] = []
+        for b in args.backfills:
+            if b.job not in by_name:  # `check_backfills` refused this already; never a KeyError
+                raise ConfigError(
+                    [Issue("rtdi:backfills", "job", f"not a job of {region.id}", b.job)]
+                )
+            runs.append(
+                BackfillRun(by_name[b.job], b, quota_enforced=args.enforces_quotas("aggregate"))
+            )
+        for job in mine:
+            self._check(job, args, region.id)
+        # Each deployment (a job, or a backfill of one) is its own workload: its own service
+        # account, cloud identity and Kafka principal.
+        workloads: list[tuple[Job, BackfillRun | None]] = [(j, None) for j in mine]
+        workloads += [(r.job, r) for r in runs]
+        identities: dict[str, Any] = {}
+        accounts: dict[str, list[pulumi.Resource]] = {}
+        grants: dict[str, dict[str, KafkaGrant]] = {}
+        for job, run in workloads:
+            key = job.name if run is None else run.name
+            who = principal(job) if run is None else run.principal
+            identities[key], accounts[key] = self._account(key, who, target, [state, archive], ns)
+            grants[key] = kafka_grants(job, region.id, static, identities[key], run)
+        # Every grant of a cluster in one call (an engine may merge ACLs of shared topics).
+        access = {
+            role: args.access(
+                role,
+                [g[role] for g in grants.values() if role in g],
+                self,
+                [ns],
+            )
+            for role in ("aggregate", "regional")
+        }
+        self.backfills: dict[str, k8s.apiextensions.CustomResource] = {}
+        for job, run in workloads:
+            key = job.name if run is None else run.name
+            running = run is not None or job.mode == "all-active"
+            running = running or region.id == args.topology.primary
+            mine_access = {role: access[role][g.principal] for role, g in grants[key].items()}
+            deployment = self._job(
+                job,
+                target,
+                state,
+                identities[key],
+                image,
+                mine_access,
+                args.registry,
+                running,
+                [ns, operator, *accounts[key]],
+                run,
+            )
+            if run is None:
+                self.states[job.name] = "running" if running else "suspended"
+                self.deployments[job.name] = deployment
+            else:
+                self.backfills[run.name] = deployment
+        self.register_outputs({"jobs": [j.name for j in mine]})
+
+    def _account(
+        self,
+        deployment: str,
+        account: str,
+        target: Target,
+        buckets: list[Bucket],
+        ns: pulumi.Resource,
+    ) -> tuple[Any, list[pulumi.Resource]]:
+        """A deployment's own service account ``account``, its workload identity (the region's
+        `flink-state` and `archive` buckets; the cloud identity its Kafka grants name) and the
+        operator's job Role bound to it."""
+        name = f"{target.region.id}-flink-{deployment}"
         identity = target.workload_identity(
-            name, NAMESPACE, SERVICE_ACCOUNT, [state, archive], parent=self, depends_on=[ns]
+            name, NAMESPACE, account, buckets, parent=self, depends_on=[ns]
         )
         sa = k8s.core.v1.ServiceAccount(
             f"{name}-sa",
@@ -321,37 +464,22 @@ class FlinkLayer(pulumi.ComponentResource):
             ),
             opts=target.k8s_opts(self, depends_on=[ns]),
         )
-        operator = FlinkOperator(
-            f"{name}-operator", target, ns, opts=pulumi.ResourceOptions(parent=self)
-        )
-        ready = [ns, sa, operator, *identity.resources]
-        image = target.sources.image(versions.FLINK_SQL_RUNNER_IMAGE)
-        props = pulumi.Output.all(
-            args.aggregate.properties(), args.regional.properties(), args.registry
-        )
-        for job in mine:
-            self._check(job, args, region.id)
-            running = job.mode == "all-active" or region.id == args.topology.primary
-            self.states[job.name] = "running" if running else "suspended"
-            self.deployments[job.name] = self._job(
-                job, target, state, identity, image, props, running, ready
-            )
-        # Bounded re-runs (backfill.py): each through the same declaration as its job, running
-        # in this region whatever the job's state here (it reads the aggregate, the global view).
-        by_name = {j.name: j for j in mine}
-        self.backfills: dict[str, k8s.apiextensions.CustomResource] = {}
-        for b in args.backfills:
-            if b.job not in by_name:  # `check_backfills` refused this already; never a KeyError
-                raise ConfigError(
-                    [Issue("rtdi:backfills", "job", f"not a job of {region.id}", b.job)]
+        binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-role",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=identity.service_account, namespace=NAMESPACE, labels=target.labels
+            ),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="Role", name=JOB_ROLE
+            ),
+            subjects=[
+                k8s.rbac.v1.SubjectArgs(
+                    kind="ServiceAccount", name=identity.service_account, namespace=NAMESPACE
                 )
-            run = BackfillRun(by_name[b.job], b)
-            enforced = args.quota is not None and args.quota(run.grant())
-            run = BackfillRun(run.job, b, quota_enforced=enforced)
-            self.backfills[run.name] = self._job(
-                run.job, target, state, identity, image, props, True, ready, run
-            )
-        self.register_outputs({"jobs": [j.name for j in mine]})
+            ],
+            opts=target.k8s_opts(self, depends_on=[ns, sa]),
+        )
+        return identity, [sa, binding, *identity.resources]
 
     def _check(self, job: Job, args: FlinkLayerArgs, region_id: str) -> None:
         """The global stack checked this already; a regional stack refuses a job spec that
@@ -381,7 +509,8 @@ class FlinkLayer(pulumi.ComponentResource):
         state: Bucket,
         identity: Any,
         image: str,
-        props: pulumi.Output,
+        access: dict[str, KafkaAccess],
+        registry: pulumi.Input[dict],
         running: bool,
         ready: list,
         run: BackfillRun | None = None,
@@ -400,8 +529,20 @@ class FlinkLayer(pulumi.ComponentResource):
             env.append({"name": "ENABLE_BUILT_IN_PLUGINS", "value": plugins(state)})
         mounts = [*identity.volume_mounts]
         volumes = [*identity.volumes]
+        # The job's Kafka identities: password env from Secrets, trust stores as volumes.
+        for role in sorted(access):
+            env += access[role].env
+            volumes += access[role].volumes
+            mounts += access[role].volume_mounts
+        ready = [*ready, *(r for a in access.values() for r in a.resources)]
         depends = list(ready)
         if job.sql is not None:
+            empty: pulumi.Output[dict[str, str]] = pulumi.Output.from_input({})
+            props = pulumi.Output.all(
+                access["aggregate"].properties if "aggregate" in access else empty,
+                access["regional"].properties if "regional" in access else empty,
+                registry,
+            )
             sql = props.apply(lambda p: job_sql(job, region_id, p[2], p[0], p[1], run))
             cm = k8s.core.v1.ConfigMap(
                 f"{name}-sql",

@@ -22,7 +22,6 @@ so count late events the live job dropped: a different answer, not a re-run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -35,32 +34,13 @@ MAX_PARTITION_FETCH_BYTES = 1_048_576
 
 
 @dataclass(frozen=True)
-class BackfillGrant:
-    """What the backfill's own Kafka principal needs, for the engine to grant it (the creds
-    seam): read the job's sources under its own group, write its backfill topics under its own
-    transactional-id prefix, at most ``consumer_byte_rate`` bytes per second per consumer (a
-    Kafka client quota; Strimzi enforces it through the KafkaUser's `quotas`)."""
-
-    principal: str
-    group: str
-    sources: tuple[str, ...]  # logical topics, resolved per region through the registry
-    sinks: tuple[str, ...]
-    transactional_id_prefix: str
-    consumer_byte_rate: int
-
-
-# Grants the backfill's access on the aggregate and regional clusters; True when the engine
-# enforces its consumer quota. The Kafka layer's `Engine.workload_access` is wired here; without
-# it (None), or when it answers False, the fallback below bounds the consumers instead.
-QuotaSeam = Callable[[BackfillGrant], bool]
-
-
-@dataclass(frozen=True)
 class BackfillRun:
     """One configured backfill of one job, as overrides of the live job's declaration."""
 
     job: Job
     backfill: Backfill
+    # Whether the aggregate's engine enforces the run's consumer quota (`Engine.enforces_quotas`);
+    # where it does not, `fallback_throttle` bounds the consumers instead.
     quota_enforced: bool = False
 
     @property
@@ -95,18 +75,19 @@ class BackfillRun:
         assert self.job.backfill is not None
         return self.job.backfill.sinks[table]
 
-    def transactional_id_prefix(self, table: str) -> str:
-        return f"rtdi-{self.name}-{table}"
+    @property
+    def principal(self) -> str:
+        """Its own Kafka principal and service account: never the live job's, so its quota and
+        rights are its own."""
+        return f"flink-{self.name}"
 
-    def grant(self) -> BackfillGrant:
-        return BackfillGrant(
-            principal=self.name,
-            group=self.group,
-            sources=tuple(t.topic for t in self.job.sources),
-            sinks=tuple(self.sink_topic(t.table) for t in self.job.sinks),
-            transactional_id_prefix=f"rtdi-{self.name}-",
-            consumer_byte_rate=self.max_bytes_per_second,
-        )
+    @property
+    def transactional_prefix(self) -> str:
+        """Dots end it, as the live job's (`rtdi.<job>.`), so neither prefix is the other's."""
+        return f"rtdi.{self.name}."
+
+    def transactional_id_prefix(self, table: str) -> str:
+        return f"{self.transactional_prefix}{table}"
 
     def source_options(self) -> dict[str, str]:
         """What a source table of the backfill sets over the live job's options."""

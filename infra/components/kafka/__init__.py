@@ -17,13 +17,15 @@ peers, so two rounds always suffice.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from infra.components.kafka import endpoints as ep
+from infra.components.kafka.access import AccessContext, KafkaAccess, KafkaGrant
 from infra.components.kafka.engines import (
     EXPORT,
     SECRETS_EXPORT,
@@ -78,6 +80,8 @@ class KafkaLayer(pulumi.ComponentResource):
         name = f"{target.region.id}-kafka"
         super().__init__("rtdi:kafka:Kafka", name, None, opts)
         self.target, self.topology, self.kafka = target, topology, kafka
+        self.mesh_ca: pulumi.Output[str] = mesh.apply(lambda m: m["caCert"])
+        self._random: random.Provider | None = None
         region = target.region
         self.engines: dict[str, dict[str, Engine]] = {
             r.id: {role: engine_of(getattr(r.kafka, role)) for role in ROLES}
@@ -247,6 +251,39 @@ class KafkaLayer(pulumi.ComponentResource):
         if role not in ROLES:
             raise ValueError(f"no Kafka cluster role {role!r}; roles: {', '.join(ROLES)}")
         return self.engines[self.target.region.id][role].client(self.clusters[role], role)
+
+    def enforces_quotas(self, role: str) -> bool:
+        """Whether this region's ``role`` cluster enforces a grant's consumer byte-rate quota;
+        where it does not, a throttled workload must throttle itself."""
+        return self.engines[self.target.region.id][role].enforces_quotas
+
+    def access(
+        self,
+        role: str,
+        grants: Sequence[KafkaGrant],
+        parent: pulumi.Resource,
+        depends_on: Sequence[pulumi.Resource] = (),
+    ) -> dict[str, KafkaAccess]:
+        """Each workload's own identity on this region's ``role`` cluster, allowed exactly its
+        grant, by principal; every grant of a cluster in one call (see
+        `Engine.workload_access`). Resources are children of ``parent``, the asking layer;
+        ``depends_on`` is what the workload's namespace needs first."""
+        if role not in ROLES:
+            raise ValueError(f"no Kafka cluster role {role!r}; roles: {', '.join(ROLES)}")
+        if not grants:
+            return {}
+        ctx = AccessContext(self.target, parent, self.mesh_ca, self._random_provider, depends_on)
+        return self.engines[self.target.region.id][role].workload_access(
+            self.clusters[role], role, grants, ctx
+        )
+
+    def _random_provider(self) -> random.Provider:
+        """Workload passwords are minted here, in the region: no other stack needs them."""
+        if self._random is None:
+            self._random = random.Provider(
+                f"{self.target.region.id}-kafka-random", opts=pulumi.ResourceOptions(parent=self)
+            )
+        return self._random
 
     # ------------------------------------------------------------------ engines
 

@@ -8,12 +8,20 @@ Only this module names engines (tests/test_kafka_engines.py enforces it).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pulumi
 
 from infra.components.kafka import endpoints as ep
+from infra.components.kafka.access import (
+    AccessContext,
+    KafkaAccess,
+    KafkaGrant,
+    msk_iam_statements,
+)
 from infra.components.kafka.flows import (
     CROSS_REGION_PORT,
     NAMESPACE,
@@ -41,8 +49,10 @@ class KafkaClient:
     bootstrap address, which certificates to trust (``trust_secret`` names the Secret in namespace
     `kafka` holding ``ca.crt``; None means the JVM's public trust store) and how to authenticate
     (``mechanism``: `tls` for a Strimzi KafkaUser's client certificate, `scram-sha-512` for a
-    SCRAM user, `plain` for a Google service account's key). The identity itself is the caller's:
-    each workload gets its own user, so one workload's credentials never serve another.
+    SCRAM user, `plain` for a Google service account's key): the cluster's address and how it
+    is reached in general. A workload's own identity, rights and ready-to-use client properties
+    come from `KafkaLayer.access` (`Engine.workload_access`), so one workload's credentials never
+    serve another.
     """
 
     engine: str
@@ -88,6 +98,8 @@ class Engine:
     published: ClassVar[bool] = True
     # The peer stack's outputs a flow from this engine's regional cluster needs.
     peer_outputs: ClassVar[tuple[str, ...]] = (EXPORT,)
+    # Whether a grant's `consumer_byte_rate` becomes a quota the brokers enforce.
+    enforces_quotas: ClassVar[bool] = False
 
     def build(
         self,
@@ -166,6 +178,36 @@ class Engine:
     def client(self, cluster: Any, role: str) -> KafkaClient:
         raise NotImplementedError
 
+    def workload_access(
+        self, cluster: Any, role: str, grants: Sequence[KafkaGrant], ctx: AccessContext
+    ) -> dict[str, KafkaAccess]:
+        """Each workload's own identity on ``cluster``, allowed exactly its grant, by principal.
+
+        All grants of a cluster come in one call: an engine whose ACLs are one resource per
+        resource pattern (GCP Managed Kafka) must merge the workloads sharing a topic.
+        """
+        _distinct(grants)
+        return {g.principal: self.grant(cluster, role, g, ctx) for g in grants}
+
+    def grant(self, cluster: Any, role: str, grant: KafkaGrant, ctx: AccessContext) -> KafkaAccess:
+        raise NotImplementedError
+
+
+def _unenforced_quota(grant: KafkaGrant, ctx: AccessContext, why: str) -> None:
+    """Say so when a grant's quota cannot be enforced: the workload must throttle itself."""
+    if grant.consumer_byte_rate is not None:
+        pulumi.log.warn(
+            f"{grant.principal}: consumer byte-rate quota {grant.consumer_byte_rate} is not "
+            f"enforced ({why}); the workload must throttle itself",
+            ctx.parent,
+        )
+
+
+def _distinct(grants: Sequence[KafkaGrant]) -> None:
+    principals = [g.principal for g in grants]
+    if len(set(principals)) != len(principals):
+        raise ValueError(f"two workloads share a Kafka principal: {sorted(principals)}")
+
 
 def _plain(user: pulumi.Input[str], secret: str) -> pulumi.Output:
     return pulumi.Output.from_input(user).apply(lambda u: ep.plain(u, secret))
@@ -179,6 +221,7 @@ def _remote(remote: Published | None, key: str) -> pulumi.Output:
 
 class Strimzi(Engine):
     name = "strimzi"
+    enforces_quotas = True  # the KafkaUser's `quotas`
     on_kubernetes = True
     published = False
 
@@ -236,6 +279,10 @@ class Strimzi(Engine):
     def client(self, cluster, role):
         return KafkaClient(self.name, role, in_cluster_bootstrap(role), ep.MESH_CA_SECRET, "tls")
 
+    def grant(self, cluster, role, grant, ctx):
+        """A `KafkaUser` (SCRAM-SHA-512, on the workloads listener) with ACLs and quotas."""
+        return cluster.workload_user(grant, ctx)
+
 
 class Msk(Engine):
     name = "msk"
@@ -289,6 +336,44 @@ class Msk(Engine):
     def client(self, cluster, role):
         return KafkaClient(self.name, role, cluster.bootstrap, None, "scram-sha-512")
 
+    def grant(self, cluster, role, grant, ctx):
+        """IAM access control: the workload's own role (IRSA) gets a policy allowing exactly its
+        grant on this cluster, and its client signs in with the MSK IAM login module.
+
+        MSK cannot enforce ``consumer_byte_rate``: client quotas are not in the AWS API (only
+        `kafka-configs` against the brokers sets them), so a throttled workload must throttle
+        itself (the backfill's source rate) on this engine.
+        """
+        import pulumi_aws as aws
+
+        if grant.identity.grantee is None:
+            raise ValueError(f"{grant.principal}: MSK IAM access needs the workload's IAM role")
+        _unenforced_quota(grant, ctx, "MSK has no client quotas in its API")
+        policy = aws.iam.RolePolicy(
+            f"{cluster.name_prefix}-{grant.principal}",
+            aws.iam.RolePolicyArgs(
+                role=grant.identity.grantee,
+                policy=cluster.cluster.arn.apply(
+                    lambda arn: json.dumps(
+                        {"Version": "2012-10-17", "Statement": msk_iam_statements(arn, grant)}
+                    )
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=ctx.parent, provider=ctx.target.provider),
+        )
+        properties = cluster.cluster.bootstrap_brokers_sasl_iam.apply(
+            lambda b: {
+                "bootstrap.servers": b,
+                "security.protocol": "SASL_SSL",
+                "sasl.mechanism": "AWS_MSK_IAM",
+                "sasl.jaas.config": f"{MSK_IAM_LOGIN_MODULE} required;",
+                "sasl.client.callback.handler.class": MSK_IAM_CALLBACK_HANDLER,
+            }
+        )
+        return KafkaAccess(
+            principal=grant.identity.grantee, properties=properties, resources=[policy]
+        )
+
 
 class GcpManaged(Engine):
     name = "gcp-managed"
@@ -341,6 +426,25 @@ class GcpManaged(Engine):
     def client(self, cluster, role):
         return KafkaClient(self.name, role, cluster.bootstrap, None, "plain")
 
+    def workload_access(self, cluster, role, grants, ctx):
+        """Workload identity: each workload's Google service account (from its GKE workload
+        identity) signs in with OAUTHBEARER through Google's login callback handler, holds
+        `roles/managedkafka.client`, and is named on ACLs for exactly its grant.
+
+        The service's ACLs are one resource per resource pattern, so the workloads sharing a
+        topic are merged here, with the cluster's own replication user: once a topic has an
+        ACL, the service refuses every principal it does not name. Managed Kafka has no client
+        quotas, so ``consumer_byte_rate`` cannot be enforced on this engine.
+        """
+        _distinct(grants)
+        for g in grants:
+            _unenforced_quota(g, ctx, "Managed Kafka has no client quotas")
+        return cluster.workload_access(role, grants, ctx)
+
+
+# The MSK IAM SASL client (`software.amazon.msk:aws-msk-iam-auth`, in the SQL runner's jar).
+MSK_IAM_LOGIN_MODULE = "software.amazon.msk.auth.iam.IAMLoginModule"
+MSK_IAM_CALLBACK_HANDLER = "software.amazon.msk.auth.iam.IAMClientCallbackHandler"
 
 ENGINES: dict[str, Engine] = {e.name: e for e in (Strimzi(), Msk(), GcpManaged())}
 

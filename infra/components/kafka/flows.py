@@ -15,6 +15,9 @@ from infra.topology.model import Kafka, Region, Topic, Topology
 
 CROSS_REGION_PORT = 9095
 CLIENT_PORT = 9093
+# Strimzi's listener for workloads in other namespaces (Flink, Pinot): SCRAM over TLS, since the
+# mTLS listener's client certificates live in Secrets of namespace `kafka` no other pod can mount.
+WORKLOAD_PORT = 9094
 NAMESPACE = "kafka"
 ROLES = ("regional", "aggregate")
 
@@ -86,8 +89,8 @@ def cross_region_bootstrap(kafka: Kafka, region_id: str) -> str:
     return f"{cross_region_host(kafka, region_id)}:{CROSS_REGION_PORT}"
 
 
-def in_cluster_bootstrap(cluster: str) -> str:
-    return f"{cluster}-kafka-bootstrap.{NAMESPACE}.svc:{CLIENT_PORT}"
+def in_cluster_bootstrap(cluster: str, port: int = CLIENT_PORT) -> str:
+    return f"{cluster}-kafka-bootstrap.{NAMESPACE}.svc:{port}"
 
 
 def federation_registry(topology: Topology, kafka: Kafka) -> dict:

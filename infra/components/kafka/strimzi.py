@@ -13,8 +13,18 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from infra import versions
+from infra.components.kafka.access import (
+    TRUST_DIR,
+    AccessContext,
+    KafkaAccess,
+    KafkaGrant,
+    env_name,
+    placeholder,
+    strimzi_acls,
+)
 from infra.components.kafka.durability import broker_config, topic_config
 from infra.components.kafka.endpoints import (
     MESH_CA_SECRET,
@@ -26,6 +36,7 @@ from infra.components.kafka.flows import (
     CLIENT_PORT,
     CROSS_REGION_PORT,
     NAMESPACE,
+    WORKLOAD_PORT,
     cross_region_host,
     each_physical,
     in_cluster_bootstrap,
@@ -109,6 +120,15 @@ class StrimziCluster(pulumi.ComponentResource):
                 "type": "internal",
                 "tls": True,
                 "authentication": {"type": "tls"},
+            },
+            # Workloads in other namespaces (Flink...) sign in with their own SCRAM user: the
+            # mTLS listener's client certificates are Secrets only namespace `kafka` can mount.
+            {
+                "name": "workloads",
+                "port": WORKLOAD_PORT,
+                "type": "internal",
+                "tls": True,
+                "authentication": {"type": "scram-sha-512"},
             },
         ]
         if role == "regional":
@@ -396,6 +416,95 @@ class StrimziCluster(pulumi.ComponentResource):
             )
         ]
 
+    def workload_user(self, grant: KafkaGrant, ctx: AccessContext) -> KafkaAccess:
+        """``grant``'s own `KafkaUser` on this cluster: SCRAM-SHA-512 on the workloads listener,
+        ACLs for exactly its grant, and its consumer quota when it has one.
+
+        The password is rtdi's (a random password, as the mirror users'): the `KafkaUser` reads
+        it from a Secret in namespace `kafka`, the workload from its copy in its own namespace,
+        next to the cluster CA it trusts (the mesh CA; a PEM trust store).
+        """
+        user = f"{grant.principal}-{self.role}"
+        name = f"{self.name_prefix}-user-{user}"
+        password = random.RandomPassword(
+            name,
+            random.RandomPasswordArgs(length=40, special=False),
+            opts=pulumi.ResourceOptions(parent=ctx.parent, provider=ctx.random()),
+        )
+        value: pulumi.Output[str] = pulumi.Output.secret(password.result)
+        held = password_secret(
+            f"{name}-password", self.target, f"kafka-user-{user}", value, ctx.parent, [self.kafka]
+        )
+        spec: dict[str, Any] = {
+            "authentication": {
+                "type": "scram-sha-512",
+                "password": {
+                    "valueFrom": {"secretKeyRef": {"name": f"kafka-user-{user}", "key": "password"}}
+                },
+            },
+            "authorization": {"type": "simple", "acls": strimzi_acls(grant)},
+        }
+        if grant.consumer_byte_rate is not None:
+            spec["quotas"] = {"consumerByteRate": grant.consumer_byte_rate}
+        kafka_user = k8s.apiextensions.CustomResource(
+            name,
+            api_version=API,
+            kind="KafkaUser",
+            metadata={
+                "name": user,
+                "namespace": NAMESPACE,
+                "labels": {**self.target.labels, "strimzi.io/cluster": self.role},
+            },
+            spec=spec,
+            opts=self.target.k8s_opts(ctx.parent, depends_on=[self.kafka, held]),
+        )
+        secret_name = f"{user}-kafka"
+        copy = k8s.core.v1.Secret(
+            f"{name}-workload",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=secret_name, namespace=grant.namespace, labels=self.target.labels
+            ),
+            type="Opaque",
+            data={"password": b64(value), "ca.crt": b64(ctx.mesh_ca)},
+            opts=self.target.k8s_opts(ctx.parent, depends_on=list(ctx.depends_on)),
+        )
+        variable = env_name(self.role, "PASSWORD")
+        volume, trust = f"kafka-{self.role}", f"{TRUST_DIR}/{self.role}"
+        jaas = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{user}" password="{placeholder(variable)}";'
+        )
+        return KafkaAccess(
+            principal=user,
+            properties=pulumi.Output.from_input(
+                {
+                    "bootstrap.servers": in_cluster_bootstrap(self.role, WORKLOAD_PORT),
+                    "security.protocol": "SASL_SSL",
+                    "sasl.mechanism": "SCRAM-SHA-512",
+                    "sasl.jaas.config": jaas,
+                    "ssl.truststore.type": "PEM",
+                    "ssl.truststore.location": f"{trust}/ca.crt",
+                }
+            ),
+            env=[
+                {
+                    "name": variable,
+                    "valueFrom": {"secretKeyRef": {"name": secret_name, "key": "password"}},
+                }
+            ],
+            volumes=[
+                {
+                    "name": volume,
+                    "secret": {
+                        "secretName": secret_name,
+                        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                    },
+                }
+            ],
+            volume_mounts=[{"name": volume, "mountPath": trust, "readOnly": True}],
+            resources=[held, kafka_user, copy],
+        )
+
     def create_topics(self, kafka: Kafka, topics: list[Topic]) -> None:
         for topic, physical in each_physical(topics):
             k8s.apiextensions.CustomResource(
@@ -474,6 +583,7 @@ def password_secret(
     parent,
     depends_on: list,
 ):
+    """A Secret in namespace `kafka` holding ``password`` under key `password`."""
     return k8s.core.v1.Secret(
         resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(

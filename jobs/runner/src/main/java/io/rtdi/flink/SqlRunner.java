@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.apache.flink.configuration.Configuration;
@@ -35,8 +36,13 @@ import org.apache.flink.table.api.TableResult;
  * MiniCluster in this JVM; the runner waits for it and ends the JVM with System.exit, because
  * Hadoop/S3 client threads would otherwise keep it alive for a minute.
  *
- * <p>Bad input (missing file, unsplittable script, no INSERT, a statement Flink refuses) is one
- * line on stderr naming the file, the statement's line and Flink's reason; exit code 2.
+ * <p>Secrets reach the script as {@code ${env:NAME}} placeholders (rtdi keeps the script in a
+ * ConfigMap and the values in Secrets the pod's env reads): the runner fills them from its
+ * environment before anything runs, and masks their values in every message it prints.
+ *
+ * <p>Bad input (missing file, unsplittable script, no INSERT, a placeholder whose variable is not
+ * set, a statement Flink refuses) is one line on stderr naming the file, the statement's line and
+ * the reason; exit code 2.
  */
 public final class SqlRunner {
 
@@ -56,6 +62,9 @@ public final class SqlRunner {
   /** The parsed command line. */
   record Args(Path sqlFile, Map<String, String> conf) {}
 
+  /** The values substituted for placeholders: masked in whatever the runner prints. */
+  private static Set<String> secrets = Set.of();
+
   private SqlRunner() {}
 
   public static void main(String[] argv) throws Exception {
@@ -65,7 +74,7 @@ public final class SqlRunner {
       args = parseArgs(argv);
       statements = load(args.sqlFile());
     } catch (BadInput e) {
-      System.err.println("rtdi-sql-runner: " + e.getMessage());
+      System.err.println("rtdi-sql-runner: " + SqlScript.redact(e.getMessage(), secrets));
       System.exit(EXIT_BAD_INPUT);
       return;
     }
@@ -80,10 +89,11 @@ public final class SqlRunner {
     try {
       code = run(args.sqlFile(), statements, conf, true);
     } catch (BadInput e) {
-      System.err.println("rtdi-sql-runner: " + e.getMessage());
+      System.err.println("rtdi-sql-runner: " + SqlScript.redact(e.getMessage(), secrets));
       code = EXIT_BAD_INPUT;
     } catch (Throwable t) {
-      System.err.println("rtdi-sql-runner: the job failed: " + rootMessage(t));
+      System.err.println(
+          "rtdi-sql-runner: the job failed: " + SqlScript.redact(rootMessage(t), secrets));
       t.printStackTrace();
       code = EXIT_JOB_FAILED;
     }
@@ -126,6 +136,11 @@ public final class SqlRunner {
 
   /** Reads and splits the script and checks its shape before Flink sees anything. */
   static List<SqlScript.Statement> load(Path file) throws BadInput {
+    return load(file, System.getenv());
+  }
+
+  /** {@link #load(Path)} with {@code env} for the placeholders. */
+  static List<SqlScript.Statement> load(Path file, Map<String, String> env) throws BadInput {
     String text;
     try {
       text = Files.readString(file, StandardCharsets.UTF_8);
@@ -136,7 +151,9 @@ public final class SqlRunner {
     }
     List<SqlScript.Statement> statements;
     try {
-      statements = SqlScript.split(text);
+      SqlScript.Substituted filled = SqlScript.substitute(SqlScript.split(text), env);
+      statements = filled.statements();
+      secrets = filled.values();
     } catch (SqlScript.ParseException e) {
       throw new BadInput(file + ": " + e.getMessage());
     }

@@ -1,7 +1,12 @@
 package io.rtdi.flink;
 
 import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Splits a SQL script into statements on the semicolons that end them.
@@ -33,7 +38,68 @@ final class SqlScript {
     }
   }
 
+  /**
+   * A {@code ${env:NAME}} placeholder: how rtdi writes a secret (a Kafka password) into a script
+   * that lives in a ConfigMap, for the pod's env (from a Secret) to fill in.
+   */
+  static final Pattern PLACEHOLDER = Pattern.compile("\\$\\{env:([A-Za-z_][A-Za-z0-9_]*)\\}");
+
+  /** The statements with their placeholders filled, and the values used (to redact). */
+  record Substituted(List<Statement> statements, Set<String> values) {}
+
   private SqlScript() {}
+
+  /**
+   * Replaces every {@code ${env:NAME}} in the statements by the variable's value in {@code env}.
+   *
+   * <p>rtdi writes placeholders only inside SQL string literals (a table's WITH options), so a
+   * quote in a value is doubled, as the literal needs. A variable not set is refused with the
+   * line it is on and its name, never a value: a secret must not reach a log.
+   */
+  static Substituted substitute(List<Statement> statements, Map<String, String> env)
+      throws ParseException {
+    List<Statement> out = new ArrayList<>();
+    Set<String> values = new LinkedHashSet<>();
+    for (Statement s : statements) {
+      Matcher m = PLACEHOLDER.matcher(s.sql());
+      StringBuilder text = new StringBuilder();
+      while (m.find()) {
+        String name = m.group(1);
+        String value = env.get(name);
+        if (value == null) {
+          int line = s.line() + count(s.sql(), 0, m.start(), '\n');
+          throw new ParseException(
+              "line "
+                  + line
+                  + ": ${env:"
+                  + name
+                  + "} is not set: the environment variable "
+                  + name
+                  + " must hold it (the pod's env, from the job's Kafka Secret)");
+        }
+        if (!value.isEmpty()) {
+          values.add(value);
+        }
+        m.appendReplacement(text, Matcher.quoteReplacement(value.replace("'", "''")));
+      }
+      m.appendTail(text);
+      out.add(new Statement(text.toString(), s.line()));
+    }
+    return new Substituted(out, values);
+  }
+
+  /** {@code message} with every substituted value masked: Flink's errors may quote a statement. */
+  static String redact(String message, Set<String> values) {
+    String out = message;
+    for (String v : values) {
+      out = out.replace(v, "******");
+      String quoted = v.replace("'", "''");
+      if (!quoted.equals(v)) {
+        out = out.replace(quoted, "******");
+      }
+    }
+    return out;
+  }
 
   static List<Statement> split(String script) throws ParseException {
     List<Statement> out = new ArrayList<>();
