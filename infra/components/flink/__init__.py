@@ -13,21 +13,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import versions
+from infra.components.flink import handover as flip
 from infra.components.kafka.engines import KafkaClient
 from infra.components.kafka.flows import topic_allowed, topics_pattern
 from infra.components.operator import operator_release
 from infra.targets.base import ZONE_LABEL, Bucket, Target
 from infra.topology.errors import ConfigError, Issue
 from infra.topology.jobs import JOB_NAME_PATTERN, Job, job_regions
-from infra.topology.model import Kafka, Topology
+from infra.topology.model import FlinkHandover, Kafka, Topology
 
 NAMESPACE = "flink"
 OPERATOR_NAMESPACE = "flink-operator"
@@ -45,7 +46,8 @@ FORBIDDEN_KEYS = ("kubernetes.namespace", "kubernetes.cluster-id", "high-availab
 class FlinkLayerArgs:
     """What the Flink layer of a region needs: the jobs (from the global stack), the topology
     and Kafka settings to resolve their topics, the federation registry, and how to reach the
-    region's clusters (`KafkaLayer.client`)."""
+    region's clusters (`KafkaLayer.client`); the stack's handover savepoints for a flip
+    (`handover.py`) and its file, which their errors name."""
 
     jobs: Sequence[Job]
     topology: Topology
@@ -53,6 +55,8 @@ class FlinkLayerArgs:
     registry: pulumi.Input[dict]
     aggregate: KafkaClient
     regional: KafkaClient
+    handover: Mapping[str, FlinkHandover] = field(default_factory=dict)
+    stack_file: str = "stacks"
 
 
 def state_scheme(bucket: Bucket) -> str:
@@ -106,6 +110,9 @@ def flink_configuration(job: Job, state_uri: str, bucket: Bucket) -> dict[str, s
     if job.mode == "active-passive" or job.stateful:
         config["high-availability.type"] = "kubernetes"
         config["high-availability.storageDir"] = f"{base}/ha"
+    if job.mode == "active-passive":
+        # A flip deletes the running resource (handover.py): stop with a savepoint, not cancel.
+        config[flip.SAVEPOINT_ON_DELETION] = "true"
     return config
 
 
@@ -285,12 +292,24 @@ class FlinkLayer(pulumi.ComponentResource):
         props = pulumi.Output.all(
             args.aggregate.properties(), args.regional.properties(), args.registry
         )
+        issues = list(
+            flip.handover_issues(
+                args.handover,
+                mine,
+                region.id,
+                args.topology.primary,
+                args.stack_file,
+                sorted({state.scheme, state_scheme(state)}),
+            )
+        )
+        if issues:
+            raise ConfigError(issues)
         for job in mine:
             self._check(job, args, region.id)
             running = job.mode == "all-active" or region.id == args.topology.primary
             self.states[job.name] = "running" if running else "suspended"
             self.deployments[job.name] = self._job(
-                job, target, state, identity, image, props, running, ready
+                job, target, state, identity, image, props, running, ready, args
             )
         self.register_outputs({"jobs": [j.name for j in mine]})
 
@@ -325,6 +344,7 @@ class FlinkLayer(pulumi.ComponentResource):
         props: pulumi.Output,
         running: bool,
         ready: list,
+        args: FlinkLayerArgs,
     ) -> k8s.apiextensions.CustomResource:
         region_id = target.region.id
         name = f"{target.region.id}-flink-{job.name}"
@@ -356,10 +376,15 @@ class FlinkLayer(pulumi.ComponentResource):
             job_spec = {"jarURI": job.jar}
             if job.entry_class:
                 job_spec["entryClass"] = job.entry_class
+            # A jar names its Kafka source's uid after the region, so that a handover
+            # savepoint's source state (the old region's offsets) is left unclaimed.
+            env.append({"name": flip.REGION_ENV, "value": region_id})
+        handover = args.handover.get(job.name) if running else None
         job_spec.update(
             parallelism=job.parallelism,
             upgradeMode=job.upgrade_mode,
             state="running" if running else "suspended",
+            **flip.job_fields(handover),
         )
         ha = job.mode == "active-passive"
         selector = {"app": job.name, "component": "taskmanager"}
@@ -412,6 +437,18 @@ class FlinkLayer(pulumi.ComponentResource):
             raise ConfigError(issues)
 
         def complete(uri: str) -> dict[str, Any]:
+            if handover is not None and not flip.in_bucket(handover.savepoint, uri):
+                raise ConfigError(
+                    [
+                        Issue(
+                            args.stack_file,
+                            f"{flip.KEY}.{job.name}.savepoint",
+                            f"not in this region's flink-state bucket; allowed: a URI under "
+                            f"{uri}/ (copy the savepoint there first)",
+                            handover.savepoint,
+                        )
+                    ]
+                )
             full: dict[str, Any] = json.loads(json.dumps(spec))
             full["flinkConfiguration"] = flink_configuration(job, uri, state)
             return full
@@ -422,7 +459,16 @@ class FlinkLayer(pulumi.ComponentResource):
             kind="FlinkDeployment",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=job.name, namespace=NAMESPACE, labels=labels),
             spec=state.uri.apply(complete),
-            opts=target.k8s_opts(self, depends_on=depends),
+            opts=pulumi.ResourceOptions.merge(
+                target.k8s_opts(self, depends_on=depends),
+                # An active-passive job's running and suspended spells are distinct resources:
+                # see handover.py for why an in-place change of job.state is never safe.
+                pulumi.ResourceOptions(
+                    replace_on_changes=flip.REPLACE_ON_CHANGES, delete_before_replace=True
+                )
+                if job.mode == "active-passive"
+                else None,
+            ),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-tm-pdb",
