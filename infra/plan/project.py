@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
 
+from infra.components.flink.handover import handover_issues, store_schemes
 from infra.topology import stackyaml
 from infra.topology.config import StackConfig, parse_global, parse_regional, read_stack_file
 from infra.topology.errors import ConfigError, Issue
-from infra.topology.jobs import load_jobs
+from infra.topology.jobs import job_regions, load_jobs
 from infra.topology.model import AwsStack, GcpStack, GlobalStack, RegionalBase
 
 
@@ -110,14 +111,40 @@ def validate(project: Project, stacks: Iterable[str]) -> dict[str, Validated]:
         if topology_stack is None:
             continue
         try:
-            out[name] = Validated(cfg, parse_regional(cfg, topology_stack.topology), global_name)
+            model = parse_regional(cfg, topology_stack.topology)
+            out[name] = Validated(cfg, model, global_name)
         except ConfigError as exc:
             issues.extend(exc.issues)
+            continue
+        issues.extend(_handover_issues(cfg, model, topology_stack))
     issues.extend(overlapping_ranges(_with_siblings(project, out, globals_), set(out)))
     issues.extend(outside_peer_cidrs(out, globals_))
     if issues:
         raise ConfigError(_unique(issues))
     return out
+
+
+def _handover_issues(cfg: StackConfig, model: RegionalBase, top: GlobalStack) -> list[Issue]:
+    """A regional stack's flip handovers against the jobs its global stack publishes: bad
+    input before anything is planned, as the Flink layer would refuse it under `pulumi up`."""
+    if not model.flink_handover:
+        return []
+    jobs = [
+        j
+        for j in load_jobs(top.topology, top.kafka)
+        if model.region in job_regions(j, top.topology)
+    ]
+    kind = model.object_store.kind  # every concrete regional model has one
+    return list(
+        handover_issues(
+            model.flink_handover,
+            jobs,
+            model.region,
+            top.topology.primary,
+            cfg.file,
+            store_schemes(kind),
+        )
+    )
 
 
 def _with_siblings(

@@ -438,17 +438,16 @@ class FlinkLayer(pulumi.ComponentResource):
 
         def complete(uri: str) -> dict[str, Any]:
             if handover is not None and not flip.in_bucket(handover.savepoint, uri):
-                raise ConfigError(
-                    [
-                        Issue(
-                            args.stack_file,
-                            f"{flip.KEY}.{job.name}.savepoint",
-                            f"not in this region's flink-state bucket; allowed: a URI under "
-                            f"{uri}/ (copy the savepoint there first)",
-                            handover.savepoint,
-                        )
-                    ]
+                # Known only once the bucket's name is; a RunError is printed as its message
+                # alone by `pulumi up` (program.py), a ConfigError here would be a traceback.
+                issue = Issue(
+                    args.stack_file,
+                    f"{flip.KEY}.{job.name}.savepoint",
+                    f"not in this region's flink-state bucket; allowed: a URI under "
+                    f"{uri}/ (copy the savepoint there first)",
+                    handover.savepoint,
                 )
+                raise pulumi.RunError(str(issue))
             full: dict[str, Any] = json.loads(json.dumps(spec))
             full["flinkConfiguration"] = flink_configuration(job, uri, state)
             return full

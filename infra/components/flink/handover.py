@@ -110,10 +110,16 @@ def handover_issues(
             yield Issue(
                 file,
                 f"{where}.savepoint",
-                f"not in this region's flink-state bucket; allowed: a {' or '.join(schemes)}:// "
-                "URI in it (copy the savepoint there first)",
+                "not in this region's flink-state bucket; allowed: a URI in it, starting "
+                f"{' or '.join(f'{s}://' for s in schemes)} (copy the savepoint there first)",
                 h.savepoint,
             )
+
+
+def store_schemes(kind: str) -> list[str]:
+    """The URI schemes that reach a flink-state bucket of an object store of ``kind`` (the
+    regional stack's `objectStore.kind`): S3 through either Flink plugin, GCS, HDFS."""
+    return {"s3": ["s3", "s3p"], "gcs": ["gs"]}.get(kind, [kind])
 
 
 def in_bucket(savepoint: str, bucket_uri: str) -> bool:
