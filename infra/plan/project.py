@@ -134,7 +134,7 @@ def _handover_issues(cfg: StackConfig, model: RegionalBase, top: GlobalStack) ->
         for j in load_jobs(top.topology, top.kafka)
         if model.region in job_regions(j, top.topology)
     ]
-    kind = model.object_store.kind  # every concrete regional model has one
+    kind = model.object_store.kind  # type: ignore[attr-defined]  # every concrete one has it
     return list(
         handover_issues(
             model.flink_handover,
