@@ -2,9 +2,17 @@
 
 The decision: **the region that becomes primary rebuilds the job's state from its aggregate
 cluster**. It starts with empty state, and its Kafka source reads the `flink-<job>` group offsets
-MirrorMaker 2 (or the DR drill) translated into that cluster. A savepoint of the old primary is
-never restored by default, because its Kafka source state holds offsets of the *old* region's
-aggregate cluster: restored elsewhere, they point at other records. An active-passive **jar** job
+the DR drill committed in that cluster. A savepoint of the old primary is never restored by
+default, because its Kafka source state holds offsets of the *old* region's aggregate cluster:
+restored elsewhere, they point at other records.
+
+Which offsets: the old primary's *savepoint* holds where it stopped; its group offsets do not. The
+Kafka source commits them asynchronously once a checkpoint completes, and after a
+stop-with-savepoint the task ends before that last commit lands, so the group keeps an earlier
+checkpoint's offsets (tests/integration/test_flink_flip.py measures the lag; MirrorMaker 2 would
+translate those stale offsets). The drill reads the savepoint's offsets with
+``io.rtdi.flink.Handover`` (jobs/runner), translates them into the new primary's aggregate
+cluster and commits them to `flink-<job>` there before that region's `pulumi up`. An active-passive **jar** job
 may instead start from a handover savepoint named in the new primary's stack config
 (``rtdi:flinkHandover: {<job>: {savepoint: URI, nonce: N}}``) if its Kafka source's operator uid
 names the region (rtdi passes ``RTDI_REGION``): the old region's source state is then unclaimed,

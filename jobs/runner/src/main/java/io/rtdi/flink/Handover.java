@@ -142,7 +142,8 @@ public final class Handover {
   /** The elements of a handle's source split state, each as the source serialized it. */
   static List<byte[]> elements(OperatorStateHandle handle) throws IOException {
     List<byte[]> out = new ArrayList<>();
-    OperatorStateHandle.StateMetaInfo info = handle.getStateNameToPartitionOffsets().get(SPLITS_STATE);
+    OperatorStateHandle.StateMetaInfo info =
+        handle.getStateNameToPartitionOffsets().get(SPLITS_STATE);
     if (info == null) {
       return out;
     }
