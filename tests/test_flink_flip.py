@@ -270,7 +270,7 @@ def test_a_handover_in_another_bucket_is_one_line(plans, tmp_path):
     [
         ({"savepoint": "s3p://b/ledger/sp", "nonce": 0}, "nonce", "too small"),
         ({"savepoint": "s3p://b/ledger/sp", "nonce": 2**63}, "nonce", "too large"),
-        ({"savepoint": "s3p://b/ledger/sp", "nonce": "x"}, "nonce", "a valid integer"),
+        ({"savepoint": "s3p://b/ledger/sp", "nonce": "x"}, "nonce", "text is not a whole number"),
         ({"savepoint": "/tmp/sp", "nonce": 1}, "savepoint", "a savepoint directory"),
         ({"savepoint": "s3p://b/ledger/sp"}, "nonce", "required"),
         (

@@ -597,7 +597,7 @@ SavepointUri = Annotated[
 ]
 # Flink's savepointRedeployNonce is a Java Long; 0 is the operator's "no nonce yet".
 HandoverNonce = Annotated[
-    int, AfterValidator(_whole(1, 2**63 - 1, "a positive Java long, new for every handover"))
+    int, BeforeValidator(_whole(1, 2**63 - 1, "a positive Java long, new for every handover"))
 ]
 
 
