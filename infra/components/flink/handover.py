@@ -12,10 +12,11 @@ stop-with-savepoint the task ends before that last commit lands, so the group ke
 checkpoint's offsets (tests/integration/test_flink_flip.py measures the lag; MirrorMaker 2 would
 translate those stale offsets). The drill reads the savepoint's offsets with
 ``io.rtdi.flink.Handover`` (jobs/runner), translates them into the new primary's aggregate
-cluster and commits them to `flink-<job>` there before that region's `pulumi up`. An active-passive **jar** job
-may instead start from a handover savepoint named in the new primary's stack config
-(``rtdi:flinkHandover: {<job>: {savepoint: URI, nonce: N}}``) if its Kafka source's operator uid
-names the region (rtdi passes ``RTDI_REGION``): the old region's source state is then unclaimed,
+cluster and commits them to `flink-<job>` there before that region's `pulumi up`.
+
+An active-passive **jar** job may instead start from a handover savepoint named in the new
+primary's stack config (``rtdi:flinkHandover: {<job>: {savepoint: URI, nonce: N}}``) if its Kafka
+source's operator uid names the region (rtdi passes ``RTDI_REGION``): the old region's source state is then unclaimed,
 dropped under ``allowNonRestoredState``, and the source starts from the translated group offsets
 while every other operator keeps its state. SQL jobs get no handover: the planner generates their
 operator ids, so the source's state cannot be left behind that way.
