@@ -16,10 +16,10 @@ cluster and commits them to `flink-<job>` there before that region's `pulumi up`
 
 An active-passive **jar** job may instead start from a handover savepoint named in the new
 primary's stack config (``rtdi:flinkHandover: {<job>: {savepoint: URI, nonce: N}}``) if its Kafka
-source's operator uid names the region (rtdi passes ``RTDI_REGION``): the old region's source state is then unclaimed,
-dropped under ``allowNonRestoredState``, and the source starts from the translated group offsets
-while every other operator keeps its state. SQL jobs get no handover: the planner generates their
-operator ids, so the source's state cannot be left behind that way.
+source's operator uid names the region (rtdi passes ``RTDI_REGION``): the old region's source state
+is then unclaimed, dropped under ``allowNonRestoredState``, and the source starts from the
+translated group offsets while every other operator keeps its state. SQL jobs get no handover: the
+planner generates their operator ids, so the source's state cannot be left behind that way.
 
 Why this takes a replacement of the FlinkDeployment (read from the operator's 1.15 code,
 ``AbstractJobReconciler``/``AbstractFlinkResourceReconciler``/``ApplicationReconciler``):
