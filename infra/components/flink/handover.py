@@ -37,8 +37,9 @@ Why this takes a replacement of the FlinkDeployment (read from the operator's 1.
 * Deleting a running resource with ``kubernetes.operator.job.savepoint-on-deletion: true``
   (dynamic, read from the resource's own ``flinkConfiguration``) stops the job with a savepoint,
   synchronously (``stopWithSavepoint(...).get(checkpoint timeout)``), before the finalizer goes:
-  the sink's transactions and the source's group offsets are committed, then the cluster and its
-  HA metadata are removed.
+  the sink's transactions are committed and the job ends globally (Flink drops its HA entries);
+  Kubernetes then collects the cluster the resource owns. (The group offsets are *not* reliably
+  committed: see above.)
 
 So rtdi declares each active-passive FlinkDeployment with ``replaceOnChanges: [spec.job.state]``
 and ``deleteBeforeReplace``: the old primary's ``pulumi up`` deletes the running resource (stop
