@@ -22,7 +22,7 @@ from infra.components.kafka.mesh import EXPORT as MESH_EXPORT
 from infra.components.kafka.mesh import KafkaMesh
 from infra.peers import StackOutputs, read_stack_outputs
 from infra.targets import make_target
-from infra.topology.config import from_engine, parse_global, parse_regional
+from infra.topology.config import from_engine, parse_global, parse_regional, stack_file
 from infra.topology.errors import ConfigError, Issue
 from infra.topology.jobs import Job, check_backfills, load_jobs, retention_issues
 from infra.topology.model import GlobalStack, Kafka, RegionalBase, Topology
@@ -164,6 +164,8 @@ def regional_stack(
             access=kafka_layer.access,
             enforces_quotas=kafka_layer.enforces_quotas,
             backfills=stack.backfills,
+            handover=stack.flink_handover,
+            stack_file=stack_file(stack.region),
         ),
     )
     target.finish({"zones": target.zones, "storageClass": target.storage_class})

@@ -272,8 +272,10 @@ def test_primary_flip_is_a_short_diff_naming_the_primary(flipped, cli_plan):
         'spec.job.state: "running" -> "suspended"',
         'spec.job.state: "suspended" -> "running"',
     ], out
-    assert f"  ~ {FLINK} aws-us-east-1-flink-payments" in lines
-    assert f"  ~ {FLINK} {FLIP_TO}-flink-payments" in lines
+    # Replaced, not updated: job.state is the FlinkDeployment's replaceOnChanges path
+    # (infra/components/flink/handover.py says why).
+    assert f"  +- {FLINK} aws-us-east-1-flink-payments" in lines
+    assert f"  +- {FLINK} {FLIP_TO}-flink-payments" in lines
     for stack in STACK_NAMES:
         if stack != "global":
             assert f"  ~ {CONFIGMAP} {stack}-kafka-federation" in lines

@@ -130,8 +130,12 @@ def test_cli_writes_resources_json(cli_plan, plans, stack):
     entries = json.loads((folder / "resources.json").read_text())
     assert isinstance(entries, list) and entries
     for e in entries:
-        assert set(e) == {"urn", "type", "name", "parent", "provider", "inputs"}
+        base = {"urn", "type", "name", "parent", "provider", "inputs"}
+        # `options` only where a resource option changes what an input change does (a replace).
+        assert set(e) in (base, base | {"options"}), set(e)
         assert isinstance(e["inputs"], dict)
+        if "options" in e:
+            assert e["options"] and set(e["options"]) <= {"replaceOnChanges", "deleteBeforeReplace"}
     assert [e["urn"] for e in entries] == sorted(e["urn"] for e in entries), (
         "written in a stable order"
     )

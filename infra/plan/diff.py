@@ -51,11 +51,16 @@ class ResourceDiff:
     type: str
     name: str
     changes: list[Change] = field(default_factory=list)
+    # `pulumi up` replaces the resource (delete, then create) instead of updating it: a changed
+    # input is one of its replaceOnChanges paths.
+    replace: bool = False
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"urn": self.urn, "type": self.type, "name": self.name}
         if self.changes:
             out["changes"] = [c.as_json() for c in self.changes]
+        if self.replace:
+            out["replace"] = True
         return out
 
 
@@ -176,6 +181,7 @@ def diff_stack(stack: str, old: StackPlanFiles | None, new: StackPlanFiles | Non
         if changes:
             ref = _ref(after[urn])
             ref.changes = changes
+            ref.replace = _replaces(after[urn], changes)
             out.changed.append(ref)
     out.outputs = diff_values(old.outputs, new.outputs, "")
     out.outputs_changed = len({_top(c.path) for c in out.outputs})
@@ -191,6 +197,12 @@ def diff_resource(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
         if old.get(key) != new.get(key):
             changes.append(Change(f"<{key}>", "changed", old.get(key), new.get(key)))
     return changes
+
+
+def _replaces(new: dict[str, Any], changes: list[Change]) -> bool:
+    """Whether a change touches one of the resource's replaceOnChanges paths (or lies below)."""
+    paths = (new.get("options") or {}).get("replaceOnChanges") or []
+    return any(c.path == p or c.path.startswith(f"{p}.") for c in changes for p in paths)
 
 
 def diff_values(old: Any, new: Any, path: str) -> list[Change]:
@@ -354,7 +366,7 @@ def render_text(diffs: list[StackDiff]) -> str:
         lines += [f"  + {r.type} {r.name}" for r in d.added]
         lines += [f"  - {r.type} {r.name}" for r in d.removed]
         for r in d.changed:
-            lines.append(f"  ~ {r.type} {r.name}")
+            lines.append(f"  {'+-' if r.replace else '~'} {r.type} {r.name}")
             lines += [f"      {_line(c)}" for c in r.changes]
         by_output: dict[str, list[Change]] = {}
         for c in d.outputs:

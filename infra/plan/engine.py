@@ -44,9 +44,12 @@ class Declared:
     provider: str | None
     custom: bool
     inputs: dict[str, Any]
+    # Resource options that change what `pulumi up` does with a change of the inputs (a
+    # replacement instead of an update); only those set, so most resources carry none.
+    options: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "urn": self.urn,
             "type": self.type,
             "name": self.name,
@@ -54,6 +57,9 @@ class Declared:
             "provider": self.provider,
             "inputs": self.inputs,
         }
+        if self.options:
+            doc["options"] = self.options
+        return doc
 
 
 @dataclass
@@ -112,6 +118,7 @@ class _Recorder(sdk_mocks.MockMonitor):
             provider=request.provider or None,
             custom=custom,
             inputs=inputs,
+            options=_options(request),
         )
         first = self.plan.registered.get(urn)
         if first is not None and request.type != "pulumi:pulumi:Stack":
@@ -127,6 +134,17 @@ class _Recorder(sdk_mocks.MockMonitor):
             self.plan.outputs = _plain(outputs)
             self.plan.values = _plain(outputs, reveal=True)
         return super().RegisterResourceOutputs(request)
+
+
+def _options(request) -> dict[str, Any]:
+    """The replacement options of a registration (a ReadResource request has none)."""
+    options: dict[str, Any] = {}
+    replace_on = list(getattr(request, "replaceOnChanges", ()))
+    if replace_on:
+        options["replaceOnChanges"] = replace_on
+    if getattr(request, "deleteBeforeReplace", False):
+        options["deleteBeforeReplace"] = True
+    return options
 
 
 def _plain(value: Any, reveal: bool = False) -> Any:

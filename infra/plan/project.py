@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from ipaddress import IPv4Network
 from pathlib import Path
 
+from infra.components.flink.handover import handover_issues, store_schemes
 from infra.topology import stackyaml
 from infra.topology.config import StackConfig, parse_global, parse_regional, read_stack_file
 from infra.topology.errors import ConfigError, Issue
-from infra.topology.jobs import Job, check_backfills, load_jobs
+from infra.topology.jobs import Job, check_backfills, job_regions, load_jobs
 from infra.topology.model import AwsStack, GcpStack, GlobalStack, RegionalBase
 
 
@@ -132,11 +133,33 @@ def validate(project: Project, stacks: Iterable[str]) -> dict[str, Validated]:
             datetime.now(UTC),
         )
         issues.extend(Issue(cfg.file, key, message, value) for key, value, message in found)
+        issues.extend(_handover_issues(cfg, model, topology_stack, jobs[global_name]))
     issues.extend(overlapping_ranges(_with_siblings(project, out, globals_), set(out)))
     issues.extend(outside_peer_cidrs(out, globals_))
     if issues:
         raise ConfigError(_unique(issues))
     return out
+
+
+def _handover_issues(
+    cfg: StackConfig, model: RegionalBase, top: GlobalStack, published: list[Job]
+) -> list[Issue]:
+    """A regional stack's flip handovers against the jobs its global stack publishes: bad
+    input before anything is planned, as the Flink layer would refuse it under `pulumi up`."""
+    if not model.flink_handover:
+        return []
+    jobs = [j for j in published if model.region in job_regions(j, top.topology)]
+    kind = model.object_store.kind  # type: ignore[attr-defined]  # every concrete one has it
+    return list(
+        handover_issues(
+            model.flink_handover,
+            jobs,
+            model.region,
+            top.topology.primary,
+            cfg.file,
+            store_schemes(kind),
+        )
+    )
 
 
 def _with_siblings(

@@ -652,6 +652,29 @@ class Backfill(Strict):
         return self.end - self.start
 
 
+SavepointUri = Annotated[
+    str,
+    matching(
+        r"(s3p|s3|gs|hdfs)://[^/\s]+/\S+\Z",
+        "a savepoint directory; allowed: s3p://, s3://, gs:// or hdfs:// URI of a savepoint in "
+        "this region's flink-state bucket",
+    ),
+]
+# Flink's savepointRedeployNonce is a Java Long; 0 is the operator's "no nonce yet".
+HandoverNonce = Annotated[
+    int, BeforeValidator(_whole(1, 2**63 - 1, "a positive Java long, new for every handover"))
+]
+
+
+class FlinkHandover(Strict):
+    """A savepoint the region that becomes primary starts an active-passive job from (see
+    infra/components/flink/handover.py); without one the job starts with empty state from the
+    consumer offsets MirrorMaker 2 (or the DR drill) translated."""
+
+    savepoint: SavepointUri
+    nonce: HandoverNonce
+
+
 class RegionalBase(Strict):
     region: str = Field(description="The topology region this stack deploys, <cloud>-<region>.")
     global_stack: str | None = Field(default=None, description="Fully qualified global stack name.")
@@ -669,6 +692,11 @@ class RegionalBase(Strict):
     backfills: list[Backfill] = Field(
         default_factory=list,
         description="Bounded re-runs of Flink jobs in this region (`rtdi backfill` plans one).",
+    )
+    flink_handover: dict[str, FlinkHandover] = Field(
+        default_factory=dict,
+        description="Per active-passive jar job: the savepoint this region, the primary, starts "
+        "it from after a flip, and a nonce new for every handover.",
     )
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import versions
+from infra.components.flink import handover as flip
 from infra.components.flink.backfill import BackfillRun
 from infra.components.kafka.access import KafkaAccess, KafkaGrant
 from infra.components.kafka.flows import federation_registry, topic_allowed, topics_pattern
@@ -30,7 +31,7 @@ from infra.components.operator import operator_release
 from infra.targets.base import ZONE_LABEL, Bucket, Target
 from infra.topology.errors import ConfigError, Issue
 from infra.topology.jobs import JOB_NAME_PATTERN, TRANSACTION_TIMEOUT_MS, Job, job_regions
-from infra.topology.model import Backfill, Kafka, Topology
+from infra.topology.model import Backfill, FlinkHandover, Kafka, Topology
 
 NAMESPACE = "flink"
 OPERATOR_NAMESPACE = "flink-operator"
@@ -53,7 +54,8 @@ class FlinkLayerArgs:
     """What the Flink layer of a region needs: the jobs (from the global stack), the topology
     and Kafka settings to resolve their topics, the federation registry, and how to give a job
     its own identity on the region's clusters (`KafkaLayer.access`: role, grants, parent,
-    depends_on -> access by principal)."""
+    depends_on -> access by principal); the stack's handover savepoints for a flip
+    (`handover.py`) and its file, which their errors name."""
 
     jobs: Sequence[Job]
     topology: Topology
@@ -64,6 +66,8 @@ class FlinkLayerArgs:
     enforces_quotas: Callable[[str], bool]
     # The region's `rtdi:backfills` (checked by `check_backfills`).
     backfills: Sequence[Backfill] = ()
+    handover: Mapping[str, FlinkHandover] = field(default_factory=dict)
+    stack_file: str = "stacks"
 
 
 def principal(job: Job) -> str:
@@ -175,6 +179,9 @@ def flink_configuration(
     if job.mode == "active-passive" or job.stateful:
         config["high-availability.type"] = "kubernetes"
         config["high-availability.storageDir"] = f"{base}/ha"
+    if job.mode == "active-passive":
+        # A flip deletes the running resource (handover.py): stop with a savepoint, not cancel.
+        config[flip.SAVEPOINT_ON_DELETION] = "true"
     return config
 
 
@@ -390,6 +397,18 @@ class FlinkLayer(pulumi.ComponentResource):
             )
         for job in mine:
             self._check(job, args, region.id)
+        issues = list(
+            flip.handover_issues(
+                args.handover,
+                mine,
+                region.id,
+                args.topology.primary,
+                args.stack_file,
+                sorted({state.scheme, state_scheme(state)}),
+            )
+        )
+        if issues:
+            raise ConfigError(issues)
         # Each deployment (a job, or a backfill of one) is its own workload: its own service
         # account, cloud identity and Kafka principal.
         workloads: list[tuple[Job, BackfillRun | None]] = [(j, None) for j in mine]
@@ -428,6 +447,7 @@ class FlinkLayer(pulumi.ComponentResource):
                 args.registry,
                 running,
                 [ns, operator, *accounts[key]],
+                args,
                 run,
             )
             if run is None:
@@ -513,6 +533,7 @@ class FlinkLayer(pulumi.ComponentResource):
         registry: pulumi.Input[dict],
         running: bool,
         ready: list,
+        args: FlinkLayerArgs,
         run: BackfillRun | None = None,
     ) -> k8s.apiextensions.CustomResource:
         """The job's FlinkDeployment (its SQL ConfigMap, its TaskManagers' budget); with ``run``
@@ -563,11 +584,16 @@ class FlinkLayer(pulumi.ComponentResource):
             job_spec = {"jarURI": job.jar}
             if job.entry_class:
                 job_spec["entryClass"] = job.entry_class
+            # A jar names its Kafka source's uid after the region, so that a handover
+            # savepoint's source state (the old region's offsets) is left unclaimed.
+            env.append({"name": flip.REGION_ENV, "value": region_id})
+        handover = args.handover.get(job.name) if running and run is None else None
         job_spec.update(
             parallelism=job.parallelism if run is None else run.parallelism,
             # A backfill that changes starts over from its range: nothing to carry over.
             upgradeMode=job.upgrade_mode if run is None else "stateless",
             state="running" if running else "suspended",
+            **flip.job_fields(handover),
         )
         ha = job.mode == "active-passive"
         selector = {"app": deployment_name, "component": "taskmanager"}
@@ -625,6 +651,17 @@ class FlinkLayer(pulumi.ComponentResource):
             raise ConfigError(issues)
 
         def complete(uri: str) -> dict[str, Any]:
+            if handover is not None and not flip.in_bucket(handover.savepoint, uri):
+                # Known only once the bucket's name is; a RunError is printed as its message
+                # alone by `pulumi up` (program.py), a ConfigError here would be a traceback.
+                issue = Issue(
+                    args.stack_file,
+                    f"{flip.KEY}.{job.name}.savepoint",
+                    f"not in this region's flink-state bucket; allowed: a URI under "
+                    f"{uri}/ (copy the savepoint there first)",
+                    handover.savepoint,
+                )
+                raise pulumi.RunError(str(issue))
             full: dict[str, Any] = json.loads(json.dumps(spec))
             full["flinkConfiguration"] = configuration(job, uri, state, subdir, run)
             return full
@@ -637,7 +674,16 @@ class FlinkLayer(pulumi.ComponentResource):
                 name=deployment_name, namespace=NAMESPACE, labels=labels
             ),
             spec=state.uri.apply(complete),
-            opts=target.k8s_opts(self, depends_on=depends),
+            opts=pulumi.ResourceOptions.merge(
+                target.k8s_opts(self, depends_on=depends),
+                # An active-passive job's running and suspended spells are distinct resources:
+                # see handover.py for why an in-place change of job.state is never safe.
+                pulumi.ResourceOptions(
+                    replace_on_changes=flip.REPLACE_ON_CHANGES, delete_before_replace=True
+                )
+                if job.mode == "active-passive" and run is None
+                else None,
+            ),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-tm-pdb",
