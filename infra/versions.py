@@ -51,3 +51,11 @@ FLINK_KAFKA_CONNECTOR_VERSION = "5.0.0-2.2"
 FLINK_SQL_RUNNER_VERSION = "0.1.0"
 FLINK_IMAGE = f"flink:{FLINK_VERSION}-java17"
 FLINK_SQL_RUNNER_IMAGE = f"rtdi/flink-sql-runner:{FLINK_SQL_RUNNER_VERSION}"
+
+# Hadoop for regions whose flink-state is on HDFS (issue 10): Flink ships no Hadoop, so their runner
+# image is FLINK_SQL_RUNNER_IMAGE plus Hadoop's shaded client jars in /opt/flink/lib
+# (jobs/runner/Dockerfile, stage `hdfs`); tests/integration runs the same jars against
+# hadoop-client-minicluster of this version. tests/test_flink_runner_build.py keeps them in step.
+HADOOP_VERSION = "3.4.1"
+HADOOP_CLIENT_JARS = ("hadoop-client-api", "hadoop-client-runtime")
+FLINK_SQL_RUNNER_HDFS_IMAGE = f"{FLINK_SQL_RUNNER_IMAGE}-hadoop{HADOOP_VERSION}"

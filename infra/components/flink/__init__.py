@@ -37,6 +37,8 @@ RUNNER_JAR = "local:///opt/flink/usrlib/rtdi-sql-runner.jar"
 SQL_DIR = "/opt/rtdi/sql"
 SQL_FILE = "job.sql"
 MAIN_CONTAINER = "flink-main-container"  # the operator merges the pod template into this one
+# Kafka's default transaction.max.timeout.ms: the longest transaction a broker grants.
+TRANSACTION_TIMEOUT_MS = 15 * 60 * 1000
 # flinkConfiguration keys the operator owns and its validator refuses (1.15).
 FORBIDDEN_KEYS = ("kubernetes.namespace", "kubernetes.cluster-id", "high-availability.cluster-id")
 
@@ -70,6 +72,15 @@ def plugins(bucket: Bucket) -> str:
         "gs": [f"flink-gs-fs-hadoop-{v}.jar"],
     }.get(bucket.scheme, [])
     return ";".join(jars)
+
+
+def runner_image(bucket: Bucket) -> str:
+    """The runner image for state in ``bucket``: S3 and GCS are the Flink image's own plugins,
+    but HDFS needs Hadoop's client in /opt/flink/lib, which Flink does not ship: the runner
+    image's `hdfs` build (jobs/runner/Dockerfile)."""
+    if bucket.scheme == "hdfs":
+        return versions.FLINK_SQL_RUNNER_HDFS_IMAGE
+    return versions.FLINK_SQL_RUNNER_IMAGE
 
 
 def storage_config(bucket: Bucket, uri: str) -> dict[str, str]:
@@ -183,6 +194,13 @@ def table_ddl(
     else:
         options["sink.delivery-guarantee"] = "exactly-once" if job.exactly_once else "at-least-once"
         options["sink.transactional-id-prefix"] = f"rtdi-{job.name}-{table.table}"
+        if job.exactly_once:
+            # Flink's Kafka sink asks for 1 h transactions unless told, more than brokers allow
+            # by default (transaction.max.timeout.ms, 15 min, on Strimzi, MSK and Google's
+            # Kafka alike): InitProducerId fails and the job restarts forever (found by
+            # tests/integration/test_flink_planned.py). The brokers' maximum, far above a
+            # checkpoint interval, so a commit never finds its transaction aborted.
+            options["properties.transaction.timeout.ms"] = str(TRANSACTION_TIMEOUT_MS)
     body = ",\n".join(columns)
     opts = ",\n".join(f"  '{k}' = '{v}'" for k, v in options.items())
     return f"CREATE TABLE `{table.table}` (\n{body}\n) WITH (\n{opts}\n);\n"
@@ -281,7 +299,7 @@ class FlinkLayer(pulumi.ComponentResource):
             f"{name}-operator", target, ns, opts=pulumi.ResourceOptions(parent=self)
         )
         ready = [ns, sa, operator, *identity.resources]
-        image = target.sources.image(versions.FLINK_SQL_RUNNER_IMAGE)
+        image = target.sources.image(runner_image(state))
         props = pulumi.Output.all(
             args.aggregate.properties(), args.regional.properties(), args.registry
         )
