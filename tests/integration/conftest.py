@@ -69,7 +69,7 @@ def hdfs(tmp_path_factory) -> Iterator[hdfs_local.Hdfs]:
         cluster.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fresh_topics(kafka):
     """``fresh_topics(topics, groups)`` on the shared broker (see `recreate`)."""
     return lambda topics, groups: recreate(kafka, topics, groups)

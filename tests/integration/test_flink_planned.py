@@ -21,6 +21,7 @@ exactly once and nothing else. Timings are printed (``-s`` shows them).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -41,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import flink_local as fl
 import hdfs_local
 import kafka_local as kl
+from test_flink_runner_build import hadoop_jars_added
 
 from infra import versions
 
@@ -143,11 +145,17 @@ def hdfs_store(cluster: hdfs_local.Hdfs, job: Planned, workdir: Path) -> Store:
         path = "/" + uri.split("://", 1)[1].split("/", 1)[1]
         return [(n, f"{cluster.uri}{p}") for n, p in cluster.checkpoints(path)]
 
+    # Hadoop's client as the HDFS runner image has it: the very jars its Dockerfile adds.
+    client = sorted((hdfs_local.require_hadoop() / "client").glob("*.jar"))
+    image = hadoop_jars_added()
+    assert sorted(j.name for j in client) == sorted(image)
+    for jar in client:
+        assert hashlib.sha256(jar.read_bytes()).hexdigest() == image[jar.name][1], jar.name
     return Store(
         cluster.uri,
         {},
         checkpoints,
-        classpath=sorted((hdfs_local.require_hadoop() / "client").glob("*.jar")),
+        classpath=client,
         env={"HADOOP_CONF_DIR": str(conf_dir)},
     )
 

@@ -31,7 +31,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import flink_local as fl
-import kafka_jars
 import kafka_local as kl
 
 from infra import versions
@@ -264,29 +263,13 @@ def checkpoint_conf(proxy: fl.S3Proxy) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """One KRaft broker with the two topics, and s3proxy with the flink-state bucket."""
+def world(kafka, s3proxy, fresh_topics, tmp_path_factory):
+    """The two topics on the shared broker, and the flink-state bucket on the shared s3proxy."""
     flink = fl.require_flink()
-    jars = kl.require_kafka(kafka_jars.fetched())
     root = tmp_path_factory.mktemp("flink-runner")
-    kafka = kl.broker("kafka", root, {})
-    proxy = None
-    try:
-        kl.start_brokers([kafka], jars)
-        for topic, partitions in ((SOURCE, PARTITIONS), (SINK, 1)):
-            kl.retry(
-                f"{topic} created",
-                lambda t=topic, p=partitions: kl.create_topic(kafka.bootstrap, t, p, {}),
-                30,
-                alive=[kafka.process],
-            )
-        proxy = fl.start_s3proxy(flink, root)
-        proxy.create_bucket(BUCKET)
-        yield flink, kafka, proxy, root
-    finally:
-        if proxy:
-            proxy.stop()
-        kafka.stop()
+    fresh_topics([(SOURCE, PARTITIONS), (SINK, 1)], [JOB])
+    s3proxy.create_bucket(BUCKET)
+    return flink, kafka, s3proxy, root
 
 
 @pytest.mark.integration
