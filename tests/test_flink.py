@@ -332,6 +332,13 @@ SPEC_CASES = [
         f"{F}: exactlyOnce = 'yes': not a boolean; allowed: true or false",
     ),
     (
+        "exactly-once-checkpoints-too-rare",
+        _edited(checkpointIntervalSeconds=900),
+        f"{F}: checkpointIntervalSeconds = 900: an exactly-once job commits its Kafka "
+        "transactions at each checkpoint, and brokers abort them after 15 minutes "
+        "(transaction.max.timeout.ms); allowed: at most 899, or exactlyOnce: false",
+    ),
+    (
         "sql-text-set",
         _edited(sqlText="SELECT 1"),
         f"{F}: sqlText: set by rtdi from `sql`; allowed: `sql: FILE`",

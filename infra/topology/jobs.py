@@ -64,6 +64,11 @@ JarUri = Annotated[
 ]
 
 
+# The longest Kafka transaction a broker grants by default (transaction.max.timeout.ms, the same
+# on Strimzi, MSK and Google's Kafka): what rtdi's exactly-once sinks ask for.
+TRANSACTION_SECONDS = 15 * 60
+
+
 def _cpu(value: Any) -> float:
     allowed = "allowed: a number of CPUs from 0.1 to 64"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -276,6 +281,14 @@ def check_job(job: Job, topology: Topology, kafka: Kafka) -> Iterator[tuple[str,
                     f"whose data class every region of the job may hold, or `regions` without "
                     f"{ids}",
                 )
+    if job.exactly_once and job.sinks and job.checkpoint_interval_seconds >= TRANSACTION_SECONDS:
+        yield (
+            "checkpointIntervalSeconds",
+            job.checkpoint_interval_seconds,
+            f"an exactly-once job commits its Kafka transactions at each checkpoint, and brokers "
+            f"abort them after {TRANSACTION_SECONDS // 60} minutes (transaction.max.timeout.ms); "
+            f"allowed: at most {TRANSACTION_SECONDS - 1}, or exactlyOnce: false",
+        )
     if job.sql is not None and not job.sinks and "INSERT" not in (job.sql_text or "").upper():
         yield "sql", job.sql, "the SQL has no INSERT INTO; allowed: one or more INSERT statements"
 

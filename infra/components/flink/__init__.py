@@ -26,7 +26,7 @@ from infra.components.kafka.flows import topic_allowed, topics_pattern
 from infra.components.operator import operator_release
 from infra.targets.base import ZONE_LABEL, Bucket, Target
 from infra.topology.errors import ConfigError, Issue
-from infra.topology.jobs import JOB_NAME_PATTERN, Job, job_regions
+from infra.topology.jobs import JOB_NAME_PATTERN, TRANSACTION_SECONDS, Job, job_regions
 from infra.topology.model import Kafka, Topology
 
 NAMESPACE = "flink"
@@ -38,7 +38,7 @@ SQL_DIR = "/opt/rtdi/sql"
 SQL_FILE = "job.sql"
 MAIN_CONTAINER = "flink-main-container"  # the operator merges the pod template into this one
 # Kafka's default transaction.max.timeout.ms: the longest transaction a broker grants.
-TRANSACTION_TIMEOUT_MS = 15 * 60 * 1000
+TRANSACTION_TIMEOUT_MS = TRANSACTION_SECONDS * 1000
 # flinkConfiguration keys the operator owns and its validator refuses (1.15).
 FORBIDDEN_KEYS = ("kubernetes.namespace", "kubernetes.cluster-id", "high-availability.cluster-id")
 
