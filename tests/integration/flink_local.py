@@ -6,6 +6,11 @@ The runner runs as ``java -cp <runner jar>:<flink lib>/* io.rtdi.flink.SqlRunner
 ``FLINK_PLUGINS_DIR`` points at a plugins directory laid out as in the flink image
 (``plugins/s3-fs-presto/flink-s3-fs-presto-<v>.jar``): the S3 file system loads in its own class
 loader, never from the classpath, exactly as in production.
+
+``loopback_configuration`` and ``loopback_sql`` turn a planned FlinkDeployment's
+``flinkConfiguration`` and SQL into what runs on loopback, rewriting only endpoints and
+credentials; every key the plan writes is classified below, so a new one fails the tests that use
+them until someone decides what it means on loopback.
 """
 
 from __future__ import annotations

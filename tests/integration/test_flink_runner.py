@@ -12,8 +12,9 @@
    arrive, and the committed output (read_committed) counts every input record exactly once: no
    window is missing, none appears twice, and every count is exact.
 
-The checkpoint settings are the Flink 2.x keys rtdi plans for a stateful job; only the endpoint and
-the credentials point at loopback. Timings are printed (``-s`` shows them).
+The checkpoint settings are the Flink 2.x keys rtdi plans for a stateful job, with a short interval
+so windows close fast; test_flink_planned.py runs the planned configuration and SQL themselves.
+Kafka and s3proxy are the session's (conftest.py). Timings are printed (``-s`` shows them).
 """
 
 from __future__ import annotations
