@@ -414,6 +414,20 @@ def test_only_an_exactly_once_sink_asks_for_transactions_a_broker_grants():
     assert "transaction.timeout" not in ddl and "'at-least-once'" in ddl
 
 
+def test_a_quiet_source_partition_does_not_hold_back_event_time():
+    """Event time is the slowest partition's: a source with a watermark marks partitions idle
+    after a while (tests/integration/test_flink_planned.py saw a quiet copy stall every window)."""
+    from infra.components.flink import SOURCE_IDLE_SECONDS, table_ddl
+
+    model = parse_global(sample_config("global"))
+    (job,) = [j for j in load_jobs(model.topology, model.kafka) if j.name == "surge-pricing"]
+    line = f"'scan.watermark.idle-timeout' = '{SOURCE_IDLE_SECONDS} s'"
+    assert job.sources[0].watermark is not None
+    assert line in table_ddl(job, job.sources[0], ["t"], {}, source=True)
+    plain = job.sources[0].model_copy(update={"watermark": None})
+    assert "idle-timeout" not in table_ddl(job, plain, ["t"], {}, source=True)
+
+
 def test_the_sample_job_specs_are_valid():
     model = parse_global(sample_config("global"))
     found = load_jobs(model.topology, model.kafka)

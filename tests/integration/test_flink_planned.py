@@ -54,6 +54,7 @@ FIRST, SECOND = 120, 120
 WAIT = 150
 # Event times a few minutes back (the broker's time retention keeps them; the watermark is past).
 BASE = int(time.time()) - 600
+LEDGER = ("payment_id", "rider_id", "amount_cents")  # the payments job's sink columns
 # Only fs.defaultFS of the planned core-site.xml: the NameNode's endpoint.
 CORE_SITE_ENDPOINT = "fs.defaultFS"
 
@@ -73,9 +74,9 @@ class Planned:
         return self.spec["flinkConfiguration"]
 
 
-def planned(plans, stack: str) -> Planned:
+def planned(plans, stack: str, name: str = JOB) -> Planned:
     plan = plans[stack]
-    (deployment,) = [r for r in plan.of_type(FLINK) if r.inputs["metadata"]["name"] == JOB]
+    (deployment,) = [r for r in plan.of_type(FLINK) if r.inputs["metadata"]["name"] == name]
     spec = deployment.inputs["spec"]
     (container,) = spec["podTemplate"]["spec"]["containers"]
     maps = {r.inputs["metadata"]["name"]: r.inputs["data"] for r in plan.of_type(CONFIGMAP)}
@@ -171,27 +172,31 @@ def payment(i: int) -> dict[str, Any]:
             "event_time": stamp}  # fmt: skip
 
 
-def produce(bootstrap: str, topics: list[str], payments: list[dict[str, Any]]) -> None:
-    """Each payment into one of the region copies the job reads (round robin)."""
+def produce(bootstrap: str, topics: list[str], records: list[dict[str, Any]], key: str) -> None:
+    """Each record into one of the region copies the job reads and one of its partitions (round
+    robin over both, so every split the source reads gets records)."""
     from confluent_kafka import Producer
 
     errors: list = []
     producer = Producer(
         {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "log_level": 0}
     )
-    for n, p in enumerate(payments):
+    for n, r in enumerate(records):
         producer.produce(
             topics[n % len(topics)],
-            key=p["payment_id"].encode(),
-            value=json.dumps(p).encode(),
+            partition=(n // len(topics)) % PARTITIONS,
+            key=str(r[key]).encode(),
+            value=json.dumps(r).encode(),
             on_delivery=lambda err, _msg: errors.append(err) if err else None,
         )
     assert producer.flush(60) == 0 and not errors, errors
 
 
-def ledger(bootstrap: str, topic: str, isolation: str) -> list[tuple[str, str, int]]:
+def sink_rows(
+    bootstrap: str, topic: str, isolation: str, fields: tuple[str, ...] = LEDGER
+) -> list[tuple]:
     """Every record of the sink topic readable at ``isolation`` (read_committed or
-    read_uncommitted), as (payment_id, rider_id, amount_cents)."""
+    read_uncommitted), as tuples of its JSON ``fields``."""
     from confluent_kafka import Consumer, TopicPartition
 
     c = Consumer(
@@ -216,7 +221,7 @@ def ledger(bootstrap: str, topic: str, isolation: str) -> list[tuple[str, str, i
             if msg.error():
                 raise RuntimeError(str(msg.error()))
             row = json.loads(msg.value())
-            rows.append((row["payment_id"], row["rider_id"], row["amount_cents"]))
+            rows.append(tuple(row[f] for f in fields))
         return rows
     finally:
         c.close()
@@ -251,16 +256,32 @@ def minicluster(spec: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def exactly_once_through_a_crash(job: Planned, store: Store, kafka, fresh_topics, root: Path):
+@dataclass
+class Loopback:
+    """A planned job made ready to run on loopback: its rewritten configuration and script, the
+    planned topics created anew, and how to start the runner."""
+
+    job: Planned
+    store: Store
+    conf: dict[str, str]
+    dropped: dict[str, str]
+    source_topics: list[str]
+    sink_topic: str
+    run: Callable[[str, dict[str, str]], kl.JavaProcess]
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return self.conf["execution.checkpointing.dir"]
+
+
+def prepare(job: Planned, store: Store, kafka, fresh_topics, root: Path) -> Loopback:
     flink = fl.require_flink()
-    started = time.monotonic()
     conf, dropped = fl.loopback_configuration(job.configuration, store.uri, store.access)
     assert dropped == fl.NEEDS_KUBERNETES, "HA on Kubernetes is what the plan gives this job"
     conf.update(minicluster(job.spec))
     sql_text, tables = fl.loopback_sql(job.sql, kafka.bootstrap)
-    sources = [t for t in tables.values() if "topic-pattern" in t]
+    (source,) = [t for t in tables.values() if "topic-pattern" in t]
     (sink,) = [t for t in tables.values() if "topic" in t]
-    (source,) = sources
     source_topics = fl.physical_topics(source)
     (sink_topic,) = fl.physical_topics(sink)
     assert len(source_topics) > 1, "the job reads every region's copy on its aggregate cluster"
@@ -275,12 +296,6 @@ def exactly_once_through_a_crash(job: Planned, store: Store, kafka, fresh_topics
     plugins = fl.plugins_dir(flink, enabled, root)
     sql = root / "job.sql"
     sql.write_text(sql_text)
-    checkpoint_dir = conf["execution.checkpointing.dir"]
-    payments = [payment(i) for i in range(FIRST + SECOND)]
-    expected = sorted(
-        (p["payment_id"], p["rider_id"], p["amount_cents"]) for p in payments if p["amount_cents"]
-    )
-    first_batch = [e for e in expected if int(e[0][4:]) < FIRST]
 
     def run(name: str, extra: dict[str, str]) -> kl.JavaProcess:
         return fl.start_runner(
@@ -294,17 +309,32 @@ def exactly_once_through_a_crash(job: Planned, store: Store, kafka, fresh_topics
             env=store.env,
         )
 
-    produce(kafka.bootstrap, source_topics, payments[:FIRST])
+    return Loopback(job, store, conf, dropped, source_topics, sink_topic, run)
+
+
+def exactly_once_through_a_crash(job: Planned, store: Store, kafka, fresh_topics, root: Path):
+    started = time.monotonic()
+    lo = prepare(job, store, kafka, fresh_topics, root)
+    run, source_topics, checkpoint_dir = lo.run, lo.source_topics, lo.checkpoint_dir
+
+    def committed() -> list[tuple]:
+        return sink_rows(kafka.bootstrap, lo.sink_topic, "read_committed")
+
+    def written() -> list[tuple]:
+        return sink_rows(kafka.bootstrap, lo.sink_topic, "read_uncommitted")
+
+    payments = [payment(i) for i in range(FIRST + SECOND)]
+    expected = sorted(
+        (p["payment_id"], p["rider_id"], p["amount_cents"]) for p in payments if p["amount_cents"]
+    )
+    first_batch = [e for e in expected if int(e[0][4:]) < FIRST]
+
+    produce(kafka.bootstrap, source_topics, payments[:FIRST], "payment_id")
     first = run("first", {})
     try:
         kl.wait_for(
             "the first payments committed to the ledger",
-            running(
-                first,
-                lambda: (
-                    len(ledger(kafka.bootstrap, sink_topic, "read_committed")) >= len(first_batch)
-                ),
-            ),
+            running(first, lambda: len(committed()) >= len(first_batch)),
             WAIT,
             interval=1,
             alive=[first],
@@ -313,14 +343,11 @@ def exactly_once_through_a_crash(job: Planned, store: Store, kafka, fresh_topics
         kl.wait_for(
             "a retained checkpoint", lambda: store.checkpoints(checkpoint_dir), WAIT, alive=[first]
         )
-        produce(kafka.bootstrap, source_topics, payments[FIRST:])
+        produce(kafka.bootstrap, source_topics, payments[FIRST:], "payment_id")
         # Crash while the sink's transaction since the last checkpoint holds records.
         kl.wait_for(
             "records in an open transaction",
-            lambda: (
-                len(ledger(kafka.bootstrap, sink_topic, "read_uncommitted"))
-                > len(ledger(kafka.bootstrap, sink_topic, "read_committed"))
-            ),
+            lambda: len(written()) > len(committed()),
             WAIT,
             interval=0.2,
             alive=[first],
@@ -329,19 +356,16 @@ def exactly_once_through_a_crash(job: Planned, store: Store, kafka, fresh_topics
         first.popen.kill()  # SIGKILL: no clean shutdown, no final checkpoint
         first.popen.wait(30)
     crash_at = time.monotonic() - started
-    before = ledger(kafka.bootstrap, sink_topic, "read_committed")
-    written = len(ledger(kafka.bootstrap, sink_topic, "read_uncommitted"))
-    assert len(before) < len(expected) and written > len(before), (len(before), written)
+    before = committed()
+    aborted = len(written()) - len(before)
+    assert len(before) < len(expected) and aborted > 0, (len(before), aborted)
     number, restore = store.checkpoints(checkpoint_dir)[-1]
 
     second = run("second", {"execution.state-recovery.path": restore})
     try:
         kl.wait_for(
             f"all {len(expected)} payments committed",
-            running(
-                second,
-                lambda: len(ledger(kafka.bootstrap, sink_topic, "read_committed")) >= len(expected),
-            ),
+            running(second, lambda: len(committed()) >= len(expected)),
             WAIT,
             interval=1,
             alive=[second],
@@ -355,15 +379,15 @@ def exactly_once_through_a_crash(job: Planned, store: Store, kafka, fresh_topics
             WAIT,
             alive=[second],
         )
-        rows = ledger(kafka.bootstrap, sink_topic, "read_committed")
+        rows = committed()
     finally:
         second.popen.kill()
         second.popen.wait(30)
     took = time.monotonic() - started
     print(
         f"\n{job.stack} {JOB} on {store.uri}: {took:.1f} s (crash at {crash_at:.1f} s with "
-        f"{written - len(before)} uncommitted records; restored from checkpoint {number} at "
-        f"{restore}); dropped {sorted(dropped)}; Flink {versions.FLINK_VERSION}"
+        f"{aborted} uncommitted records; restored from checkpoint {number} at "
+        f"{restore}); dropped {sorted(lo.dropped)}; Flink {versions.FLINK_VERSION}"
     )
     assert [r for r, n in Counter(rows).items() if n > 1] == [], "a payment was committed twice"
     assert sorted(rows) == expected
@@ -389,6 +413,122 @@ def test_planned_hdfs_region_job_is_exactly_once_across_a_crash(
     assert "ENABLE_BUILT_IN_PLUGINS" not in job.env, "HDFS needs Hadoop, no plugin"
     store = hdfs_store(hdfs, job, tmp_path)
     exactly_once_through_a_crash(job, store, kafka, fresh_topics, tmp_path)
+
+
+# --------------------------------------------------------------------------- windows in state
+
+SURGE = "surge-pricing"
+SURGE_OUT = ("hexagon", "window_end", "demand")  # the surge job's sink columns
+HEXAGONS = ("8928308280fffff", "8928308283bffff", "89283082877ffff")
+# Trips one second apart from a minute boundary twenty minutes back (the job's windows are a
+# minute, its watermark 10 s behind): before the crash windows 0..3 close and window 4 is only
+# in RocksDB state; after it, the rest of window 4 and window 5.
+TRIP_BASE = (int(time.time()) // 60 - 20) * 60
+TRIPS_FIRST, TRIPS_MORE = 4 * 60 + 20, 100
+
+
+def sql_time(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def trip(i: int, status: str | None = None) -> dict[str, Any]:
+    """Trip i; three of four are requests, the only ones surge pricing counts."""
+    return {
+        "trip_id": f"trip-{i:05d}",
+        "hexagon": HEXAGONS[i % len(HEXAGONS)],
+        "status": status or ("requested" if i % 4 else "completed"),
+        "event_time": sql_time(TRIP_BASE + i) + ".000",
+    }
+
+
+def window_end(t: dict[str, Any]) -> str:
+    ts = int(
+        datetime.strptime(t["event_time"][:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+    )
+    return sql_time(ts - ts % 60 + 60)
+
+
+def windows_exactly_once_through_a_crash(
+    job: Planned, store: Store, kafka, fresh_topics, root: Path
+):
+    started = time.monotonic()
+    lo = prepare(job, store, kafka, fresh_topics, root)
+
+    def committed() -> list[tuple]:
+        rows = sink_rows(kafka.bootstrap, lo.sink_topic, "read_committed", SURGE_OUT)
+        return [(h, str(end)[:19].replace("T", " "), n) for h, end, n in rows]
+
+    trips = [trip(i) for i in range(TRIPS_FIRST + TRIPS_MORE)]
+    counts = Counter((t["hexagon"], window_end(t)) for t in trips if t["status"] == "requested")
+    expected = sorted((h, end, n) for (h, end), n in counts.items())
+    closed = [e for e in expected if e[1] <= sql_time(TRIP_BASE + 4 * 60)]
+    assert len(closed) == 4 * len(HEXAGONS)
+
+    # Every trip is the region's own (its copy on the aggregate); the other regions' copies stay
+    # quiet, as a new or a sleeping region's would, and must not hold back event time.
+    (own,) = [t for t in lo.source_topics if t.startswith(f"{job.stack}.")]
+    produce(kafka.bootstrap, [own], trips[:TRIPS_FIRST], "trip_id")
+    first = lo.run("first", {})
+    try:
+        kl.wait_for(
+            f"windows 0..3 committed ({len(closed)} rows)",
+            running(first, lambda: len(committed()) >= len(closed)),
+            WAIT,
+            interval=1,
+            alive=[first],
+            last=lambda: str(sorted(committed())),
+        )
+    finally:
+        first.popen.kill()  # SIGKILL: window 4 is only in the job's state
+        first.popen.wait(30)
+    crash_at = time.monotonic() - started
+    assert sorted(committed()) == closed, "only the closed windows were committed"
+    number, restore = store.checkpoints(lo.checkpoint_dir)[-1]
+
+    # The rest, then one record far ahead in each partition of the region's copy: every window of
+    # the test closes (the closers' own is never complete, and they are no requests).
+    produce(kafka.bootstrap, [own], trips[TRIPS_FIRST:], "trip_id")
+    closers = [trip(100_000 + k, status="closer") for k in range(PARTITIONS)]
+    for c in closers:
+        c["event_time"] = sql_time(TRIP_BASE + 3600) + ".000"
+    produce(kafka.bootstrap, [own], closers, "trip_id")
+    second = lo.run("second", {"execution.state-recovery.path": restore})
+    try:
+        kl.wait_for(
+            f"all {len(expected)} windows committed",
+            running(second, lambda: len(committed()) >= len(expected)),
+            WAIT,
+            interval=1,
+            alive=[second],
+            last=lambda: str(sorted(committed())),
+        )
+        rows = committed()
+    finally:
+        second.popen.kill()
+        second.popen.wait(30)
+    took = time.monotonic() - started
+    print(
+        f"\n{job.stack} {SURGE} on {store.uri}: {took:.1f} s (crash at {crash_at:.1f} s with "
+        f"window 4 in state; restored from checkpoint {number} at {restore}); Flink "
+        f"{versions.FLINK_VERSION}"
+    )
+    assert [w for w, n in Counter((h, e) for h, e, _ in rows).items() if n > 1] == [], (
+        "a window was committed twice"
+    )
+    assert sorted(rows) == expected, "every window once, with every request counted once"
+    assert f"located at {restore}" in second.log_text(), "the job restored from that checkpoint"
+
+
+@pytest.mark.integration
+def test_planned_windowed_job_keeps_its_window_state_across_a_crash(
+    plans, kafka, s3proxy, fresh_topics, tmp_path
+):
+    """The all-active surge-pricing job as aws-eu-west-1 plans it: one-minute windows in RocksDB,
+    checkpointed incrementally to S3 every 30 s, over four regions' copies of which only its own
+    has trips."""
+    job = planned(plans, "aws-eu-west-1", SURGE)
+    store = s3_store(s3proxy, job)
+    windows_exactly_once_through_a_crash(job, store, kafka, fresh_topics, tmp_path)
 
 
 # --------------------------------------------------------------------------- the rewrite itself
