@@ -13,7 +13,7 @@ LOCK_FLAGS ?= --upgrade
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --custom-compile-command "make lock" --quiet
 
-.PHONY: plan test lint lock bench clean kafka-jars etcd runner-jar flink-jars
+.PHONY: plan test lint lock bench clean kafka-jars etcd runner-jar flink-jars hdfs-jars
 
 # Hash-checking mode (on because the lock has hashes) refuses `-e .` in the same install, so rtdi
 # itself goes in afterwards without dependencies, built by the locked setuptools.
@@ -46,6 +46,12 @@ $(RUNNER_JAR): jobs/runner/pom.xml $(shell find jobs/runner/src -type f 2>/dev/n
 flink-jars: $(STAMP)
 	$(BIN)/python tests/integration/flink_jars.py
 
+# Hadoop (infra/versions.py's HADOOP_VERSION) for the Flink HDFS test: hadoop-client-minicluster
+# for a real HDFS on loopback, and the client jars the HDFS runner image adds: Maven, once, cached
+# in .cache/hadoop.
+hdfs-jars: $(STAMP)
+	$(BIN)/python tests/integration/hadoop_jars.py
+
 # etcd for the real Kubernetes API server of tests/integration/test_onprem_deploy.py: Debian's
 # etcd-server, installed only when `etcd` is not on PATH (apt-get, so root on Debian/Ubuntu).
 # Without it the test skips, and fails in CI.
@@ -58,7 +64,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) kafka-jars runner-jar flink-jars etcd lint
+test: $(STAMP) kafka-jars runner-jar flink-jars hdfs-jars etcd lint
 	$(BIN)/python -m pytest
 
 # Regenerate both locks from pyproject.toml (needs PyPI). The runtime lock is constrained by the

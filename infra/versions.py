@@ -61,3 +61,11 @@ FLINK_KAFKA_CLIENTS_VERSION = "4.2.0"
 MSK_IAM_AUTH_VERSION = "2.4.0"
 GCP_KAFKA_AUTH_VERSION = "1.0.6"
 JUNIT_VERSION = "5.13.4"
+
+# Hadoop for regions whose flink-state is on HDFS (issue 10): Flink ships no Hadoop, so their runner
+# image is FLINK_SQL_RUNNER_IMAGE plus Hadoop's shaded client jars in /opt/flink/lib
+# (jobs/runner/Dockerfile, stage `hdfs`); tests/integration runs the same jars against
+# hadoop-client-minicluster of this version. tests/test_flink_runner_build.py keeps them in step.
+HADOOP_VERSION = "3.4.1"
+HADOOP_CLIENT_JARS = ("hadoop-client-api", "hadoop-client-runtime")
+FLINK_SQL_RUNNER_HDFS_IMAGE = f"{FLINK_SQL_RUNNER_IMAGE}-hadoop{HADOOP_VERSION}"

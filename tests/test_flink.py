@@ -65,7 +65,11 @@ def test_deployments_use_the_runner_contract(plans):
             spec = d["spec"]
             assert spec["flinkVersion"] == versions.FLINK_CRD_VERSION == "v2_2"
             assert spec["mode"] == "native"
-            assert spec["image"] == versions.FLINK_SQL_RUNNER_IMAGE
+            hdfs = spec["flinkConfiguration"]["execution.checkpointing.dir"].startswith("hdfs:")
+            assert spec["image"] == (
+                versions.FLINK_SQL_RUNNER_HDFS_IMAGE if hdfs else versions.FLINK_SQL_RUNNER_IMAGE
+            ), "an HDFS region's image carries Hadoop's client"
+            assert hdfs is (stack == "onprem-dc1")
             assert spec["job"]["jarURI"] == "local:///opt/flink/usrlib/rtdi-sql-runner.jar"
             assert spec["job"]["args"] == ["--sql-file", "/opt/rtdi/sql/job.sql"]
             pod = spec["podTemplate"]["spec"]
@@ -428,6 +432,36 @@ SPEC_CASES = [
 ]
 
 
+def test_only_an_exactly_once_sink_asks_for_transactions_a_broker_grants():
+    """Flink's Kafka sink asks for 1 h transactions unless told; brokers grant 15 min by default
+    (tests/integration/test_flink_planned.py saw the planned job restart forever without it)."""
+    from infra.components.flink import TRANSACTION_TIMEOUT_MS, table_ddl
+
+    model = parse_global(sample_config("global"))
+    (job,) = [j for j in load_jobs(model.topology, model.kafka) if j.name == "payments"]
+    line = f"'properties.transaction.timeout.ms' = '{TRANSACTION_TIMEOUT_MS}'"
+    assert TRANSACTION_TIMEOUT_MS == 15 * 60 * 1000  # Kafka's transaction.max.timeout.ms
+    assert line in table_ddl(job, job.sinks[0], ["t"], {}, source=False)
+    assert "transaction" not in table_ddl(job, job.sources[0], ["t"], {}, source=True)
+    loose = job.model_copy(update={"exactly_once": False})
+    ddl = table_ddl(loose, loose.sinks[0], ["t"], {}, source=False)
+    assert "transaction.timeout" not in ddl and "'at-least-once'" in ddl
+
+
+def test_a_quiet_source_partition_does_not_hold_back_event_time():
+    """Event time is the slowest partition's: a source with a watermark marks partitions idle
+    after a while (tests/integration/test_flink_planned.py saw a quiet copy stall every window)."""
+    from infra.components.flink import SOURCE_IDLE_SECONDS, table_ddl
+
+    model = parse_global(sample_config("global"))
+    (job,) = [j for j in load_jobs(model.topology, model.kafka) if j.name == "surge-pricing"]
+    line = f"'scan.watermark.idle-timeout' = '{SOURCE_IDLE_SECONDS} s'"
+    assert job.sources[0].watermark is not None
+    assert line in table_ddl(job, job.sources[0], ["t"], {}, source=True)
+    plain = job.sources[0].model_copy(update={"watermark": None})
+    assert "idle-timeout" not in table_ddl(job, plain, ["t"], {}, source=True)
+
+
 def test_the_sample_job_specs_are_valid():
     model = parse_global(sample_config("global"))
     found = load_jobs(model.topology, model.kafka)
@@ -606,7 +640,7 @@ def test_an_air_gapped_site_pulls_the_operator_and_the_runner_from_its_mirror(pl
     assert image["repository"] == f"{MIRROR}/apache/flink-kubernetes-operator"
     assert image["tag"] == versions.FLINK_OPERATOR_VERSION
     for d in deployments(plan).values():
-        assert d["spec"]["image"] == f"{MIRROR}/{versions.FLINK_SQL_RUNNER_IMAGE}"
+        assert d["spec"]["image"] == f"{MIRROR}/{versions.FLINK_SQL_RUNNER_HDFS_IMAGE}"
 
 
 def test_a_regional_stack_refuses_a_published_job_its_region_may_not_run(plans):

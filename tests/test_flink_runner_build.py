@@ -96,12 +96,48 @@ def test_flink_is_provided_and_the_kafka_connector_is_shaded_in():
     assert "maven-shade-plugin" in plugins
 
 
+def stages(text: str) -> dict[str, tuple[str, str]]:
+    """stage name -> (its FROM, its instructions joined: continuation lines folded)."""
+    folded = re.sub(r"\\\n\s*", " ", text)
+    found = {}
+    for m in re.finditer(r"(?ms)^FROM\s+(\S+)\s+AS\s+(\S+)\n(.*?)(?=^FROM|\Z)", folded):
+        found[m.group(2)] = (m.group(1), m.group(3))
+    return found
+
+
 def test_image_recipe_builds_on_the_pinned_flink_image():
     text = (RUNNER / "Dockerfile").read_text()
-    froms = re.findall(r"(?m)^FROM\s+(\S+)", text)
-    assert froms == [versions.FLINK_IMAGE]
+    assert len(re.findall(r"(?m)^FROM\s", text)) == 2
+    found = stages(text)
+    assert sorted(found) == ["hdfs", "runner"]
+    base, body = found["runner"]
+    assert base == versions.FLINK_IMAGE
     assert versions.FLINK_IMAGE.startswith(f"flink:{versions.FLINK_VERSION}-java17")
-    copy = re.findall(r"(?m)^COPY\s+(?:--\S+\s+)*(\S+)\s+(\S+)$", text)
+    copy = re.findall(r"(?m)^COPY\s+(?:--\S+\s+)*(\S+)\s+(\S+)$", body)
     assert copy == [("target/rtdi-sql-runner.jar", "/opt/flink/usrlib/rtdi-sql-runner.jar")]
     repo, tag = versions.FLINK_SQL_RUNNER_IMAGE.rsplit(":", 1)
     assert (repo, tag) == ("rtdi/flink-sql-runner", versions.FLINK_SQL_RUNNER_VERSION)
+
+
+def hadoop_jars_added() -> dict[str, tuple[str, str, str]]:
+    """The HDFS stage's ADDs: jar file name -> (URL, sha256, destination)."""
+    base, body = stages((RUNNER / "Dockerfile").read_text())["hdfs"]
+    assert base == "runner", "the HDFS image is the runner image plus Hadoop"
+    assert not re.search(r"(?m)^(?!ADD\s)\S", body), "the HDFS stage only adds jars"
+    added = re.findall(r"(?m)^ADD\s+.*--checksum=sha256:([0-9a-f]{64})\s+(\S+)\s+(\S+)$", body)
+    assert len(added) == len(re.findall(r"(?m)^ADD\s", body))
+    return {url.rsplit("/", 1)[1]: (url, sha, dest) for sha, url, dest in added}
+
+
+def test_the_hdfs_image_adds_exactly_the_pinned_hadoop_client():
+    """Flink ships no Hadoop: an HDFS region's image has Hadoop's shaded client (and nothing
+    else) in /opt/flink/lib, of infra/versions.py's HADOOP_VERSION, from Maven Central."""
+    v = versions.HADOOP_VERSION
+    added = hadoop_jars_added()
+    assert sorted(added) == sorted(f"{a}-{v}.jar" for a in versions.HADOOP_CLIENT_JARS)
+    central = "https://repo1.maven.org/maven2/org/apache/hadoop"
+    for artifact in versions.HADOOP_CLIENT_JARS:
+        url, _, dest = added[f"{artifact}-{v}.jar"]
+        assert url == f"{central}/{artifact}/{v}/{artifact}-{v}.jar"
+        assert dest == "/opt/flink/lib/"
+    assert f"{versions.FLINK_SQL_RUNNER_IMAGE}-hadoop{v}" == versions.FLINK_SQL_RUNNER_HDFS_IMAGE

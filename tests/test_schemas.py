@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,13 @@ def validations(shared, cli_plan, tmp_path_factory):
     selftest = tmp_path_factory.mktemp("crs")
     for name, obj in (("good-topic", GOOD_TOPIC), ("bad-topic", BAD_TOPIC), ("bridge", BRIDGE)):
         (selftest / f"{name}.yaml").write_text(yaml.safe_dump(obj))
+    # A planned FlinkDeployment with one misspelt field: the validator must see FlinkDeployments
+    # and refuse what the operator's CRD does not define.
+    (planned,) = cli_plan.out.glob("onprem-dc1/manifests/FlinkDeployment-*-payments.yaml")
+    flink = yaml.safe_load(planned.read_text())
+    flink["metadata"]["name"] = "bad-flink"
+    flink["spec"]["taskManager"]["replica"] = 2  # the CRD's field is `replicas`
+    (selftest / "bad-flink.yaml").write_text(yaml.safe_dump(flink))
     procs = {
         "plans": subprocess.Popen(
             [*VALIDATOR, str(cli_plan.out)],
@@ -171,6 +179,8 @@ def test_plan_custom_resources_validate(validations, cli_plan, shared):
     assert v.validated == len(custom), (
         "the validator must have seen every custom resource of the plans"
     )
+    kinds = Counter(o["kind"] for _, o in custom)
+    assert kinds["FlinkDeployment"] == 8, "two jobs in each of four regions, validated too"
     assert v.invalid() == [], "\n".join(m.string for m in v.invalid())
     assert [line for line in v.lines if not INVALID.match(line)] == []
     assert v.failed == 0 and v.code == 0
@@ -179,13 +189,15 @@ def test_plan_custom_resources_validate(validations, cli_plan, shared):
 def test_validator_rejects_an_unknown_field(validations):
     v = validations["selftest"]
     assert v.code == 1
-    assert v.validated == 3 and v.unknown_kind == 0
+    assert v.validated == 4 and v.unknown_kind == 0
     by_name = {}
     for m in v.invalid():
         by_name.setdefault(m["name"], []).append(m)
     assert "good-topic" not in by_name, "the well-formed KafkaTopic must pass"
     (bad,) = by_name["bad-topic"]
     assert bad["file"].endswith("bad-topic.yaml") and "partitionz" in bad["message"]
+    (flink,) = by_name["bad-flink"]
+    assert flink["kind"] == "FlinkDeployment" and "replica" in flink["message"]
 
 
 def test_validator_accepts_a_valid_cert_secret_source(validations):

@@ -30,7 +30,7 @@ POM = HERE / "flink_pom.xml"
 CACHE = ROOT / ".cache" / "flink"
 # A test tool, not something rtdi deploys: the newest s3proxy on Maven Central.
 S3PROXY = "org.gaul:s3proxy:4.1.0:jar:jar-with-dependencies"
-PLUGINS = {"s3-fs-presto": "flink-s3-fs-presto"}
+PLUGINS = {"s3-fs-presto": "flink-s3-fs-presto", "s3-fs-hadoop": "flink-s3-fs-hadoop"}
 
 
 def flink_version() -> str:

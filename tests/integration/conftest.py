@@ -1,0 +1,97 @@
+"""Real systems the integration tests share, started once per session and ended explicitly.
+
+One KRaft broker (`kafka`), one s3proxy (`s3proxy`) and one HDFS (`hdfs`) serve every test that
+needs them: each test creates its own topics, buckets and directories (or recreates the plan's
+topics, `fresh_topics`), so starting a system once is all the tests pay. Each fixture skips (a
+user's machine) or fails (CI) when its jars are not fetched, and stops its JVM at the end of the
+session whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import flink_local as fl
+import hdfs_local
+import kafka_jars
+import kafka_local as kl
+
+
+def _timed(what: str, started: float) -> None:
+    print(f"\n{what} up in {time.monotonic() - started:.1f} s", flush=True)
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory) -> Iterator[kl.Broker]:
+    """One single-node KRaft cluster on loopback with Kafka's default broker settings."""
+    jars = kl.require_kafka(kafka_jars.fetched())
+    started = time.monotonic()
+    broker = kl.broker("kafka", tmp_path_factory.mktemp("shared-kafka"), {})
+    try:
+        kl.start_brokers([broker], jars)
+        _timed(f"Kafka on {broker.bootstrap}", started)
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def s3proxy(tmp_path_factory) -> Iterator[fl.S3Proxy]:
+    """s3proxy on loopback (from the Flink cache); tests create their own buckets."""
+    flink = fl.require_flink()
+    started = time.monotonic()
+    proxy = fl.start_s3proxy(flink, tmp_path_factory.mktemp("shared-s3proxy"))
+    try:
+        _timed(f"s3proxy on {proxy.endpoint}", started)
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def hdfs(tmp_path_factory) -> Iterator[hdfs_local.Hdfs]:
+    """A NameNode and a DataNode on loopback (hadoop-client-minicluster, a JVM of its own)."""
+    hadoop = hdfs_local.require_hadoop()
+    started = time.monotonic()
+    cluster = hdfs_local.start_hdfs(hadoop, tmp_path_factory.mktemp("shared-hdfs"))
+    try:
+        _timed(f"HDFS on {cluster.uri}", started)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def fresh_topics(kafka):
+    """``fresh_topics(topics, groups)`` on the shared broker (see `recreate`)."""
+    return lambda topics, groups: recreate(kafka, topics, groups)
+
+
+def recreate(broker: kl.Broker, topics: Iterable[tuple[str, int]], groups: Iterable[str]) -> None:
+    """Delete ``topics`` and consumer ``groups`` if an earlier test left them, then create the
+    topics anew: tests that run a planned job use the plan's own names, so they share them."""
+    topics = list(topics)
+    client = kl.admin(broker.bootstrap)
+    existing = kl.topics(broker.bootstrap)
+    stale = [name for name, _ in topics if name in existing]
+    if stale:
+        for future in client.delete_topics(stale, request_timeout=30).values():
+            future.result(timeout=60)
+    for future in client.delete_consumer_groups(list(groups), request_timeout=30).values():
+        with contextlib.suppress(Exception):  # the group does not exist: nothing to delete
+            future.result(timeout=30)
+    for name, partitions in topics:
+        kl.retry(
+            f"{name} created",
+            lambda n=name, p=partitions: kl.create_topic(broker.bootstrap, n, p, {}),
+            60,
+            alive=[broker.process] if broker.process else [],
+        )
