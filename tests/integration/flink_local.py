@@ -227,9 +227,14 @@ STORE_URIS = frozenset(
 # store's own settings.
 STORE_ACCESS = frozenset({"s3.endpoint", "s3.path.style.access", "fs.s3a.aws.credentials.provider"})
 # Keys that need a Kubernetes cluster, with the value the plan gives them: a MiniCluster has no
-# Kubernetes API for leader election and HA metadata, so these alone are dropped (with HA off,
-# high-availability.storageDir is unused but kept, rewritten like every store URI).
-NEEDS_KUBERNETES = {"high-availability.type": "kubernetes"}
+# Kubernetes API for leader election and HA metadata, and no operator to read its options, so
+# these alone are dropped (with HA off, high-availability.storageDir is unused but kept,
+# rewritten like every store URI; savepoint-on-deletion is what the operator does when the
+# FlinkDeployment is deleted, tested by tests/integration/test_flink_flip.py's stop-with-savepoint).
+NEEDS_KUBERNETES = {
+    "high-availability.type": "kubernetes",
+    "kubernetes.operator.job.savepoint-on-deletion": "true",
+}
 
 
 class NotConsidered(AssertionError):
