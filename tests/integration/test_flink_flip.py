@@ -59,8 +59,10 @@ import kafka_local as kl
 
 from infra import versions
 from infra.components.flink import flink_configuration, table_ddl
+from infra.components.flink import handover as flip
 from infra.topology.config import parse_global
 from infra.topology.jobs import load_jobs
+from infra.topology.model import FlinkHandover
 from plantools import sample_config
 
 PARTITIONS, PAD = 3, (5, 11, 2)  # B's copy starts PAD[p] records later in partition p
@@ -214,18 +216,20 @@ def running_job(port: int) -> str | None:
     return ids[0] if ids else None
 
 
-def stop_with_savepoint(port: int, job_id: str, proxy: fl.S3Proxy, bucket: str, proc) -> str:
+def stop_with_savepoint(
+    port: int, job_id: str, proxy: fl.S3Proxy, bucket: str, proc, job: str = "payments"
+) -> str:
     """What the operator's savepointJobOrError does: stop-with-savepoint, no drain, into the
     job's savepoint directory; the runner's JVM ends with the job. The savepoint is then found
     as the DR drill finds it: the newest ``savepoint-*`` with a ``_metadata`` in the bucket."""
-    directory = f"s3p://{bucket}/payments/savepoints"
+    directory = f"s3p://{bucket}/{job}/savepoints"
     rest(port, f"/jobs/{job_id}/stop", {"targetDirectory": directory, "drain": False})
     proc.popen.wait(WAIT)
     assert proc.popen.returncode == 0, proc.tail()
     assert "name='Suspend Savepoint'" in proc.log_text(), "not a stop-with-savepoint"
     found = sorted(
         (m.stat().st_mtime, m.parent)
-        for m in (proxy.basedir / bucket / "payments" / "savepoints").glob("savepoint-*/_metadata")
+        for m in (proxy.basedir / bucket / job / "savepoints").glob("savepoint-*/_metadata")
     )
     assert found, f"no savepoint in {directory}"
     return f"s3p://{found[-1][1].relative_to(proxy.basedir).as_posix()}"
@@ -609,4 +613,223 @@ def test_an_aborted_flip_restores_a_from_the_copied_savepoint_exactly_once(world
         f"\nrollback: A restored from {stopped_a.copy} exactly-once in {took:.1f} s "
         f"({len(stopped_a.out_a)} payments before the flip, {len(out) - len(stopped_a.out_a)} "
         "after)"
+    )
+
+
+# --------------------------------------------------------------------------- a jar job's handover
+
+LEDGER_JOB = Path(__file__).resolve().parent / "LedgerJob.java"
+LEDGER_TOPICS = (("ledger.payment-events", PARTITIONS), ("ledger.counts", 1))
+
+
+def ledger_spec():
+    """`ledger`: the payments spec as an active-passive jar job (the unit test's ledger)."""
+    return payments_job().model_copy(
+        update={"name": "ledger", "sql": None, "sql_text": None, "jar": "local:///ledger.jar"}
+    )
+
+
+def start_ledger(name: str, flink: Path, root: Path, classes: Path, region: str, **kw):
+    """LedgerJob as a jar job runs: its main on a MiniCluster, RTDI_REGION set as rtdi sets it in
+    the pod, rtdi's Flink configuration for the job (``conf``)."""
+    log4j = kl.log4j2_config(root / f"{name}-log4j2.properties", root / f"{name}.log")
+    args: list[str] = []
+    for k, v in kw.pop("conf").items():
+        args += ["--conf", f"{k}={v}"]
+    for k, v in kw.items():
+        args += [f"--{k}", v]
+    console = root / f"{name}.out"
+    with console.open("w") as out:
+        popen = subprocess.Popen(
+            [
+                "java",
+                *fl.RUNNER_OPTS,
+                *fl.JAVA_17_OPENS,
+                f"-Dlog4j2.configurationFile={log4j}",
+                "-cp",
+                os.pathsep.join([str(classes), str(fl.RUNNER_JAR), f"{flink / 'lib'}/*"]),
+                "LedgerJob",
+                *args,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=root,
+            env={
+                **os.environ,
+                "FLINK_PLUGINS_DIR": str(flink / "plugins"),
+                flip.REGION_ENV: region,
+            },
+        )
+    return kl.JavaProcess(name, popen, root / f"{name}.log", console)
+
+
+@pytest.mark.integration
+def test_a_handover_savepoint_keeps_a_jar_jobs_state_in_the_new_primary(world):
+    """rtdi:flinkHandover for a jar job, on two clusters: A's savepoint is copied into B's
+    flink-state bucket, rtdi accepts it there and sets the job fields the operator turns into
+    the restore; B's job keeps its per-rider counts (keyed state) while its source, whose uid
+    names the region, leaves A's offsets behind and starts from the translated group offsets."""
+    flink, kafka_a, proxy, root = world
+    jars = kl.require_kafka(kafka_jars.fetched())
+    classes = root / "ledger-classes"
+    compiled = subprocess.run(
+        [
+            "javac",
+            "-nowarn",
+            "-d",
+            str(classes),
+            "-cp",
+            f"{fl.RUNNER_JAR}{os.pathsep}{flink / 'lib'}/*",
+            str(LEDGER_JOB),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    job = ledger_spec()
+    group = f"flink-{job.name}"
+    prefix = f"rtdi.{job.name}."
+    started = time.monotonic()
+    kafka_b = kl.broker("kafka-b", root, {})  # B's aggregate cluster: another cluster
+    try:
+        kl.start_brokers([kafka_b], jars)
+        for cluster in (kafka_a, kafka_b):
+            for topic, partitions in LEDGER_TOPICS:
+                kl.retry(
+                    f"{topic} created",
+                    lambda b=cluster.bootstrap, t=topic, n=partitions: kl.create_topic(b, t, n, {}),
+                    30,
+                    alive=[cluster.process],
+                )
+        a_boot, b_boot = kafka_a.bootstrap, kafka_b.bootstrap
+        source = LEDGER_TOPICS[0][0]
+
+        def replicated(ids: range) -> None:
+            rows = [(i % PARTITIONS, payment(i)) for i in ids]
+            produce(a_boot, source, rows)
+            produce(b_boot, source, rows)
+
+        def counted(bootstrap: str) -> list[dict]:
+            return [row for _, _, row in read_all(bootstrap, "ledger.counts")]
+
+        produce(  # B's copy starts PAD records later
+            b_boot,
+            source,
+            [(p, payment(900_000 + p * 100 + k)) for p in range(PARTITIONS) for k in range(PAD[p])],
+        )
+        replicated(range(FIRST))
+        port_a = kl.free_port()
+        common = {"source": source, "sink": "ledger.counts", "group": group, "prefix": prefix}
+        a = start_ledger(
+            "ledger-a",
+            flink,
+            root,
+            classes,
+            "region-a",
+            conf=region_conf(job, proxy, "flink-state-a", port_a),
+            bootstrap=a_boot,
+            **common,
+        )
+        try:
+            first = {payment(i)["payment_id"] for i in range(FIRST)}
+            kl.wait_for(
+                "A's first counts committed",
+                lambda: {r["payment_id"] for r in counted(a_boot)} >= first,
+                WAIT,
+                interval=1,
+                alive=[a],
+            )
+            replicated(range(FIRST, FIRST + SECOND))
+            job_id = kl.wait_for("A's running job", lambda: running_job(port_a), 30, alive=[a])
+            savepoint = stop_with_savepoint(port_a, job_id, proxy, "flink-state-a", a, job.name)
+        finally:
+            a.stop()
+        copy = move_savepoint(proxy, savepoint, "flink-state-b", f"{job.name}/handover")
+
+        # What rtdi plans for B's stack config rtdi:flinkHandover: {ledger: {savepoint, nonce}}.
+        wanted = FlinkHandover(savepoint=copy, nonce=1)
+        issues = flip.handover_issues(
+            {job.name: wanted},
+            [job],
+            "region-b",
+            "region-b",
+            "b.yaml",
+            flip.store_schemes("s3"),
+        )
+        assert list(issues) == [] and flip.in_bucket(copy, "s3://flink-state-b")
+        fields = flip.job_fields(wanted)
+        # ... which the operator hands Flink on the first deployment (and on every new nonce).
+        restore = {
+            "execution.state-recovery.path": fields["initialSavepointPath"],
+            "execution.state-recovery.ignore-unclaimed-state": str(
+                fields["allowNonRestoredState"]
+            ).lower(),
+        }
+
+        # The drill: A's final offsets from the copy, translated into B's cluster, committed.
+        offsets = run_handover(flink, root, proxy, copy)["offsets"]
+        assert offsets.keys() == {source}, offsets
+        translated = {int(p): o + PAD[int(p)] for p, o in offsets[source].items()}
+        kl.commit(kl.consumer(b_boot, group, "earliest"), source, translated, close=True)
+        produce(
+            b_boot,
+            source,
+            [(i % PARTITIONS, payment(i)) for i in range(FIRST + SECOND, FIRST + SECOND + THIRD)],
+        )
+
+        port_b = kl.free_port()
+        b = start_ledger(
+            "ledger-b",
+            flink,
+            root,
+            classes,
+            "region-b",
+            conf={**region_conf(job, proxy, "flink-state-b", port_b), **restore},
+            bootstrap=b_boot,
+            **common,
+        )
+        everyone = {payment(i)["payment_id"] for i in range(FIRST + SECOND + THIRD)}
+        out_a = counted(a_boot)
+        try:
+            kl.wait_for(
+                "every payment counted by A or B",
+                lambda: {r["payment_id"] for r in out_a + counted(b_boot)} >= everyone,
+                WAIT,
+                interval=1,
+                alive=[b],
+                last=lambda: str(len(counted(b_boot))),
+            )
+            job_b = kl.wait_for("B's running job", lambda: running_job(port_b), 30, alive=[b])
+            log = b.log_text()
+            restored = f"Starting job {job_b} from savepoint {copy} (allowing non restored state)"
+            assert restored in log, b.tail()
+            # A's region-named state dropped: its source, its sink's writer and committer.
+            assert log.count("Skipping savepoint state for operator") == 3, b.tail()
+            stop_with_savepoint(port_b, job_b, proxy, "flink-state-b", b, job.name)
+        finally:
+            b.stop()
+        out_b = counted(b_boot)
+    finally:
+        kafka_b.stop()
+    took = time.monotonic() - started
+
+    # Every payment once over A then B (none of B's records before the copy), and per rider the
+    # counts run 1..k over both regions: B went on from A's state.
+    out = out_a + out_b
+    ids = [r["payment_id"] for r in out]
+    twice = sorted(k for k, n in Counter(ids).items() if n > 1)
+    assert twice == [] and set(ids) == everyone, (twice[:5], len(set(ids) ^ everyone))
+    by_rider: dict[str, list[int]] = {}
+    for r in out:
+        by_rider.setdefault(r["rider_id"], []).append(r["n"])
+    assert {k: sorted(v) for k, v in by_rider.items()} == {
+        k: list(range(1, len(v) + 1)) for k, v in by_rider.items()
+    }
+    carried = min(r["n"] for r in out_b)
+    assert carried > 1, "B's counts started over: the keyed state was not restored"
+    print(
+        f"\njar handover A -> B (two clusters): {took:.1f} s, {len(out_a)} payments counted by A, "
+        f"{len(out_b)} by B from {copy} (every rider's count carried over)"
     )
