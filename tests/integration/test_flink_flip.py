@@ -29,6 +29,10 @@ The aborted flip (a rollback) is the second path from the same copy: A starts ag
 ``initialSavepointPath``), its group rewound to the start so that only the restored source state
 can place it, reads what arrived meanwhile, and A's output over both runs is exactly once.
 
+A jar job's handover (``rtdi:flinkHandover``) runs on two clusters: LedgerJob.java, written to
+rtdi's contract (its Kafka source's and sink's uids name the region), keeps its keyed state
+through a savepoint copied into B's bucket and restored with the fields rtdi plans for it.
+
 Times are printed (``-s`` shows them).
 """
 
