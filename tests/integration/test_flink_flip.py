@@ -42,6 +42,7 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -676,6 +677,11 @@ def test_a_handover_savepoint_keeps_a_jar_jobs_state_in_the_new_primary(world):
     names the region, leaves A's offsets behind and starts from the translated group offsets."""
     flink, kafka_a, proxy, root = world
     jars = kl.require_kafka(kafka_jars.fetched())
+    if shutil.which("javac") is None:  # a JRE without the JDK: as require_flink does
+        problem = "javac (a JDK) is needed to compile the jar job"
+        if os.environ.get("CI"):
+            pytest.fail(f"{problem}, but CI is set: CI must run the Flink tests", pytrace=False)
+        pytest.skip(problem)
     classes = root / "ledger-classes"
     compiled = subprocess.run(
         [
