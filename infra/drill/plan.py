@@ -366,12 +366,12 @@ def _checks(
 
 def _policy_check(drill: DrillPlan, policy_config: str | None) -> Check:
     report = drill.report
-    verdict = "FAILED" if report.mandatory else "passed"
+    state = "FAILED" if report.mandatory else "passed"
     return Check(
         "policies",
         f"rtdi check on the post-flip plans of {len(report.stacks)} stacks",
         f"no mandatory violation ({policy_config or 'default policy configuration'})",
-        f"{verdict}: {len(report.mandatory)} mandatory, {len(report.advisory)} advisory",
+        f"{state}: {len(report.mandatory)} mandatory, {len(report.advisory)} advisory",
         passed=not report.mandatory,
     )
 
@@ -514,7 +514,20 @@ def render_text(drill: DrillPlan) -> str:
     lines += ["", "diffs of the flip (the stacks in the order the drill brings them up):"]
     lines.append(render_diffs(drill.diffs) or "  none")
     lines += ["", "rtdi check on the post-flip plans:", render_report(drill.report)]
+    lines += ["", verdict(drill)]
     return "\n".join(lines)
+
+
+def verdict(drill: DrillPlan) -> str:
+    """The last line: whether `rtdi drill run` would start, and if not, what stops it."""
+    failed = [f"{c.name} ({c.offline})" for c in drill.checks if not c.passed]
+    if failed:
+        return f"drill to {drill.target} REFUSED: " + "; ".join(failed)
+    return (
+        f"drill to {drill.target} planned: {len(drill.steps)} steps, "
+        f"{sum(len(s.stacks) for s in drill.steps)} stack updates, "
+        f"{len(drill.groups)} active/passive group(s) moved"
+    )
 
 
 def _short(value: Any) -> str:
@@ -543,6 +556,7 @@ def render_json(drill: DrillPlan) -> str:
                 "groups": [g.as_json() for g in finding_groups(drill.report)],
             },
             "violates": drill.violates,
+            "verdict": verdict(drill),
         },
         indent=1,
     )
