@@ -354,3 +354,13 @@ def test_config_path_into_a_list(plans):
     ws.set_config("global", "rtdi:topology.regions[3].jurisdiction", "eu")
     topology = json.loads(ws.project.read("global").values["rtdi:topology"])
     assert [r["jurisdiction"] for r in topology["regions"]] == ["us", "eu", "eu", "eu"]
+
+
+def test_readme_shows_the_real_drill_plan(drill):
+    from infra.drill.plan import render_text
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- drill-plan -->\n```\n", 1)[1].split("```", 1)[0]
+    shown = render_text(drill).split("\npreflight checks:")[0].rstrip("\n") + "\n"
+    assert block == shown
+    assert f"first {len(shown.splitlines())} lines" in readme
