@@ -364,3 +364,88 @@ def test_readme_shows_the_real_drill_plan(drill):
     shown = render_text(drill).split("\npreflight checks:")[0].rstrip("\n") + "\n"
     assert block == shown
     assert f"first {len(shown.splitlines())} lines" in readme
+
+
+# --------------------------------------------------------------------------- the step runner
+
+
+def test_the_pulumi_steps_of_the_runner(drill, plans):
+    """flip, demote and promote as the runner runs them: config, ups, each stack checked against
+    the step's expect; the Kafka steps are not among them (not built)."""
+    from infra.drill.run import Context, demote, flip, promote, run_steps
+    from infra.drill.workspace import PlanWorkspace
+    from infra.plan import Project
+
+    ws = PlanWorkspace(Project.find(ROOT), plans)
+    ctx = Context(drill, ws)
+    results = run_steps(ctx, [flip, demote, promote])
+    assert [(r.name, r.status) for r in results] == [
+        ("flip", "done"),
+        ("demote", "done"),
+        ("promote", "done"),
+    ]
+    assert ctx.upped == ws.ups == ["global", OLD, NEW, *OTHERS]
+    assert running_payments(ws) == [NEW]
+
+
+def test_an_abort_after_the_flip_leaves_the_old_primary_serving(drill, plans):
+    """The old primary's `up` refused (bad config, as `pulumi up` refuses it): the runner sets
+    the global stack's primary back and brings it up; payments still runs in the old primary."""
+    from infra.drill.run import Context, demote, flip, run_steps
+    from infra.drill.workspace import PlanWorkspace
+    from infra.plan import Project
+
+    ws = PlanWorkspace(Project.find(ROOT), plans)
+    ws.set_config(OLD, "rtdi:kubernetes.nodesPerZone", "three")
+    results = run_steps(Context(drill, ws), [flip, demote])
+    assert [(r.name, r.status) for r in results] == [
+        ("flip", "done"),
+        ("demote", "failed"),
+        ("rollback", "rolled back"),
+    ]
+    assert "nodesPerZone" in results[1].detail
+    assert ws.ups == ["global", "global"]
+    assert ws.outputs("global")["primaryRegion"] == OLD
+    assert ws.outputs(OLD)["primary"] is True
+    assert running_payments(ws) == [OLD]
+
+
+def test_kafka_steps_need_the_kafka_side_which_is_not_built(drill, plans):
+    """Without a KafkaSide, the dry run stops in preflight before touching a stack, and a
+    run past the demotion stops at sync-offsets without rolling back (the job has stopped)."""
+    from infra.drill.run import Context, demote, flip, run_drill, run_steps, sync_offsets
+    from infra.drill.workspace import PlanWorkspace
+    from infra.plan import Project
+
+    ws = PlanWorkspace(Project.find(ROOT), plans)
+    results = run_drill(drill, ws, None, dry_run=True)
+    assert [(r.name, r.status) for r in results] == [("preflight", "failed")]
+    assert (
+        results[0].detail == "preflight needs Kafka clients of the aggregates, which are not built"
+    )
+    assert ws.ups == []
+    results = run_steps(Context(drill, ws), [flip, demote, sync_offsets])
+    assert [(r.name, r.status) for r in results] == [
+        ("flip", "done"),
+        ("demote", "done"),
+        ("sync-offsets", "failed"),
+    ]
+    assert running_payments(ws) == []
+
+
+def test_a_refused_plan_is_not_run(drill, plans):
+    import dataclasses
+
+    from infra.drill.plan import Check
+    from infra.drill.run import run_drill
+    from infra.drill.workspace import PlanWorkspace
+    from infra.plan import Project
+    from infra.topology.errors import ConfigError
+
+    refused = dataclasses.replace(
+        drill, checks=[*drill.checks, Check("offset-syncs", "x", "y", "no syncs", passed=False)]
+    )
+    ws = PlanWorkspace(Project.find(ROOT), plans)
+    with pytest.raises(ConfigError, match="the drill plan is refused"):
+        run_drill(refused, ws, None)
+    assert ws.ups == []
