@@ -171,7 +171,6 @@ def cmd_drill_plan(args) -> int:
 
     project = Project.find()
     with Progress() as progress:
-        del progress  # planning shows no per-stack line here: two whole plans, one after another
         drill = plan_drill(
             project,
             args.to,
@@ -179,6 +178,7 @@ def cmd_drill_plan(args) -> int:
             max_lag=args.max_lag,
             max_sync_lag=args.max_sync_lag,
             policy_config=args.config,
+            progress=progress,
         )
     print(render_json(drill) if args.format == "json" else render_text(drill))
     return EXIT_DIFFERENT if drill.violates else 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,6 +163,7 @@ def plan_drill(
     max_sync_lag: int | None = None,
     policy_config: str | None = None,
     before: dict[str, StackPlan] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> DrillPlan:
     """The drill to ``target``; ConfigError (one line) on bad input, before anything is planned.
 
@@ -218,8 +220,13 @@ def plan_drill(
             )
     wanted = [g, *(stacks[r] for r in topology.region_ids if r in stacks)]
     if before is None:
-        before = plan_stacks(project, wanted)
-    after = plan_stacks(flipped(project, g, target), wanted)
+        before = plan_stacks(project, wanted, progress=progress)
+
+    def shown(stack: str, n: int, total: int) -> None:
+        if progress is not None:
+            progress(f"{stack} (flipped)", n, total)
+
+    after = plan_stacks(flipped(project, g, target), wanted, progress=shown)
     old, new = stacks[source], stacks[target]
     others = [stacks[r] for r in topology.region_ids if r in stacks and r not in (source, target)]
     order = [g, old, new, *others]
