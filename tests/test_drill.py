@@ -449,3 +449,19 @@ def test_a_refused_plan_is_not_run(drill, plans):
     with pytest.raises(ConfigError, match="the drill plan is refused"):
         run_drill(refused, ws, None)
     assert ws.ups == []
+
+
+def test_a_region_an_active_passive_job_does_not_run_in_is_bad_input(tmp_path, monkeypatch):
+    import infra.topology.jobs as jobs_module
+
+    jobs = tmp_path / "jobs" / "flink"
+    shutil.copytree(ROOT / "jobs" / "flink", jobs)
+    spec = jobs / "payments.yaml"
+    spec.write_text(spec.read_text() + f"regions: [{OLD}, aws-eu-west-1]\n")
+    monkeypatch.setattr(jobs_module, "JOBS_DIR", jobs)
+    code, out, err = run_cli(["drill", "plan", "--to", NEW])
+    assert (code, out) == (2, "")
+    assert err == (
+        f"rtdi drill: --to = '{NEW}': the active-passive job payments does not run there, and "
+        f"it follows the primary; allowed: one of its regions ({OLD}, aws-eu-west-1)\n"
+    )
