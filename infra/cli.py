@@ -163,6 +163,27 @@ def cmd_backfill(args) -> int:
     return 0
 
 
+def cmd_drill_plan(args) -> int:
+    """What a DR drill to ``--to`` will do (infra/drill/plan.py); exit 1 when the flip would
+    break a mandatory policy or a check the plan decides."""
+    from infra.drill.plan import plan_drill, render_json, render_text
+    from infra.plan import Project
+
+    project = Project.find()
+    with Progress() as progress:
+        drill = plan_drill(
+            project,
+            args.to,
+            global_stack=args.global_stack,
+            max_lag=args.max_lag,
+            max_sync_lag=args.max_sync_lag,
+            policy_config=args.config,
+            progress=progress,
+        )
+    print(render_json(drill) if args.format == "json" else render_text(drill))
+    return EXIT_DIFFERENT if drill.violates else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtdi", description="Offline plans, plan diffs and policy checks of rtdi stacks."
@@ -240,6 +261,36 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--id", help="names the run (default: the start time, UTC)")
     backfill.add_argument("--out", help="output folder (default: .rtdi/backfill/<job>-<id>)")
     backfill.set_defaults(func=cmd_backfill)
+    drill = sub.add_parser("drill", help="DR drills: switch the primary region (issue 11)")
+    drill_sub = drill.add_subparsers(dest="drill_command", required=True)
+    drill_plan = drill_sub.add_parser(
+        "plan",
+        help="offline: the steps of a drill to REGION, the flip's diffs, the preflight checks "
+        "and rtdi check on the post-flip plans",
+    )
+    drill_plan.add_argument("--to", required=True, metavar="REGION", help="the new primary")
+    drill_plan.add_argument(
+        "--global", dest="global_stack", metavar="STACK", help="the global stack (default: the one)"
+    )
+    drill_plan.add_argument(
+        "--max-lag",
+        type=int,
+        default=1000,
+        metavar="RECORDS",
+        help="preflight: most records per partition not yet mirrored into the new primary",
+    )
+    drill_plan.add_argument(
+        "--max-sync-lag",
+        type=int,
+        metavar="RECORDS",
+        help="preflight: most records a newest offset sync may trail its copy's end (default: "
+        "the mirror's offset.lag.max)",
+    )
+    drill_plan.add_argument(
+        "--config", metavar="FILE", help="policy configuration for rtdi check, JSON or YAML"
+    )
+    drill_plan.add_argument("--format", choices=("text", "json"), default="text")
+    drill_plan.set_defaults(func=cmd_drill_plan)
     return parser
 
 
