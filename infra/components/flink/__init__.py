@@ -602,8 +602,9 @@ class FlinkLayer(pulumi.ComponentResource):
             job_spec = {"jarURI": job.jar}
             if job.entry_class:
                 job_spec["entryClass"] = job.entry_class
-            # A jar names its Kafka source's uid after the region, so that a handover
-            # savepoint's source state (the old region's offsets) is left unclaimed.
+            # A jar names its Kafka source's and sinks' uids after the region, so that a
+            # handover savepoint's Kafka state (the old cluster's offsets and transactions) is
+            # left unclaimed (handover.py).
             env.append({"name": flip.REGION_ENV, "value": region_id})
         handover = args.handover.get(job.name) if running and run is None else None
         job_spec.update(

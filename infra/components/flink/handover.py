@@ -15,11 +15,14 @@ translate those stale offsets). The drill reads the savepoint's offsets with
 cluster and commits them to `flink-<job>` there before that region's `pulumi up`.
 
 An active-passive **jar** job may instead start from a handover savepoint named in the new
-primary's stack config (``rtdi:flinkHandover: {<job>: {savepoint: URI, nonce: N}}``) if its Kafka
-source's operator uid names the region (rtdi passes ``RTDI_REGION``): the old region's source state
-is then unclaimed, dropped under ``allowNonRestoredState``, and the source starts from the
-translated group offsets while every other operator keeps its state. SQL jobs get no handover: the
-planner generates their operator ids, so the source's state cannot be left behind that way.
+primary's stack config (``rtdi:flinkHandover: {<job>: {savepoint: URI, nonce: N}}``) if the
+operator uids of its Kafka source *and its Kafka sinks* name the region (rtdi passes
+``RTDI_REGION``): the old region's source state (its offsets) and sink state (its pending
+transactions, which the new cluster cannot commit: `InvalidPidMappingException`, measured by
+tests/integration/test_flink_flip.py) are then unclaimed, dropped under ``allowNonRestoredState``;
+the source starts from the translated group offsets while every other operator keeps its state.
+SQL jobs get no handover: the planner generates their operator ids, so the Kafka operators' state
+cannot be left behind that way.
 
 Why this takes a replacement of the FlinkDeployment (read from the operator's 1.15 code,
 ``AbstractJobReconciler``/``AbstractFlinkResourceReconciler``/``ApplicationReconciler``):
@@ -63,7 +66,7 @@ KEY = "rtdi:flinkHandover"
 SAVEPOINT_ON_DELETION = "kubernetes.operator.job.savepoint-on-deletion"
 # The resource options that make a change of job.state a new FlinkDeployment (module doc).
 REPLACE_ON_CHANGES = ["spec.job.state"]
-REGION_ENV = "RTDI_REGION"  # what a jar job names its Kafka source's uid after
+REGION_ENV = "RTDI_REGION"  # what a jar job names its Kafka source's and sinks' uids after
 
 
 def handover_issues(
