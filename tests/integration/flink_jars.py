@@ -18,11 +18,10 @@ reason; with ``CI`` set it exits 1.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import sys
 from pathlib import Path
 
-from maven_fetch import maven, require_tools, step
+from maven_fetch import cached, fetch_once, maven, step
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -51,62 +50,50 @@ def _stamp_text(version: str) -> str:
 def fetched(version: str | None = None) -> Path | None:
     """The cache directory if a complete fetch for this version and pom is there, else None."""
     version = version or flink_version()
-    root = cache_dir(version)
-    stamp = root / "fetched"
-    if stamp.is_file() and stamp.read_text() == _stamp_text(version):
-        return root
-    return None
+    return cached(cache_dir(version), _stamp_text(version))
 
 
 def fetch(version: str | None = None) -> Path:
-    """Fetch everything into a partial directory and rename it into place (idempotent)."""
+    """Fetch everything into the cache, once (see `maven_fetch.fetch_once`)."""
     version = version or flink_version()
-    if found := fetched(version):
-        return found
-    require_tools()
-    root = cache_dir(version)
-    partial = root.with_name(root.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    log = partial / "maven.log"
-    maven(
-        [
-            "-f",
-            str(POM),
-            "dependency:copy-dependencies",
-            f"-Dflink.version={version}",
-            f"-DoutputDirectory={partial / 'lib'}",
-            "-DincludeScope=runtime",
-        ],
-        log,
-    )
-    for folder, artifact in PLUGINS.items():
+
+    def fill(partial: Path, log: Path) -> None:
+        maven(
+            [
+                "-f",
+                str(POM),
+                "dependency:copy-dependencies",
+                f"-Dflink.version={version}",
+                f"-DoutputDirectory={partial / 'lib'}",
+                "-DincludeScope=runtime",
+            ],
+            log,
+        )
+        for folder, artifact in PLUGINS.items():
+            maven(
+                [
+                    "-f",
+                    str(POM),
+                    "dependency:copy",
+                    f"-Dflink.version={version}",
+                    f"-Dartifact=org.apache.flink:{artifact}:{version}",
+                    f"-DoutputDirectory={partial / 'plugins' / folder}",
+                ],
+                log,
+            )
         maven(
             [
                 "-f",
                 str(POM),
                 "dependency:copy",
                 f"-Dflink.version={version}",
-                f"-Dartifact=org.apache.flink:{artifact}:{version}",
-                f"-DoutputDirectory={partial / 'plugins' / folder}",
+                f"-Dartifact={S3PROXY}",
+                f"-DoutputDirectory={partial / 'tools'}",
             ],
             log,
         )
-    maven(
-        [
-            "-f",
-            str(POM),
-            "dependency:copy",
-            f"-Dflink.version={version}",
-            f"-Dartifact={S3PROXY}",
-            f"-DoutputDirectory={partial / 'tools'}",
-        ],
-        log,
-    )
-    (partial / "fetched").write_text(_stamp_text(version))
-    shutil.rmtree(root, ignore_errors=True)
-    partial.rename(root)
-    return root
+
+    return fetch_once(cache_dir(version), _stamp_text(version), fill)
 
 
 def main() -> int:

@@ -17,11 +17,10 @@ skips with the reason; with ``CI`` set it exits 1.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import sys
 from pathlib import Path
 
-from maven_fetch import maven, require_tools, step
+from maven_fetch import cached, fetch_once, maven, step
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -53,48 +52,36 @@ def _stamp_text(version: str) -> str:
 def fetched(version: str | None = None) -> Path | None:
     """The cache directory if a complete fetch for this version and pom is there, else None."""
     version = version or hadoop_version()
-    root = cache_dir(version)
-    stamp = root / "fetched"
-    if stamp.is_file() and stamp.read_text() == _stamp_text(version):
-        return root
-    return None
+    return cached(cache_dir(version), _stamp_text(version))
 
 
 def fetch(version: str | None = None) -> Path:
-    """Fetch everything into a partial directory and rename it into place (idempotent)."""
+    """Fetch everything into the cache, once (see `maven_fetch.fetch_once`)."""
     version = version or hadoop_version()
-    if found := fetched(version):
-        return found
-    require_tools()
-    root = cache_dir(version)
-    partial = root.with_name(root.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    log = partial / "maven.log"
-    common = ["-f", str(POM), f"-Dhadoop.version={version}"]
-    maven(
-        [
-            *common,
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={partial / 'server'}",
-            "-DincludeScope=runtime",
-        ],
-        log,
-    )
-    for artifact in client_jars():
+
+    def fill(partial: Path, log: Path) -> None:
+        common = ["-f", str(POM), f"-Dhadoop.version={version}"]
         maven(
             [
                 *common,
-                "dependency:copy",
-                f"-Dartifact=org.apache.hadoop:{artifact}:{version}",
-                f"-DoutputDirectory={partial / 'client'}",
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={partial / 'server'}",
+                "-DincludeScope=runtime",
             ],
             log,
         )
-    (partial / "fetched").write_text(_stamp_text(version))
-    shutil.rmtree(root, ignore_errors=True)
-    partial.rename(root)
-    return root
+        for artifact in client_jars():
+            maven(
+                [
+                    *common,
+                    "dependency:copy",
+                    f"-Dartifact=org.apache.hadoop:{artifact}:{version}",
+                    f"-DoutputDirectory={partial / 'client'}",
+                ],
+                log,
+            )
+
+    return fetch_once(cache_dir(version), _stamp_text(version), fill)
 
 
 def main() -> int:

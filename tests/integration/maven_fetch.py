@@ -1,4 +1,4 @@
-"""What the Maven-fetching steps of ``make test`` share (kafka_jars.py, flink_jars.py).
+"""What the Maven-fetching steps of ``make test`` share (kafka_jars, flink_jars, hadoop_jars).
 
 Each step resolves a pom into a folder under .cache/, once; without Maven, Java or a registry it
 warns and exits 0 so the rest of ``make test`` runs and its tests skip with the reason, and with
@@ -46,6 +46,29 @@ def maven(args: list[str], log: Path, mode: str = "a") -> None:
     if done.returncode != 0:
         tail = "\n".join(log.read_text().splitlines()[-15:])
         raise FetchError(f"`{' '.join(cmd)}` failed ({done.returncode}; log {log}):\n{tail}")
+
+
+def cached(root: Path, stamp: str) -> Path | None:
+    """``root`` if a complete fetch stamped ``stamp`` (the version and pom it came from) is there,
+    else None."""
+    marker = root / "fetched"
+    return root if marker.is_file() and marker.read_text() == stamp else None
+
+
+def fetch_once(root: Path, stamp: str, fill: Callable[[Path, Path], None]) -> Path:
+    """``root``, fetched once: ``fill(partial, log)`` fills a partial folder beside it, which is
+    stamped and renamed into place only when complete, so an interrupted fetch never looks done."""
+    if found := cached(root, stamp):
+        return found
+    require_tools()
+    partial = root.with_name(root.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    fill(partial, partial / "maven.log")
+    (partial / "fetched").write_text(stamp)
+    shutil.rmtree(root, ignore_errors=True)
+    partial.rename(root)
+    return root
 
 
 def step(prog: str, what: str, cache: str, skipped: str, fetch: Callable[[], Path]) -> int:
