@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from policies.engine import Context, Rule
 from policies.view import Resource, StackView, as_int, dig, items, str_map, text
 
 GROUP = "flink.apache.org"
@@ -506,3 +507,17 @@ def location_of(uri: str) -> Location | None:
 def replicas(dep: Resource) -> int:
     value = dig(dep.props, "spec", "jobManager", "replicas")
     return 1 if value is None else as_int(value) or 0
+
+
+class DeploymentRule(Rule):
+    """A rule judged one FlinkDeployment at a time: `deployment` looks at one, and a deployment
+    whose fields cannot be read is reported against it, not the whole stack (`ctx.guard`)."""
+
+    def check(self, ctx: Context) -> None:
+        view = ctx.view
+        for dep in deployments(view):
+            with ctx.guard(dep):
+                self.deployment(ctx, view, dep)
+
+    def deployment(self, ctx: Context, view: StackView, dep: Resource) -> None:
+        raise NotImplementedError

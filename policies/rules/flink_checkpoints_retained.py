@@ -11,14 +11,14 @@ bounded backfill rebuilt from its range) needs neither.
 
 from __future__ import annotations
 
-from policies.engine import Context, Param, Rule
+from policies.engine import Context, Param
 from policies.rules._flink import (
     CHECKPOINT_DIR,
     CHECKPOINT_MODE,
     INTERVAL,
     RETENTION,
+    DeploymentRule,
     configuration,
-    deployments,
     is_stateful,
     name_of,
     seconds,
@@ -33,7 +33,7 @@ RETAIN = "RETAIN_ON_CANCELLATION"
 MIN_INTERVAL_SECONDS = 0.01  # Flink refuses a checkpoint interval under 10 ms
 
 
-class FlinkCheckpointsRetained(Rule):
+class FlinkCheckpointsRetained(DeploymentRule):
     id = "flink-checkpoints-retained"
     category = "durability"
     description = (
@@ -62,13 +62,7 @@ class FlinkCheckpointsRetained(Rule):
         ),
     )
 
-    def check(self, ctx: Context) -> None:
-        view = ctx.view
-        for dep in deployments(view):
-            with ctx.guard(dep):
-                self._deployment(ctx, view, dep)
-
-    def _deployment(self, ctx: Context, view: StackView, dep: Resource) -> None:
+    def deployment(self, ctx: Context, view: StackView, dep: Resource) -> None:
         conf = configuration(view, dep)
         script = sql_script(view, dep).script
         tables = script.tables.values() if script else []

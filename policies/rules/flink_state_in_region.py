@@ -18,16 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from policies.engine import Context, Rule
+from policies.engine import Context
 from policies.rules._common import GCS_BUCKET, S3_BUCKETS
 from policies.rules._flink import (
     CHECKPOINT_DIR,
     HA_STORAGE_DIR,
     RECOVERY_PATH,
     SAVEPOINT_DIR,
+    DeploymentRule,
     Location,
     configuration,
-    deployments,
     job,
     location_of,
     name_of,
@@ -36,7 +36,7 @@ from policies.rules._flink import (
 from policies.view import Resource, StackView, location, output, text
 
 
-class FlinkStateInRegion(Rule):
+class FlinkStateInRegion(DeploymentRule):
     id = "flink-state-in-region"
     category = "data placement"
     description = (
@@ -55,13 +55,7 @@ class FlinkStateInRegion(Rule):
     )
     severity = "critical"
 
-    def check(self, ctx: Context) -> None:
-        view = ctx.view
-        for dep in deployments(view):
-            with ctx.guard(dep):
-                self._deployment(ctx, view, dep)
-
-    def _deployment(self, ctx: Context, view: StackView, dep: Resource) -> None:
+    def deployment(self, ctx: Context, view: StackView, dep: Resource) -> None:
         conf = configuration(view, dep)
         places: list[tuple[str, str]] = []
         for keys in (CHECKPOINT_DIR, SAVEPOINT_DIR, HA_STORAGE_DIR, RECOVERY_PATH):

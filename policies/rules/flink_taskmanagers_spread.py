@@ -9,9 +9,9 @@ pods constrains nothing.
 
 from __future__ import annotations
 
-from policies.engine import Context, Param, Rule
+from policies.engine import Context, Param
 from policies.rules._flink import (
-    deployments,
+    DeploymentRule,
     name_of,
     selects,
     taskmanager_labels,
@@ -22,7 +22,7 @@ from policies.view import ZONE_KEY, Resource, StackView, as_int, dig, items, sho
 PDB = ("policy", "PodDisruptionBudget")
 
 
-class FlinkTaskmanagersSpread(Rule):
+class FlinkTaskmanagersSpread(DeploymentRule):
     id = "flink-taskmanagers-spread"
     category = "availability"
     description = (
@@ -55,13 +55,7 @@ class FlinkTaskmanagersSpread(Rule):
         ),
     )
 
-    def check(self, ctx: Context) -> None:
-        view = ctx.view
-        for dep in deployments(view):
-            with ctx.guard(dep):
-                self._deployment(ctx, view, dep)
-
-    def _deployment(self, ctx: Context, view: StackView, dep: Resource) -> None:
+    def deployment(self, ctx: Context, view: StackView, dep: Resource) -> None:
         name = name_of(dep)
         labels = taskmanager_labels(dep)
         shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))

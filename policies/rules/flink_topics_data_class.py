@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from policies.engine import Context, Rule
+from policies.engine import Context
 from policies.rules._common import (
     DATA_CLASSES,
     FALLBACK_TO_PUBLISHED,
@@ -24,12 +24,18 @@ from policies.rules._common import (
     topic_classes,
     unknown_class,
 )
-from policies.rules._flink import deployments, is_kafka, kafka_topics, name_of, sql_script
+from policies.rules._flink import (
+    DeploymentRule,
+    is_kafka,
+    kafka_topics,
+    name_of,
+    sql_script,
+)
 from policies.rules._javaregex import Untranslatable, translate
 from policies.view import Resource, StackView
 
 
-class FlinkTopicsDataClass(Rule):
+class FlinkTopicsDataClass(DeploymentRule):
     id = "flink-topics-data-class"
     category = "data placement"
     description = (
@@ -49,13 +55,7 @@ class FlinkTopicsDataClass(Rule):
     severity = "critical"
     params = (DATA_CLASSES, FALLBACK_TO_PUBLISHED)
 
-    def check(self, ctx: Context) -> None:
-        view = ctx.view
-        for dep in deployments(view):
-            with ctx.guard(dep):
-                self._deployment(ctx, view, dep)
-
-    def _deployment(self, ctx: Context, view: StackView, dep: Resource) -> None:
+    def deployment(self, ctx: Context, view: StackView, dep: Resource) -> None:
         name = name_of(dep)
         source = sql_script(view, dep)
         if source.script is None:
