@@ -61,3 +61,12 @@ FLINK_KAFKA_CLIENTS_VERSION = "4.2.0"
 MSK_IAM_AUTH_VERSION = "2.4.0"
 GCP_KAFKA_AUTH_VERSION = "1.0.6"
 JUNIT_VERSION = "5.13.4"
+
+# The offset sync job (jobs/offset-sync/, issue 11): its jar is built against KAFKA_VERSION's
+# kafka-clients and MirrorMaker 2 client (its offset-syncs format is that Kafka's), logs through
+# SLF4J's simple binding, and runs on a Temurin JRE. jobs/offset-sync/pom.xml and its Dockerfile
+# spell the same versions (tests/test_offset_sync.py asserts they agree).
+OFFSET_SYNC_VERSION = "0.1.0"
+OFFSET_SYNC_SLF4J_VERSION = "1.7.36"
+OFFSET_SYNC_JRE_IMAGE = "eclipse-temurin:21.0.8_9-jre-noble"
+OFFSET_SYNC_IMAGE = f"rtdi/offset-sync:{OFFSET_SYNC_VERSION}"
