@@ -23,8 +23,13 @@ MirrorMaker 2 offset syncs: their partitions are reported untranslated, and the 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -131,7 +136,7 @@ def sync_properties(
     properties (``${env:NAME}`` placeholders are filled by the job from its environment).
     Without ``primary_client`` the primary's side comes from another file (the Secret)."""
     lines = [
-        "# rtdi offset sync job (jobs/offset-sync/); written by infra/components/kafka/offset_sync.py",
+        "# rtdi's offset sync job (jobs/offset-sync/), from infra/components/kafka/offset_sync.py",
         f"groups={_escape(','.join(groups))}",
         f"primary.region={_escape(primary)}",
         f"local.region={_escape(local)}",
@@ -139,6 +144,45 @@ def sync_properties(
     for side, client in (("local", local_client), ("primary", primary_client or {})):
         lines += [f"{side}.cluster.{k}={_escape(v)}" for k, v in sorted(client.items())]
     return "\n".join(lines) + "\n"
+
+
+# The job's jar as `make offset-sync-jar` builds it (jobs/offset-sync/).
+JAR = (
+    Path(__file__).resolve().parents[3] / "jobs" / "offset-sync" / "target" / "rtdi-offset-sync.jar"
+)
+
+
+class SyncFailed(Exception):
+    """The job refused its input (exit 2) or its pass failed (exit 1): its one line."""
+
+    def __init__(self, code: int, line: str):
+        super().__init__(line)
+        self.code = code
+
+
+def run_once(properties: str, jar: Path = JAR, java: str = "java", timeout: float = 180) -> dict:
+    """One pass of the job over ``properties`` (a `sync_properties` text whose clusters are both
+    reachable from here): its JSON report, per group and partition the primary's committed
+    (source) offset, the regional offset it maps to, the translated offset, the offset it replaced
+    here and whether it was committed (with the reason when not). What the DR drill's "sync
+    offsets" step calls."""
+    with tempfile.NamedTemporaryFile("w", suffix=".properties", delete=False) as f:
+        f.write(properties)
+    try:
+        done = subprocess.run(
+            [java, "-jar", str(jar), "--config", f.name, "--once"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    finally:
+        os.unlink(f.name)
+    if done.returncode != 0:
+        lines = [x for x in done.stderr.splitlines() if x.startswith("offset-sync: ")]
+        raise SyncFailed(done.returncode, lines[-1] if lines else done.stderr.strip()[-500:])
+    report: dict = json.loads(done.stdout.strip().splitlines()[-1])
+    return report
 
 
 AccessFn = Callable[..., dict[str, KafkaAccess]]
@@ -250,62 +294,63 @@ class OffsetSync(pulumi.ComponentResource):
             {"name": "tmp", "mountPath": "/tmp"},
         ]
         probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 30}
+        spec: Any = {
+            # One writer of a group's offsets at a time: never two pods, even while rolling.
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": {"app.kubernetes.io/name": APP}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": identity.service_account,
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": RUN_AS,
+                        "runAsGroup": RUN_AS,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": APP,
+                            "image": target.sources.image(versions.OFFSET_SYNC_IMAGE),
+                            "args": [
+                                "--config",
+                                f"{CONFIG_DIR}/{CONFIG_FILE}",
+                                "--config",
+                                f"{PRIMARY_DIR}/{PRIMARY_KEY}",
+                                "--interval-seconds",
+                                str(INTERVAL_SECONDS),
+                                "--health-port",
+                                str(HEALTH_PORT),
+                            ],
+                            "env": env,
+                            "ports": [{"name": "health", "containerPort": HEALTH_PORT}],
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "384Mi"},
+                                "limits": {"memory": "384Mi"},
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            # A pass reads every offset-syncs topic once at start: give it
+                            # a few passes before liveness counts.
+                            "startupProbe": {**probe, "failureThreshold": 10},
+                            "livenessProbe": {**probe, "failureThreshold": 3},
+                            "readinessProbe": probe,
+                            "volumeMounts": mounts,
+                        }
+                    ],
+                    "volumes": volumes,
+                },
+            },
+        }
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=APP, namespace=NAMESPACE, labels=labels),
-            spec={
-                # One writer of a group's offsets at a time: never two pods, even while rolling.
-                "replicas": 1,
-                "strategy": {"type": "Recreate"},
-                "selector": {"matchLabels": {"app.kubernetes.io/name": APP}},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "serviceAccountName": identity.service_account,
-                        "automountServiceAccountToken": False,
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "runAsUser": RUN_AS,
-                            "runAsGroup": RUN_AS,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
-                        "containers": [
-                            {
-                                "name": APP,
-                                "image": target.sources.image(versions.OFFSET_SYNC_IMAGE),
-                                "args": [
-                                    "--config",
-                                    f"{CONFIG_DIR}/{CONFIG_FILE}",
-                                    "--config",
-                                    f"{PRIMARY_DIR}/{PRIMARY_KEY}",
-                                    "--interval-seconds",
-                                    str(INTERVAL_SECONDS),
-                                    "--health-port",
-                                    str(HEALTH_PORT),
-                                ],
-                                "env": env,
-                                "ports": [{"name": "health", "containerPort": HEALTH_PORT}],
-                                "resources": {
-                                    "requests": {"cpu": "100m", "memory": "384Mi"},
-                                    "limits": {"memory": "384Mi"},
-                                },
-                                "securityContext": {
-                                    "allowPrivilegeEscalation": False,
-                                    "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]},
-                                },
-                                # A pass reads every offset-syncs topic once at start: give it
-                                # a few passes before liveness counts.
-                                "startupProbe": {**probe, "failureThreshold": 10},
-                                "livenessProbe": {**probe, "failureThreshold": 3},
-                                "readinessProbe": probe,
-                                "volumeMounts": mounts,
-                            }
-                        ],
-                        "volumes": volumes,
-                    },
-                },
-            },
+            spec=spec,
             opts=target.k8s_opts(
                 self, depends_on=[ns, sa, cm, *identity.resources, *mine.resources]
             ),
