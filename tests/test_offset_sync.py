@@ -94,18 +94,26 @@ def test_the_sample_marks_a_payments_consumer_active_passive(plans):
     assert groups == {"ledger-writer": {"payment-events"}, "flink-payments": {"payment-events"}}
 
 
-def test_a_deployment_in_every_region_but_the_primary(plans):
+def args_of(d: dict) -> dict[str, str]:
+    (c,) = d["spec"]["template"]["spec"]["containers"]
+    return dict(zip(c["args"][::2], c["args"][1::2], strict=True)) | {
+        "configs": [c["args"][i + 1] for i, a in enumerate(c["args"]) if a == "--config"]
+    }
+
+
+def test_it_runs_in_every_region_but_the_primary_and_names_the_primary(plans):
     primary = published(plans)["topology"]["primary"]
     for stack in REGIONAL:
-        found = sync_deployments(plans[stack])
-        assert len(found) == (0 if stack == primary else 1), stack
+        (d,) = sync_deployments(plans[stack])
+        assert d["spec"]["replicas"] == (0 if stack == primary else 1), stack
+        assert args_of(d)["--primary-region"] == primary
 
 
 def test_the_deployment_is_one_unprivileged_pod_with_probes_and_a_budget(plans):
     for stack in REGIONAL:
         for d in sync_deployments(plans[stack]):
             spec = d["spec"]
-            assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+            assert spec["replicas"] <= 1 and spec["strategy"] == {"type": "Recreate"}
             pod = spec["template"]["spec"]
             assert pod["securityContext"]["runAsNonRoot"] is True
             assert pod["securityContext"]["runAsUser"] > 0
@@ -133,14 +141,12 @@ def test_the_deployment_is_one_unprivileged_pod_with_probes_and_a_budget(plans):
             assert "/tmp" in mounts, "a read-only root needs a writable /tmp for Kafka's codecs"
 
 
-def test_the_config_names_the_groups_the_regions_and_the_local_aggregate(plans):
-    primary = published(plans)["topology"]["primary"]
+def test_the_config_names_the_groups_the_region_and_the_local_aggregate(plans):
     for stack in REGIONAL:
-        if stack == primary:
-            continue
         props = properties(plans[stack])
         assert set(props["groups"].split(",")) == set(expected_groups(plans))
-        assert props["primary.region"] == primary and props["local.region"] == stack
+        assert "primary.region" not in props, "the Deployment's args name it: a flip rolls the pod"
+        assert props["local.region"] == stack
         consume = plans[stack].outputs["kafkaFederation"]["topics"]["payment-events"]
         engine = consume["regions"][stack]["consume"]["engine"]
         assert props["local.cluster.bootstrap.servers"], stack
@@ -182,7 +188,7 @@ def test_strimzi_aggregates_give_it_a_kafka_user_for_exactly_its_reads(plans):
             a["resource"]["patternType"] == "literal" for a in user["spec"]["authorization"]["acls"]
         )
         checked += 1
-    assert checked == 2  # gcp-europe-west4 and onprem-dc1
+    assert checked == 3  # aws-us-east-1, gcp-europe-west4 and onprem-dc1
 
 
 def test_msk_aggregates_give_its_role_an_iam_policy_for_exactly_its_reads(plans):
@@ -270,13 +276,23 @@ def flipped(tmp_path_factory):
     return _variant(tmp_path_factory, "flip", edit)
 
 
-def test_a_flip_moves_the_job_out_of_the_new_primary_into_the_old(plans, flipped):
-    assert sync_deployments(plans["aws-us-east-1"]) == []
-    assert len(sync_deployments(flipped["aws-us-east-1"])) == 1
-    assert sync_deployments(flipped["gcp-europe-west4"]) == []
-    props = properties(flipped["aws-us-east-1"])
-    assert props["primary.region"] == "gcp-europe-west4"
-    assert properties(flipped["onprem-dc1"])["primary.region"] == "gcp-europe-west4"
+def test_a_flip_moves_the_job_and_points_every_region_at_the_new_primary(plans, flipped):
+    for stack in REGIONAL:
+        (before,), (after,) = sync_deployments(plans[stack]), sync_deployments(flipped[stack])
+        assert after["spec"]["replicas"] == (0 if stack == "gcp-europe-west4" else 1), stack
+        assert args_of(after)["--primary-region"] == "gcp-europe-west4"
+        # Same identity and config: only the primary's name and the replica count change.
+        assert properties(plans[stack]) == properties(flipped[stack])
+        strip = ("args", "replicas")
+        assert _without(before, strip) == _without(after, strip), stack
+
+
+def _without(d: dict, keys: tuple[str, ...]) -> Any:
+    if isinstance(d, dict):
+        return {k: _without(v, keys) for k, v in d.items() if k not in keys}
+    if isinstance(d, list):
+        return [_without(v, keys) for v in d]
+    return d
 
 
 # --------------------------------------------------------------------------- bad input

@@ -23,6 +23,7 @@ MirrorMaker 2 offset syncs: their partitions are reported untranslated, and the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -54,6 +55,7 @@ HEALTH_PORT = 8080
 # MirrorMaker 2 emits checkpoints and syncs group offsets every 30 s (mirror.py); the job keeps
 # the same pace, so a flip finds offsets no older than MirrorMaker 2's own sync would leave.
 INTERVAL_SECONDS = 30
+CONFIG_HASH = "rtdi.io/config-sha256"
 RUN_AS = 10001  # the image's USER (jobs/offset-sync/Dockerfile)
 
 
@@ -127,18 +129,19 @@ def _escape(text: str) -> str:
 
 def sync_properties(
     groups: Iterable[str],
-    primary: str,
+    primary: str | None,
     local: str,
     local_client: Mapping[str, str],
     primary_client: Mapping[str, str] | None = None,
 ) -> str:
     """The job's `--config` file: the groups, the two regions, and each aggregate's client
     properties (``${env:NAME}`` placeholders are filled by the job from its environment).
-    Without ``primary_client`` the primary's side comes from another file (the Secret)."""
+    Without ``primary_client`` the primary's side comes from another file (the Secret); without
+    ``primary`` the region comes from `--primary-region` (the Deployment's args)."""
     lines = [
         "# rtdi's offset sync job (jobs/offset-sync/), from infra/components/kafka/offset_sync.py",
         f"groups={_escape(','.join(groups))}",
-        f"primary.region={_escape(primary)}",
+        *([f"primary.region={_escape(primary)}"] if primary else []),
         f"local.region={_escape(local)}",
     ]
     for side, client in (("local", local_client), ("primary", primary_client or {})):
@@ -189,8 +192,10 @@ AccessFn = Callable[..., dict[str, KafkaAccess]]
 
 
 class OffsetSync(pulumi.ComponentResource):
-    """The offset sync job of one region that is not the primary: its namespace, service
-    account, Kafka identity, config and Deployment. Declares nothing in the primary region, or
+    """The offset sync job of one region: its namespace, service account, Kafka identity, config
+    and Deployment, running in every region but the primary. In the primary it is declared at
+    zero replicas, so that a flip changes the primary's name and two replica counts, and keeps
+    every identity (a new `KafkaUser` would mint a new password each flip). Declares nothing
     where no group is active-passive."""
 
     def __init__(
@@ -208,9 +213,6 @@ class OffsetSync(pulumi.ComponentResource):
         region = target.region
         self.deployment: k8s.apps.v1.Deployment | None = None
         self.groups: dict[str, tuple[str, ...]] = {}
-        if region.id == topology.primary:
-            self.register_outputs({})
-            return
         primary = topology.region(topology.primary)
         for group in active_passive_groups(kafka, jobs):
             # A group fails over only over what both regions hold.
@@ -268,9 +270,10 @@ class OffsetSync(pulumi.ComponentResource):
         )
         mine = access("aggregate", [self.grant], self, [ns])[PRINCIPAL]
         config = mine.properties.apply(
-            lambda props: sync_properties(self.groups, topology.primary, region.id, props)
+            lambda props: sync_properties(self.groups, None, region.id, props)
         )
         labels = {**target.labels, "app.kubernetes.io/name": APP}
+        config_hash = config.apply(lambda text: hashlib.sha256(text.encode()).hexdigest())
         cm = k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=APP, namespace=NAMESPACE, labels=labels),
@@ -296,11 +299,12 @@ class OffsetSync(pulumi.ComponentResource):
         probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 30}
         spec: Any = {
             # One writer of a group's offsets at a time: never two pods, even while rolling.
-            "replicas": 1,
+            "replicas": 0 if region.id == topology.primary else 1,
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": {"app.kubernetes.io/name": APP}},
             "template": {
-                "metadata": {"labels": labels},
+                # A new config rolls the pod: it reads its files once, at start.
+                "metadata": {"labels": labels, "annotations": {CONFIG_HASH: config_hash}},
                 "spec": {
                     "serviceAccountName": identity.service_account,
                     "automountServiceAccountToken": False,
@@ -319,6 +323,8 @@ class OffsetSync(pulumi.ComponentResource):
                                 f"{CONFIG_DIR}/{CONFIG_FILE}",
                                 "--config",
                                 f"{PRIMARY_DIR}/{PRIMARY_KEY}",
+                                "--primary-region",
+                                topology.primary,
                                 "--interval-seconds",
                                 str(INTERVAL_SECONDS),
                                 "--health-port",

@@ -360,6 +360,7 @@ public final class OffsetSyncJob {
 
   static Settings parse(String[] args, Map<String, String> env) throws BadInput {
     List<String> configs = new ArrayList<>();
+    String primaryFlag = null;
     boolean once = false;
     int interval = 30;
     int health = 8080;
@@ -368,11 +369,12 @@ public final class OffsetSyncJob {
       switch (a) {
         case "--once" -> once = true;
         case "--config" -> configs.add(value(args, ++i, a));
+        case "--primary-region" -> primaryFlag = value(args, ++i, a);
         case "--interval-seconds" -> interval = whole(value(args, ++i, a), a, 1, 86_400,
             "seconds between passes, at most a day");
         case "--health-port" -> health = whole(value(args, ++i, a), a, 1, 65_535, "a TCP port");
         default -> throw new BadInput("unknown argument " + a + "; allowed: --config FILE, "
-            + "--once, --interval-seconds N, --health-port N");
+            + "--primary-region REGION, --once, --interval-seconds N, --health-port N");
       }
     }
     if (configs.isEmpty()) {
@@ -398,6 +400,14 @@ public final class OffsetSyncJob {
       }
     }
     String config = String.join(" + ", configs);
+    if (primaryFlag != null) {
+      // The Deployment names the primary in its args, so that a flip rolls the pod.
+      if (p.containsKey("primary.region")) {
+        throw new BadInput("--primary-region " + primaryFlag + ": " + config + " sets "
+            + "primary.region too; allowed: one of them");
+      }
+      p.setProperty("primary.region", primaryFlag);
+    }
     Map<String, Object> primary = new HashMap<>();
     Map<String, Object> local = new HashMap<>();
     for (String k : new TreeSet<>(p.stringPropertyNames())) {
