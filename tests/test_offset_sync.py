@@ -126,18 +126,27 @@ def test_the_deployment_is_one_unprivileged_pod_with_probes_and_a_budget(plans):
                 "capabilities": {"drop": ["ALL"]},
             }
             assert c["resources"]["requests"]["memory"] == c["resources"]["limits"]["memory"]
-            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            for probe in ("startupProbe", "livenessProbe"):
                 assert c[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+            assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
             (port,) = c["ports"]
             assert c["args"][c["args"].index("--health-port") + 1] == str(port["containerPort"])
-            configs = [c["args"][i + 1] for i, a in enumerate(c["args"]) if a == "--config"]
+            configs = [
+                c["args"][i + 1]
+                for i, a in enumerate(c["args"])
+                if a in ("--config", "--primary-config")
+            ]
+            assert len(configs) == 2
             mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
             volumes = {v["name"]: v for v in pod["volumes"]}
             for path in configs:
                 folder, _ = path.rsplit("/", 1)
                 assert folder in mounts, path
             cm = [v for v in volumes.values() if "configMap" in v and v["name"] == "config"]
-            assert cm and volumes["primary"]["secret"]["secretName"] == "offset-sync-primary"
+            assert cm and volumes["primary"]["secret"] == {
+                "secretName": "offset-sync-primary",
+                "optional": True,
+            }
             assert "/tmp" in mounts, "a read-only root needs a writable /tmp for Kafka's codecs"
 
 

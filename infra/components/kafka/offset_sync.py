@@ -14,11 +14,13 @@ sources, and Read on the groups (Kafka's Read implies Describe; MSK gets AlterGr
 DescribeGroup). The primary's aggregate is in another region, which rtdi does not yet expose to
 workloads there: its client properties (address, credentials) come from the Secret
 `offset-sync-primary` (key `primary.properties`, `primary.cluster.*` lines) that the operator
-provides; the pod waits for it. `sync_properties` writes the same file for the DR drill's
-`--once` run, which reaches both clusters from where it runs.
+provides (an optional volume: the pod runs, not ready, until it exists). `sync_properties`
+writes the same file for the DR drill's `--once` run, which reaches both clusters from where it
+runs.
 
 Flows a cloud replicator fills (the MSK Replicator, between two MSK clusters) keep no
-MirrorMaker 2 offset syncs: their partitions are reported untranslated, and the plan says so.
+MirrorMaker 2 offset syncs: the job reports their partitions untranslated, with the reason
+(`replicated_sources` names them).
 """
 
 from __future__ import annotations
@@ -227,19 +229,6 @@ class OffsetSync(pulumi.ComponentResource):
         if not self.groups:
             self.register_outputs({})
             return
-        replicated = replicated_sources(topology, region.id) | replicated_sources(
-            topology, topology.primary
-        )
-        untranslated = sorted(
-            {source_of(t, topology) for ts in self.groups.values() for t in ts} & replicated
-        )
-        if untranslated:
-            pulumi.log.warn(
-                f"{region.id}: offset sync cannot translate copies of {', '.join(untranslated)}: "
-                "the MSK Replicator fills them (here or in the primary) and keeps no "
-                "MirrorMaker 2 offset syncs",
-                self,
-            )
         read = sorted({t for ts in self.groups.values() for t in ts})
         syncs = sorted({offset_syncs_topic(source_of(t, topology)) for t in read})
         ns = k8s.core.v1.Namespace(
@@ -285,7 +274,9 @@ class OffsetSync(pulumi.ComponentResource):
             *identity.volumes,
             *mine.volumes,
             {"name": "config", "configMap": {"name": APP}},
-            {"name": "primary", "secret": {"secretName": PRIMARY_SECRET}},
+            # Optional: the pod starts without it and waits, not ready, until the operator
+            # creates it (the job reads the file again every pass).
+            {"name": "primary", "secret": {"secretName": PRIMARY_SECRET, "optional": True}},
             {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
         ]
         mounts = [
@@ -297,6 +288,7 @@ class OffsetSync(pulumi.ComponentResource):
             {"name": "tmp", "mountPath": "/tmp"},
         ]
         probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 30}
+        ready = {"httpGet": {"path": "/readyz", "port": "health"}, "periodSeconds": 30}
         spec: Any = {
             # One writer of a group's offsets at a time: never two pods, even while rolling.
             "replicas": 0 if region.id == topology.primary else 1,
@@ -321,7 +313,7 @@ class OffsetSync(pulumi.ComponentResource):
                             "args": [
                                 "--config",
                                 f"{CONFIG_DIR}/{CONFIG_FILE}",
-                                "--config",
+                                "--primary-config",
                                 f"{PRIMARY_DIR}/{PRIMARY_KEY}",
                                 "--primary-region",
                                 topology.primary,
@@ -345,7 +337,7 @@ class OffsetSync(pulumi.ComponentResource):
                             # a few passes before liveness counts.
                             "startupProbe": {**probe, "failureThreshold": 10},
                             "livenessProbe": {**probe, "failureThreshold": 3},
-                            "readinessProbe": probe,
+                            "readinessProbe": ready,
                             "volumeMounts": mounts,
                         }
                     ],

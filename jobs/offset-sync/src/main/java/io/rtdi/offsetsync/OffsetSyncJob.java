@@ -58,10 +58,12 @@ import org.apache.kafka.connect.mirror.ReplicationPolicy;
  *
  * <p>{@code --once} runs one pass and prints its JSON report (what the DR drill's "sync
  * offsets" step reads); otherwise a pass every {@code --interval-seconds}, each report one line,
- * with {@code /healthz} on {@code --health-port} answering 200 while passes succeed. Bad input
- * is one line on stderr and exit code 2; a pass that fails is exit code 1 under {@code --once}.
+ * the files read again each pass (the primary's side, {@code --primary-config}, is a Secret that
+ * may appear later), {@code /healthz} on {@code --health-port} answering 200 while passes run
+ * and {@code /readyz} once one translated. Bad input is one line on stderr and exit code 2; a
+ * pass that fails is exit code 1 under {@code --once}.
  */
-public final class OffsetSyncJob {
+public final class OffsetSyncJob implements AutoCloseable {
   static final int BAD_INPUT = 2;
   private static final Pattern PLACEHOLDER = Pattern.compile("\\$\\{env:([A-Za-z_][A-Za-z0-9_]*)}");
   private static final Set<GroupState> INACTIVE =
@@ -361,6 +363,7 @@ public final class OffsetSyncJob {
   static Settings parse(String[] args, Map<String, String> env) throws BadInput {
     List<String> configs = new ArrayList<>();
     String primaryFlag = null;
+    String primaryFile = null;
     boolean once = false;
     int interval = 30;
     int health = 8080;
@@ -370,11 +373,26 @@ public final class OffsetSyncJob {
         case "--once" -> once = true;
         case "--config" -> configs.add(value(args, ++i, a));
         case "--primary-region" -> primaryFlag = value(args, ++i, a);
+        case "--primary-config" -> primaryFile = value(args, ++i, a);
         case "--interval-seconds" -> interval = whole(value(args, ++i, a), a, 1, 86_400,
             "seconds between passes, at most a day");
         case "--health-port" -> health = whole(value(args, ++i, a), a, 1, 65_535, "a TCP port");
         default -> throw new BadInput("unknown argument " + a + "; allowed: --config FILE, "
-            + "--primary-region REGION, --once, --interval-seconds N, --health-port N");
+            + "--primary-config FILE, --primary-region REGION, --once, --interval-seconds N, "
+            + "--health-port N");
+      }
+    }
+    // The primary's side, from a file that may not exist yet (a Secret the operator creates):
+    // without it a loop waits, and --once refuses.
+    boolean waiting = false;
+    if (primaryFile != null) {
+      if (Files.isRegularFile(Path.of(primaryFile))) {
+        configs.add(primaryFile);
+      } else if (once) {
+        throw new BadInput("--primary-config " + primaryFile + " does not exist; allowed: a "
+            + "properties file of primary.cluster.<client property> lines");
+      } else {
+        waiting = true;
       }
     }
     if (configs.isEmpty()) {
@@ -438,6 +456,10 @@ public final class OffsetSyncJob {
           + "a region other than primary.region (the primary's offsets are its own)");
     }
     for (Map<String, Object> c : List.of(primary, local)) {
+      if (waiting && c == primary && c.isEmpty()) {
+        return new Settings(groups, primaryRegion, localRegion, null, local, once, interval,
+            health);
+      }
       if (!c.containsKey("bootstrap.servers")) {
         String which = c == primary ? "primary" : "local";
         throw new BadInput(config + ": " + which + ".cluster.bootstrap.servers is missing; "
@@ -504,40 +526,56 @@ public final class OffsetSyncJob {
       System.exit(BAD_INPUT);
       return;
     }
-    OffsetSyncJob job = new OffsetSyncJob(settings);
     if (settings.once()) {
-      try {
+      try (OffsetSyncJob job = new OffsetSyncJob(settings)) {
         System.out.println(job.pass());
-        System.exit(0);
       } catch (Exception e) {
         System.err.println("offset-sync: pass failed: " + e);
         System.exit(1);
       }
+      System.exit(0);
     }
-    AtomicLong lastGood = new AtomicLong(System.nanoTime());
+    // Live while passes run (waiting for the primary's config included); ready once a pass
+    // translated, so a pod without its primary shows as not ready rather than restarting.
+    AtomicLong lastPass = new AtomicLong(System.nanoTime());
+    AtomicLong lastSync = new AtomicLong(0);
     long stale = TimeUnit.SECONDS.toNanos(3L * settings.intervalSeconds() + 60);
     try {
       HttpServer http = HttpServer.create(new InetSocketAddress(settings.healthPort()), 0);
-      http.createContext("/healthz", ex -> {
-        boolean ok = System.nanoTime() - lastGood.get() < stale;
-        String text = ok ? "ok\n" : "no successful pass lately\n";
-        byte[] body = text.getBytes(StandardCharsets.UTF_8);
-        ex.sendResponseHeaders(ok ? 200 : 503, body.length);
-        try (OutputStream os = ex.getResponseBody()) {
-          os.write(body);
-        }
-      });
+      http.createContext("/healthz", ex -> answer(ex, System.nanoTime() - lastPass.get() < stale));
+      http.createContext("/readyz", ex -> answer(ex,
+          lastSync.get() != 0 && System.nanoTime() - lastSync.get() < stale));
       http.start();
     } catch (IOException e) {
       System.err.println("offset-sync: cannot serve /healthz on port " + settings.healthPort()
           + ": " + e.getMessage());
       System.exit(1);
     }
+    OffsetSyncJob job = null;
     while (true) {
       try {
-        System.out.println(job.pass());
+        // Read again every pass: the primary's Secret may appear or change under the mount.
+        Settings now = parse(args, System.getenv());
+        if (job == null || !now.equals(job.settings)) {
+          if (job != null) {
+            job.close();
+            job = null;
+          }
+          if (now.primaryClient() != null) {
+            job = new OffsetSyncJob(now);
+          }
+        }
+        if (job == null) {
+          System.out.println("{\"primary\":" + json(now.primary()) + ",\"region\":"
+              + json(now.local()) + ",\"waiting\":\"no primary.cluster.* settings yet\"}");
+        } else {
+          System.out.println(job.pass());
+          lastSync.set(System.nanoTime());
+        }
         System.out.flush();
-        lastGood.set(System.nanoTime());
+        lastPass.set(System.nanoTime());
+      } catch (BadInput e) {
+        System.err.println("offset-sync: " + e.getMessage());
       } catch (Exception e) {
         System.err.println("offset-sync: pass failed: " + e);
       }
@@ -548,5 +586,22 @@ public final class OffsetSyncJob {
         return;
       }
     }
+  }
+
+  private static void answer(com.sun.net.httpserver.HttpExchange ex, boolean ok)
+      throws IOException {
+    byte[] body = (ok ? "ok\n" : "not yet\n").getBytes(StandardCharsets.UTF_8);
+    ex.sendResponseHeaders(ok ? 200 : 503, body.length);
+    try (OutputStream os = ex.getResponseBody()) {
+      os.write(body);
+    }
+  }
+
+  @Override
+  public void close() {
+    primarySyncs.close();
+    localSyncs.close();
+    primaryAdmin.close();
+    localAdmin.close();
   }
 }
