@@ -342,3 +342,96 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
         osync.run_once("groups=a\nprimary.region=x\nlocal.region=y\ntypo=1\n")
     assert e.value.code == 2 and "key typo is unknown" in str(e.value)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.integration
+def test_the_loop_waits_for_the_primary_secret_then_keeps_offsets_current(world, tmp_path):
+    """The Deployment's mode: without the primary's file the job runs, live but not ready; once
+    the file appears (as the operator's Secret does under its mount) it translates and commits,
+    and a later commit on the primary is carried over by a later pass."""
+    import subprocess
+    import urllib.error
+    import urllib.request
+
+    b = world.brokers
+    primary, other = b[PRIMARY].bootstrap, b[OTHER].bootstrap
+    group = "reconciler"
+    kl.produce(b[SOURCE].bootstrap, TOPIC, [f"loop-{i:04d}" for i in range(300)])
+    for aggregate in (PRIMARY, OTHER):
+        kl.wait_for(
+            f"the loop's records on {aggregate}",
+            lambda a=aggregate: (
+                kl.end_offsets(b[a].bootstrap, REMOTE, PARTITIONS)
+                == kl.end_offsets(b[SOURCE].bootstrap, TOPIC, PARTITIONS)
+            ),
+            WAIT,
+            alive=world.processes,
+        )
+    ends = kl.end_offsets(primary, REMOTE, PARTITIONS)
+    first = {p: e // 2 for p, e in ends.items()}
+    kl.commit(kl.consumer(primary, group, "earliest"), REMOTE, first, close=True)
+
+    config = tmp_path / "offset-sync.properties"
+    config.write_text(osync.sync_properties([group], None, OTHER, {"bootstrap.servers": other}))
+    secret = tmp_path / "primary" / "primary.properties"
+    port = kl.free_port()
+    job = subprocess.Popen(
+        [
+            "java",
+            "-jar",
+            str(osync.JAR),
+            "--config",
+            str(config),
+            "--primary-config",
+            str(secret),
+            "--primary-region",
+            PRIMARY,
+            "--interval-seconds",
+            "1",
+            "--health-port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+    def status(path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            return 0
+
+    try:
+        kl.wait_for("the job's health endpoint", lambda: status("/healthz") == 200, 30)
+        assert status("/readyz") == 503
+        assert job.stdout is not None
+        assert '"waiting"' in job.stdout.readline()
+        assert kl.committed(other, group, REMOTE, PARTITIONS) == {}
+
+        secret.parent.mkdir()
+        secret.write_text(f"primary.cluster.bootstrap.servers={primary}\n")
+        kl.wait_for("ready after the Secret appears", lambda: status("/readyz") == 200, WAIT)
+        done = kl.wait_for(
+            f"{group}'s offsets translated into {OTHER}",
+            lambda: (c := kl.committed(other, group, REMOTE, PARTITIONS)) and len(c) == 3 and c,
+            WAIT,
+        )
+        assert all(done[p] <= first[p] for p in done), (done, first)
+        kl.commit(kl.consumer(primary, group, "earliest"), REMOTE, ends, close=True)
+        moved = kl.wait_for(
+            f"{group}'s later commit carried over",
+            lambda: (
+                (c := kl.committed(other, group, REMOTE, PARTITIONS)) != done
+                and all(c[p] > done[p] for p in c)
+                and c
+            ),
+            WAIT,
+        )
+        assert all(moved[p] <= ends[p] for p in moved)
+    finally:
+        job.terminate()
+        job.wait(15)
