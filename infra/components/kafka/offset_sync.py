@@ -14,7 +14,7 @@ sources, and Read on the groups (Kafka's Read implies Describe; MSK gets AlterGr
 DescribeGroup). The primary's aggregate is in another region, which rtdi does not yet expose to
 workloads there: its client properties (address, credentials) come from the Secret
 `offset-sync-primary` (key `primary.properties`, `primary.cluster.*` lines) that the operator
-provides (an optional volume: the pod runs, not ready, until it exists). `sync_properties`
+provides (an optional volume: until it exists the pod runs and waits). `sync_properties`
 writes the same file for the DR drill's `--once` run, which reaches both clusters from where it
 runs.
 
@@ -58,6 +58,7 @@ HEALTH_PORT = 8080
 # the same pace, so a flip finds offsets no older than MirrorMaker 2's own sync would leave.
 INTERVAL_SECONDS = 30
 CONFIG_HASH = "rtdi.io/config-sha256"
+SKIP_AWAIT = "pulumi.com/skipAwait"  # the Kubernetes provider's: do not wait for readiness
 RUN_AS = 10001  # the image's USER (jobs/offset-sync/Dockerfile)
 
 
@@ -288,7 +289,6 @@ class OffsetSync(pulumi.ComponentResource):
             {"name": "tmp", "mountPath": "/tmp"},
         ]
         probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 30}
-        ready = {"httpGet": {"path": "/readyz", "port": "health"}, "periodSeconds": 30}
         spec: Any = {
             # One writer of a group's offsets at a time: never two pods, even while rolling.
             "replicas": 0 if region.id == topology.primary else 1,
@@ -337,7 +337,7 @@ class OffsetSync(pulumi.ComponentResource):
                             # a few passes before liveness counts.
                             "startupProbe": {**probe, "failureThreshold": 10},
                             "livenessProbe": {**probe, "failureThreshold": 3},
-                            "readinessProbe": ready,
+                            "readinessProbe": probe,
                             "volumeMounts": mounts,
                         }
                     ],
@@ -345,9 +345,17 @@ class OffsetSync(pulumi.ComponentResource):
                 },
             },
         }
+        # `pulumi up` waits for the rollout as for the Helm releases (`rtdi:helm.wait`): ready
+        # means the job runs its passes, waiting for the primary's Secret included (its own
+        # /readyz says whether it translated), so a first deployment converges without it.
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=APP, namespace=NAMESPACE, labels=labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=APP,
+                namespace=NAMESPACE,
+                labels=labels,
+                annotations=None if target.sources.helm.wait else {SKIP_AWAIT: "true"},
+            ),
             spec=spec,
             opts=target.k8s_opts(
                 self, depends_on=[ns, sa, cm, *identity.resources, *mine.resources]
