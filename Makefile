@@ -13,7 +13,7 @@ LOCK_FLAGS ?= --upgrade
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --custom-compile-command "make lock" --quiet
 
-.PHONY: plan test lint lock bench clean kafka-jars etcd runner-jar flink-jars hdfs-jars
+.PHONY: plan test lint lock bench clean kafka-jars etcd runner-jar flink-jars hdfs-jars offset-sync-jar
 
 # Hash-checking mode (on because the lock has hashes) refuses `-e .` in the same install, so rtdi
 # itself goes in afterwards without dependencies, built by the locked setuptools.
@@ -41,6 +41,16 @@ $(RUNNER_JAR): jobs/runner/pom.xml $(shell find jobs/runner/src -type f 2>/dev/n
 	else echo "runner-jar: mvn is not on PATH: the Flink runner test skips" >&2; \
 		test -z "$$CI"; fi
 
+# rtdi's offset sync job (jobs/offset-sync/): the jar its image carries and the drill runs
+# `--once`, built with Maven like the runner. Without Maven it warns and its test skips; in CI
+# that is an error.
+OFFSET_SYNC_JAR := jobs/offset-sync/target/rtdi-offset-sync.jar
+offset-sync-jar: $(OFFSET_SYNC_JAR)
+$(OFFSET_SYNC_JAR): jobs/offset-sync/pom.xml $(shell find jobs/offset-sync/src -type f 2>/dev/null)
+	@if command -v mvn >/dev/null; then mvn -B -q -f jobs/offset-sync/pom.xml package && touch $@; \
+	else echo "offset-sync-jar: mvn is not on PATH: the offset sync test skips" >&2; \
+		test -z "$$CI"; fi
+
 # Flink's jars, its S3 plugin and s3proxy for the runner's integration test (infra/versions.py's
 # FLINK_VERSION): Maven, once, cached in .cache/flink.
 flink-jars: $(STAMP)
@@ -64,7 +74,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) kafka-jars runner-jar flink-jars hdfs-jars etcd lint
+test: $(STAMP) kafka-jars runner-jar offset-sync-jar flink-jars hdfs-jars etcd lint
 	$(BIN)/python -m pytest
 
 # Regenerate both locks from pyproject.toml (needs PyPI). The runtime lock is constrained by the

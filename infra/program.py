@@ -20,6 +20,7 @@ from infra.components.kafka import KafkaLayer, peer_regions
 from infra.components.kafka.flows import federation_registry
 from infra.components.kafka.mesh import EXPORT as MESH_EXPORT
 from infra.components.kafka.mesh import KafkaMesh
+from infra.components.kafka.offset_sync import OffsetSync
 from infra.peers import StackOutputs, read_stack_outputs
 from infra.targets import make_target
 from infra.topology.config import from_engine, parse_global, parse_regional, stack_file
@@ -167,6 +168,15 @@ def regional_stack(
             handover=stack.flink_handover,
             stack_file=stack_file(stack.region),
         ),
+    )
+    OffsetSync(
+        f"{target.region.id}-offset-sync",
+        target,
+        topology,
+        kafka,
+        federation_registry(topology, kafka),
+        list(jobs),
+        kafka_layer.access,
     )
     target.finish({"zones": target.zones, "storageClass": target.storage_class})
     pulumi.export("region", target.region.id)

@@ -253,16 +253,21 @@ def test_primary_flip_is_a_short_diff_naming_the_primary(flipped, cli_plan):
     )
     assert code == 1
     lines = out.splitlines()
-    # 28 lines for the 5 samples' Kafka, and 4 in each of the two regions a job moves between.
-    assert len(lines) <= 6 * len(STACK_NAMES) + 2 * 4, out
+    # 28 lines for the 5 samples' Kafka, 4 in each of the two regions a job moves between, 2 in
+    # each regional stack for its offset sync job's primary and 1 where it starts or stops.
+    assert len(lines) <= 6 * len(STACK_NAMES) + 2 * 4 + 2 * (len(STACK_NAMES) - 1) + 2, out
     assert max(len(line) for line in lines) <= 130, out
     heads = [line for line in lines if not line.startswith(" ")]
     assert [h.split(":")[0] for h in heads] == STACK_NAMES
     assert all(": 0 added, 0 removed, " in h for h in heads), heads
     values = [line for line in lines if "->" in line]
-    # The primary, and the active-passive Flink job that follows it (jobs/flink/payments.yaml).
+    # The primary, the active-passive Flink job that follows it (jobs/flink/payments.yaml), and
+    # the offset sync job: the primary it reads, and where it runs.
     assert values and all(
         line.split(":")[0].strip().endswith(("primary", "primaryRegion", "spec.job.state"))
+        or line.strip().startswith(
+            ("spec.replicas: ", "spec.template.spec.containers[name=offset-sync].args[5]: ")
+        )
         or line.startswith("  ~ output primary")
         or line.strip().startswith("payments: ")
         for line in values

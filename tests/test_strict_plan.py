@@ -142,7 +142,8 @@ def _refs(value: Any, path: str = "") -> Iterator[tuple[str, str, str | None]]:
         if isinstance(ref, dict) and "name" in ref:
             yield f"{path}.secretRef", ref["name"], None  # envFrom: the whole Secret
         volume = value.get("secret")
-        if isinstance(volume, dict) and "secretName" in volume:
+        # An optional Secret volume may be absent: Kubernetes starts the pod without it.
+        if isinstance(volume, dict) and "secretName" in volume and not volume.get("optional"):
             for i, item in enumerate(volume.get("items") or [{"key": None}]):
                 yield f"{path}.secret.items[{i}]", volume["secretName"], item["key"]
         pair = value.get("certificateAndKey")

@@ -188,6 +188,7 @@ def check_kafka(g: GlobalStack) -> Iterator[Found]:
                     ),
                 )
     seen: dict[str, int] = {}
+    modes: dict[str, tuple[int, int, str]] = {}
     for i, topic in enumerate(k.topics):
         if topic.data_class not in k.data_classes:
             yield (
@@ -205,6 +206,16 @@ def check_kafka(g: GlobalStack) -> Iterator[Found]:
                 f"topic declared twice (first at topics[{seen[topic.name]}])",
             )
         seen.setdefault(topic.name, i)
+        for j, c in enumerate(topic.consumer_groups):
+            first = modes.setdefault(c.name, (i, j, c.mode))
+            if first[2] != c.mode:
+                yield (
+                    ("kafka", "topics", i, "consumerGroups", j, "mode"),
+                    c.mode,
+                    f"consumer group {c.name} is {first[2]} at topics[{first[0]}]."
+                    f"consumerGroups[{first[1]}]; a group fails over as one, so allowed: "
+                    f"{first[2]} here too",
+                )
         groups = [c.name for c in topic.consumer_groups]
         for j, group in enumerate(groups):
             if group in groups[:j]:

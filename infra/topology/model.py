@@ -373,12 +373,23 @@ def _topic_name(value: str) -> str:
 TopicName = Annotated[str, AfterValidator(_topic_name)]
 
 
+ConsumerMode = Literal["all-active", "active-passive"]
+
+
 class ConsumerGroup(Strict):
-    """A consumer group with its own retry and dead-letter topics (paper 4.1.2)."""
+    """A consumer group with its own retry and dead-letter topics (paper 4.1.2), and how it
+    fails over (paper 6): an all-active group consumes every region's aggregate; an
+    active-passive group consumes the primary's only and resumes in the new primary from offsets
+    the offset sync job translated (jobs/offset-sync/)."""
 
     name: TopicName
     retry: Flag = True
     dead_letter: Flag = True
+    mode: ConsumerMode = Field(
+        default="all-active",
+        description="all-active: consumes in every region; active-passive: in the primary "
+        "region only, its offsets kept translated in every other region's aggregate.",
+    )
 
 
 class Topic(Strict):
