@@ -56,12 +56,16 @@ def test_the_steps_in_the_order_a_flip_needs(drill):
     assert sorted(ups) == STACK_NAMES  # every stack once
 
 
-def test_the_active_passive_groups_are_the_active_passive_jobs(drill, plans):
+def test_the_active_passive_groups_are_the_marked_groups_and_the_jobs(drill, plans):
     from infra.drill.groups import ActivePassiveGroup, active_passive_groups
     from infra.topology.jobs import load_jobs
     from infra.topology.model import Kafka, Topology
 
-    assert drill.groups == [ActivePassiveGroup("flink-payments", ("payment-events",), "payments")]
+    assert drill.groups == [
+        ActivePassiveGroup("flink-payments", ("payment-events",), "payments"),
+        # Marked `mode: active-passive` in the global stack's topics (the offset sync's groups).
+        ActivePassiveGroup("ledger-writer", ("payment-events",), None),
+    ]
     published = plans["global"].outputs["rtdi"]
     topology = Topology.model_validate(published["topology"])
     kafka = Kafka.model_validate(published["kafka"])
@@ -79,7 +83,8 @@ def test_the_active_passive_groups_are_the_active_passive_jobs(drill, plans):
     ]
     groups = active_passive_groups(topology, kafka, swapped)
     assert [(g.name, g.topics, g.job) for g in groups] == [
-        ("flink-surge-pricing", ("trips",), "surge-pricing")
+        ("flink-surge-pricing", ("trips",), "surge-pricing"),
+        ("ledger-writer", ("payment-events",), None),
     ]
 
 
@@ -195,7 +200,8 @@ def test_cli_json(tmp_path):
     ]
     assert [d["stack"] for d in doc["diffs"]] == ["global", OLD, NEW, *OTHERS]
     assert doc["groups"] == [
-        {"name": "flink-payments", "topics": ["payment-events"], "job": "payments"}
+        {"name": "flink-payments", "topics": ["payment-events"], "job": "payments"},
+        {"name": "ledger-writer", "topics": ["payment-events"], "job": None},
     ]
     assert doc["violates"] is False and doc["check"]["summary"]["mandatory"] == 0
 
@@ -211,7 +217,7 @@ def test_text_output(drill):
     assert ups == ["global", OLD, NEW, *OTHERS]
     assert f'   then {OLD} outputs flinkJobs.payments = "suspended", ' in text
     assert lines[-1] == (
-        f"drill to {NEW} planned: 6 steps, 5 stack updates, 1 active/passive group(s) moved"
+        f"drill to {NEW} planned: 6 steps, 5 stack updates, 2 active/passive group(s) moved"
     )
 
 
@@ -377,7 +383,8 @@ def test_the_pulumi_steps_of_the_runner(drill, plans):
     from infra.plan import Project
 
     ws = PlanWorkspace(Project.find(ROOT), plans)
-    ctx = Context(drill, ws)
+    # The jobs' groups only: stopping a plain group (ledger-writer) needs the Kafka side.
+    ctx = Context(_jobs_only(drill), ws)
     results = run_steps(ctx, [flip, demote, promote])
     assert [(r.name, r.status) for r in results] == [
         ("flip", "done"),
@@ -397,7 +404,7 @@ def test_an_abort_after_the_flip_leaves_the_old_primary_serving(drill, plans):
 
     ws = PlanWorkspace(Project.find(ROOT), plans)
     ws.set_config(OLD, "rtdi:kubernetes.nodesPerZone", "three")
-    results = run_steps(Context(drill, ws), [flip, demote])
+    results = run_steps(Context(_jobs_only(drill), ws), [flip, demote])
     assert [(r.name, r.status) for r in results] == [
         ("flip", "done"),
         ("demote", "failed"),
@@ -424,13 +431,30 @@ def test_kafka_steps_need_the_kafka_side_which_is_not_built(drill, plans):
         results[0].detail == "preflight needs Kafka clients of the aggregates, which are not built"
     )
     assert ws.ups == []
-    results = run_steps(Context(drill, ws), [flip, demote, sync_offsets])
+    # A plain group to stop: demote asks for the Kafka side before any regional stack changes,
+    # so the drill rolls back and the old primary keeps serving.
+    results = run_steps(Context(drill, ws), [flip, demote])
+    assert [(r.name, r.status) for r in results] == [
+        ("flip", "done"),
+        ("demote", "failed"),
+        ("rollback", "rolled back"),
+    ]
+    assert running_payments(ws) == [OLD]
+    # Only the jobs' groups: demote is Pulumi's alone, and the run stops at sync-offsets.
+    ws = PlanWorkspace(Project.find(ROOT), plans)
+    results = run_steps(Context(_jobs_only(drill), ws), [flip, demote, sync_offsets])
     assert [(r.name, r.status) for r in results] == [
         ("flip", "done"),
         ("demote", "done"),
         ("sync-offsets", "failed"),
     ]
     assert running_payments(ws) == []
+
+
+def _jobs_only(drill):
+    import dataclasses
+
+    return dataclasses.replace(drill, groups=[g for g in drill.groups if g.job is not None])
 
 
 def test_a_refused_plan_is_not_run(drill, plans):

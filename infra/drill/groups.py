@@ -4,10 +4,10 @@ All-active consumers read the aggregate cluster of every region and never move. 
 consumers (payments-like: one reader, strong consistency) run in the primary region only, so a
 primary flip stops them in the old primary and resumes them in the new one at translated offsets.
 
-Today the only active/passive consumers rtdi knows are the active-passive Flink jobs, each with
-its group ``flink-<job>`` (``infra.components.flink.group_id``). The topology's own per-group mark
-(issue 11, item 3) adds plain consumer groups here: this function is the one place that answers
-"which groups", so the drill's steps, its preflight and the offset sync job agree.
+They are the consumer groups the topology marks ``mode: active-passive`` and the active-passive
+Flink jobs' groups ``flink-<job>`` (``infra.components.flink.group_id``): the offset sync job's
+answer (``infra.components.kafka.offset_sync.active_passive_groups``), so the drill's steps, its
+preflight and the offset sync job agree.
 """
 
 from __future__ import annotations
@@ -41,17 +41,15 @@ class ActivePassiveGroup:
 def active_passive_groups(
     topology: Topology, kafka: Kafka, jobs: Sequence[Job]
 ) -> list[ActivePassiveGroup]:
-    """The active/passive groups of a topology, by name: the active-passive Flink jobs' groups.
-
-    ``topology`` and ``kafka`` are where the per-group mark will be read from (item 3); a group
-    named both by a job and by a mark is the job's (its offsets come from the savepoint).
+    """The active/passive groups of a topology, by name: the groups the topology marks
+    `mode: active-passive` and the active-passive Flink jobs' groups, exactly those the offset
+    sync job keeps translated (`offset_sync.active_passive_groups`, the one answer to "which
+    groups"); a group named both by a job and by a mark is the job's (its offsets come from the
+    savepoint).
     """
     from infra.components.flink import group_id
+    from infra.components.kafka.offset_sync import active_passive_groups as synced
 
-    del topology, kafka  # read once the topology marks groups (issue 11, item 3)
-    found: dict[str, ActivePassiveGroup] = {}
-    for job in jobs:
-        if job.mode == "active-passive":
-            name = group_id(job)
-            found[name] = ActivePassiveGroup(name, tuple(t.topic for t in job.sources), job.name)
-    return [found[n] for n in sorted(found)]
+    del topology  # the marks and the jobs say it all; kept for the drill's callers
+    owners = {group_id(j): j.name for j in jobs if j.mode == "active-passive"}
+    return [ActivePassiveGroup(g.name, g.topics, owners.get(g.name)) for g in synced(kafka, jobs)]

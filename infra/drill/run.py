@@ -104,10 +104,12 @@ def flip(ctx: Context) -> None:
 
 
 def demote(ctx: Context) -> None:
-    _apply(ctx, ctx.drill.step("demote"))
     plain = [g for g in ctx.drill.groups if g.job is None]
-    if plain:
-        ctx.kafka_side("demote").stop(plain, ctx.drill.source)
+    # Asked before any regional stack changes, so a drill that cannot stop them aborts cleanly.
+    side = ctx.kafka_side("demote") if plain else None
+    _apply(ctx, ctx.drill.step("demote"))
+    if side is not None:
+        side.stop(plain, ctx.drill.source)
 
 
 def sync_offsets(ctx: Context) -> None:
