@@ -73,7 +73,7 @@ FLINK_SQL_RUNNER_HDFS_IMAGE = f"{FLINK_SQL_RUNNER_IMAGE}-hadoop{HADOOP_VERSION}"
 # The offset sync job (jobs/offset-sync/, issue 11): its jar is built against KAFKA_VERSION's
 # kafka-clients and MirrorMaker 2 client (its offset-syncs format is that Kafka's), logs through
 # SLF4J's simple binding, and runs on a Temurin JRE. jobs/offset-sync/pom.xml and its Dockerfile
-# spell the same versions (tests/test_offset_sync.py asserts they agree).
+# spell the same versions (tests/test_offset_sync_plan.py asserts they agree).
 OFFSET_SYNC_VERSION = "0.1.0"
 OFFSET_SYNC_SLF4J_VERSION = "1.7.36"
 OFFSET_SYNC_JRE_IMAGE = "eclipse-temurin:21.0.8_9-jre-noble"
