@@ -237,7 +237,7 @@ def test_a_bad_handover_is_one_line(plans, stack, handover, line):
 OTHER_BUCKET = """
 import json, sys
 sys.path.insert(0, "tests")
-from test_flink_flip import OLD, regional
+from test_flink_flip_plan import OLD, regional
 published = json.loads(sys.stdin.read())
 try:
     regional(published, OLD, {"ledger": {"savepoint": "s3p://another/ledger/sp", "nonce": 1}})
@@ -258,6 +258,7 @@ def test_a_handover_in_another_bucket_is_one_line(plans, tmp_path):
         text=True,
         timeout=300,
     )
+    assert done.stdout.strip(), done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == (
         f"RunError {FILE}: rtdi:flinkHandover.ledger.savepoint = 's3p://another/ledger/sp': not "
         "in this region's flink-state bucket; allowed: a URI under "
