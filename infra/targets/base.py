@@ -16,6 +16,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi_kubernetes.core.v1 import ServiceAccount
 
 from infra.targets.sources import Sources
 from infra.topology.model import Region, RegionalBase, Topology
@@ -153,6 +154,31 @@ class Target(pulumi.ComponentResource, abc.ABC):
 
     def k8s_opts(self, parent: pulumi.Resource, **kwargs) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=parent, provider=self.k8s, **kwargs)
+
+    def service_account(
+        self,
+        resource_name: str,
+        identity: WorkloadIdentity,
+        parent: pulumi.Resource,
+        depends_on: Sequence[pulumi.Resource],
+        automount_token: bool | None = None,
+    ) -> ServiceAccount:
+        """The Kubernetes ServiceAccount ``identity`` names, carrying its cloud identity's
+        annotations (IRSA role, Google service account). ``automount_token`` False for a pod that
+        never talks to the Kubernetes API."""
+        return ServiceAccount(
+            resource_name,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=identity.service_account,
+                namespace=identity.namespace,
+                labels=self.labels,
+                # Left out when empty: the API server drops an empty map, and the plan must say
+                # what is live.
+                annotations=identity.annotations or None,
+            ),
+            automount_service_account_token=automount_token,
+            opts=self.k8s_opts(parent, depends_on=list(depends_on)),
+        )
 
     def finish(self, outputs: dict) -> None:
         self.register_outputs(outputs)

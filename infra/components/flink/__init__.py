@@ -490,18 +490,7 @@ class FlinkLayer(pulumi.ComponentResource):
         identity = target.workload_identity(
             name, NAMESPACE, account, buckets, parent=self, depends_on=[ns]
         )
-        sa = k8s.core.v1.ServiceAccount(
-            f"{name}-sa",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=identity.service_account,
-                namespace=NAMESPACE,
-                labels=target.labels,
-                # Left out when empty: the API server drops an empty map, and the plan must say
-                # what is live.
-                annotations=identity.annotations or None,
-            ),
-            opts=target.k8s_opts(self, depends_on=[ns]),
-        )
+        sa = target.service_account(f"{name}-sa", identity, self, [ns])
         binding = k8s.rbac.v1.RoleBinding(
             f"{name}-role",
             metadata=k8s.meta.v1.ObjectMetaArgs(

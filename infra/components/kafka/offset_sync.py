@@ -240,18 +240,8 @@ class OffsetSync(pulumi.ComponentResource):
         identity = target.workload_identity(
             f"{region.id}-{APP}", NAMESPACE, APP, [], parent=self, depends_on=[ns]
         )
-        sa = k8s.core.v1.ServiceAccount(
-            f"{name}-sa",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=identity.service_account,
-                namespace=NAMESPACE,
-                labels=target.labels,
-                annotations=identity.annotations or None,
-            ),
-            # The pod talks to Kafka only; no Kubernetes API token in it.
-            automount_service_account_token=False,
-            opts=target.k8s_opts(self, depends_on=[ns]),
-        )
+        # The pod talks to Kafka only; no Kubernetes API token in it.
+        sa = target.service_account(f"{name}-sa", identity, self, [ns], automount_token=False)
         self.grant = KafkaGrant(
             principal=PRINCIPAL,
             identity=identity,
