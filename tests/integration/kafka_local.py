@@ -637,3 +637,31 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
     finally:
         c.close()
     return {tp.partition: tp.offset for tp in got if tp.offset >= 0}
+
+
+# What the loopback tests shorten in MirrorMaker 2 (rtdi's value or Kafka's default -> here), so
+# they wait seconds, not minutes. Offset flushes are what send the offset sync of a partition's
+# latest record; Connect flushes every 60 s by default.
+MM2_TEST_INTERVALS = {
+    "emit.checkpoints.interval.seconds": 1,
+    "sync.group.offsets.interval.seconds": 1,
+    "refresh.groups.interval.seconds": 1,
+    "refresh.topics.interval.seconds": 2,
+}
+MM2_TEST_WORKER_INTERVALS = {"offset.flush.interval.ms": 1000}
+
+
+def loopback_mirror(spec: dict, source_alias: str, bootstrap: dict[str, str]) -> MirrorConfig:
+    """The planned mirror from ``source_alias`` for single brokers on loopback: replication
+    factors and minimum ISRs to 1 and the intervals above; everything else as rtdi plans it."""
+    config = mm2_properties(spec, source_alias, bootstrap)
+    _, single = single_broker(config.properties)
+    for k in single:
+        config.override(k, 1)
+    for k, v in MM2_TEST_INTERVALS.items():
+        config.override(config.flow + k, v)
+    for k, v in MM2_TEST_WORKER_INTERVALS.items():
+        config.override(f"{config.target}.{k}", v)
+    # Dedicated mode always starts a heartbeat connector (idle here); it still creates its topic.
+    config.override(config.flow + "heartbeats.topic.replication.factor", 1)
+    return config

@@ -6,7 +6,7 @@ dedicated mode (kafka_local.mm2_properties). The brokers get the ``Kafka`` confi
 those two clusters, and ``trips`` the config of its ``KafkaTopic``. The test changes only what one
 broker on loopback cannot satisfy (replication factors and minimum ISRs to 1, PLAINTEXT instead of
 TLS and SCRAM, a local RemoteStorageManager instead of the Aiven plugin, 3 partitions instead of 24)
-and the intervals that would make it wait minutes (INTERVALS);
+and the intervals that would make it wait minutes (kafka_local.MM2_TEST_INTERVALS);
 `test_mirror_maker_applies_rtdi_settings` asserts the rest reached MirrorMaker 2 unchanged.
 
 The scenario, as in production: MirrorMaker 2 runs; ``eta-service`` consumes ``trips`` in the source
@@ -41,15 +41,6 @@ TOPIC, GROUP, LAGGING = "trips", "eta-service", "surge-pricing"
 REMOTE = f"{SOURCE}.{TOPIC}"  # DefaultReplicationPolicy: <source alias>.<topic>
 PARTITIONS, FIRST, MORE = 3, 200, 100
 WAIT = 90  # seconds, for any one thing MirrorMaker 2 has to do
-# What the test shortens (rtdi's value or Kafka's default -> here). Offset flushes are what send the
-# offset sync of a partition's latest record; Connect flushes every 60 s by default.
-INTERVALS = {
-    "emit.checkpoints.interval.seconds": 1,
-    "sync.group.offsets.interval.seconds": 1,
-    "refresh.groups.interval.seconds": 1,
-    "refresh.topics.interval.seconds": 2,
-}
-WORKER_INTERVALS = {"offset.flush.interval.ms": 1000}
 
 
 def key(i: int) -> str:
@@ -79,16 +70,8 @@ def mm2_spec(plans) -> dict:
 
 
 def mirror_config(plans, bootstrap: dict[str, str]) -> kl.MirrorConfig:
-    config = kl.mm2_properties(mm2_spec(plans), SOURCE, bootstrap)
-    _, single = kl.single_broker(config.properties)
-    for k in single:
-        config.override(k, 1)
-    for k, v in INTERVALS.items():
-        config.override(config.flow + k, v)
-    for k, v in WORKER_INTERVALS.items():
-        config.override(f"{TARGET}.{k}", v)
-    # Dedicated mode always starts a heartbeat connector (idle here); it still creates its topic.
-    config.override(config.flow + "heartbeats.topic.replication.factor", 1)
+    config = kl.loopback_mirror(mm2_spec(plans), SOURCE, bootstrap)
+    assert config.target == TARGET
     return config
 
 
@@ -390,7 +373,7 @@ def test_consumer_group_resumes_on_the_aggregate_from_translated_offsets(world):
 @pytest.mark.integration
 def test_mirror_maker_applies_rtdi_settings(world, plans):
     """Every key rtdi sets reached the connector, worker or producer config MirrorMaker 2 logged,
-    with rtdi's value unless INTERVALS or single_broker changed it; offset sync and checkpoints were
+    with rtdi's value unless kl.loopback_mirror changed it; offset sync and checkpoints were
     not."""
     config, spec = world.config, mm2_spec(plans)
     (mirror,) = [m for m in spec["mirrors"] if m["source"]["alias"] == SOURCE]

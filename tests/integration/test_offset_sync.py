@@ -42,13 +42,6 @@ TOPIC, GROUP = "payment-events", "ledger-writer"
 REMOTE = f"{SOURCE}.{TOPIC}"
 PARTITIONS = 3
 WAIT = 90
-INTERVALS = {
-    "emit.checkpoints.interval.seconds": 1,
-    "sync.group.offsets.interval.seconds": 1,
-    "refresh.groups.interval.seconds": 1,
-    "refresh.topics.interval.seconds": 2,
-}
-WORKER_INTERVALS = {"offset.flush.interval.ms": 1000}
 OFFSET_LAG_MAX = 100  # MirrorMaker 2's default; rtdi's mirror leaves it
 
 
@@ -59,15 +52,8 @@ def cr(plan, kind: str, name: str) -> dict:
 
 def mirror_config(plans, aggregate: str, bootstrap: dict[str, str]) -> kl.MirrorConfig:
     spec = cr(plans[aggregate], "KafkaMirrorMaker2", "aggregate-mirror")["spec"]
-    config = kl.mm2_properties(spec, SOURCE, bootstrap)
-    _, single = kl.single_broker(config.properties)
-    for k in single:
-        config.override(k, 1)
-    for k, v in INTERVALS.items():
-        config.override(config.flow + k, v)
-    for k, v in WORKER_INTERVALS.items():
-        config.override(f"{aggregate}.{k}", v)
-    config.override(config.flow + "heartbeats.topic.replication.factor", 1)
+    config = kl.loopback_mirror(spec, SOURCE, bootstrap)
+    assert config.target == aggregate
     return config
 
 
