@@ -400,7 +400,7 @@ def _check_schema(table: PinotTable) -> Iterator[tuple[str, Any, str]]:
                 yield (
                     key_path("schema", [side, i, "name"]),
                     name,
-                    "a column named twice in the schema; allowed: a new name",
+                    "a column named twice in the schema (Pinot); allowed: a new name",
                 )
             seen.add(name)
     if not (s.dimensions or s.metrics or s.date_times):
@@ -418,7 +418,7 @@ def _check_schema(table: PinotTable) -> Iterator[tuple[str, Any, str]]:
         where = key_path("schema", ["primaryKey", i])
         # SchemaUtils.validate: "The primary key column must exist".
         if name not in columns:
-            yield where, name, f"not a column of the schema; allowed: {_names(columns)}"
+            yield where, name, f"not a column of the schema (Pinot); allowed: {_names(columns)}"
         # TableConfigUtils.validateUpsertAndDedupConfig: "cannot be of multi-value type".
         elif not columns[name][2]:
             yield where, name, f"a multi-valued column cannot be in a primary key (Pinot); {SINGLE}"
@@ -471,7 +471,11 @@ def _check_columns(table: PinotTable) -> Iterator[tuple[str, Any, str]]:
     # TableConfigUtils.validateIndexingConfigAndFieldConfigList: "Failed to find column".
     for i, name in enumerate(table.inverted_index):
         if name not in columns:
-            yield key_path("invertedIndex", [i]), name, f"not a column; allowed: {_names(columns)}"
+            yield (
+                key_path("invertedIndex", [i]),
+                name,
+                f"not a column (Pinot); allowed: {_names(columns)}",
+            )
     if len(set(table.inverted_index)) != len(table.inverted_index):
         yield "invertedIndex", table.inverted_index, "a column listed twice; allowed: each once"
     # ... "Failed to find sorted column", "Cannot sort on multi-value column".
@@ -481,7 +485,7 @@ def _check_columns(table: PinotTable) -> Iterator[tuple[str, Any, str]]:
             yield (
                 "sortedColumn",
                 table.sorted_column,
-                f"not a column; allowed: {_names(columns)}",
+                f"not a column (Pinot); allowed: {_names(columns)}",
             )
         elif not found[2]:
             yield (
@@ -496,7 +500,7 @@ def _check_columns(table: PinotTable) -> Iterator[tuple[str, Any, str]]:
             yield (
                 "partitionColumn",
                 table.partition_column,
-                f"not a column; allowed: {_names(columns)}",
+                f"not a column (Pinot); allowed: {_names(columns)}",
             )
         elif not found[2]:
             yield (
@@ -510,13 +514,18 @@ def _check_columns(table: PinotTable) -> Iterator[tuple[str, Any, str]]:
                 table.partition_column,
                 "an offline table has no topic to be keyed by; allowed: no partitionColumn",
             )
-    # TableConfigUtils.validateStarTreeIndexConfigs: dimensions are dictionary-encoded
-    # single-valued columns, aggregations name existing columns (COUNT counts rows: *).
+    # TableConfigUtils.validateStarTreeIndexConfigs: dimensions are existing, dictionary-encoded
+    # single-valued columns. rtdi: COUNT counts rows (*), and SUM, MIN, MAX and AVG need a
+    # numeric metric; Pinot's validator accepts a SUM of text, which fails the segment build.
     for i, tree in enumerate(table.star_tree):
         for j, name in enumerate(tree.dimensions):
             where = key_path("starTree", [i, "dimensions", j])
             if name not in dims:
-                yield where, name, f"not a dimension column; allowed: {', '.join(dims) or 'none'}"
+                yield (
+                    where,
+                    name,
+                    f"not a dimension column (Pinot); allowed: {', '.join(dims) or 'none'}",
+                )
             elif not columns[name][2]:
                 yield where, name, f"a star-tree dimension must be single-valued (Pinot); {SINGLE}"
         for j, agg in enumerate(tree.aggregations):
@@ -630,7 +639,7 @@ def _check_tiers(table: PinotTable) -> Iterator[tuple[str, Any, str]]:
             yield (
                 key_path("tiers", [i, "name"]),
                 tier.name,
-                "a tier named twice; allowed: a new name",
+                "a tier named twice (Pinot); allowed: a new name",
             )
         names.add(tier.name)
         # ...: "Unsupported storageType" (TierFactory: pinot_server only).
@@ -638,7 +647,7 @@ def _check_tiers(table: PinotTable) -> Iterator[tuple[str, Any, str]]:
             yield (
                 key_path("tiers", [i, "storage"]),
                 tier.storage,
-                "Pinot 1.5 stores tiers on servers only; allowed: pinot_server",
+                "tiers are stored on servers only (Pinot); allowed: pinot_server",
             )
         if tier.pool not in POOLS or tier.pool == "hot":
             yield (
