@@ -724,3 +724,11 @@ def test_spec_that_is_not_a_mapping(tmp_path):
     lines = [str(i) for i in err.value.issues]
     assert lines[0] == "jobs/pinot/x.yaml: a table spec must be a mapping of keys to values"
     assert lines[1].startswith("jobs/pinot/y.yaml: cannot read the table spec: ")
+
+
+def test_the_readme_example_is_a_valid_spec(tmp_path):
+    readme = (TABLES_DIR.parent.parent / "README.md").read_text()
+    section = readme.split("### Pinot tables and schemas as code\n", 1)[1]
+    example = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    (table,) = load(tmp_path, {"trips.yaml": example})
+    assert table.tiers[0].segment_age == "3d" and table.copies == "all"
