@@ -431,7 +431,7 @@ def test_without_a_kafka_side_the_drill_stops_and_the_old_primary_serves(drill, 
     assert report.steps[0].detail == (
         "preflight needs Kafka clients of the aggregates, which are not built"
     )
-    assert (report.outcome, report.exit_code, ws.ups) == ("failed", 1, [])
+    assert (report.outcome, report.exit_code, ws.ups) == ("stopped", 1, [])
     # A plain group to stop: demote asks for the Kafka side before any regional stack changes,
     # so the drill rolls back and the old primary keeps serving.
     results = run_steps(Context(drill, ws), [flip, demote])

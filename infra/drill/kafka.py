@@ -212,6 +212,7 @@ def load_clients(
                 )
                 continue
             java: dict[str, str] = {}
+            refused = len(issues)
             for prop, value in props.items():
                 if isinstance(value, bool) or not isinstance(value, str | int):
                     issues.append(
@@ -219,10 +220,11 @@ def load_clients(
                     )
                 else:
                     java[str(prop)] = str(value)
-            try:
-                librdkafka_config(java, where, key, env)
-            except ConfigError as e:
-                issues += e.issues
+            if len(issues) == refused:  # what librdkafka would make of it, once all are text
+                try:
+                    librdkafka_config(java, where, key, env)
+                except ConfigError as e:
+                    issues += e.issues
             out.setdefault(region, {})[role] = java
     for region, roles in needed(drill).items():
         for role in roles:
@@ -238,6 +240,22 @@ def load_clients(
     if issues:
         raise ConfigError(issues)
     return out
+
+
+def sync_lag_bound(drill: DrillPlan, max_sync_lag: int | None) -> int:
+    """The offset-syncs check's bound: ``--max-sync-lag``, else the largest ``offset.lag.max``
+    of the MirrorMaker 2 mirrors into both primaries' aggregates (the plan's check says which)."""
+    from infra.drill.plan import OFFSET_LAG_MAX, _mirrors_into
+
+    if max_sync_lag is not None:
+        return max_sync_lag
+    found = [
+        int(config.get("offset.lag.max", OFFSET_LAG_MAX))
+        for region in (drill.source, drill.target)
+        for name, config in _mirrors_into(drill.before[drill.stacks[region]]).values()
+        if name.startswith("KafkaMirrorMaker2")
+    ]
+    return max(found, default=OFFSET_LAG_MAX)
 
 
 # --------------------------------------------------------------------------- records, aligned

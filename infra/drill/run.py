@@ -263,7 +263,7 @@ class DrillReport:
     source: str
     target: str
     started: str  # UTC, ISO 8601
-    outcome: str  # "done", "dry run", "rolled back", "failed"
+    outcome: str  # "done", "dry run", "stopped", "rolled back", "failed" (its rollback)
     steps: list[StepResult]
     preflight: list[str]
     groups: dict[str, Any]
@@ -341,11 +341,12 @@ def run_drill(
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     ctx = Context(drill, workspace, kafka, clock=clock, abort_after=abort_after)
     run_steps(ctx, STEPS[:1] if dry_run else STEPS)
-    failed = any(r.status != "done" for r in ctx.results)
     if ctx.rollback_failed:
-        outcome = "failed"
-    elif ctx.rolled_back or failed:
-        outcome = "rolled back" if ctx.rolled_back else "failed"
+        outcome = "failed"  # the old primary may not serve: the report says what is left
+    elif ctx.rolled_back:
+        outcome = "rolled back"
+    elif any(r.status != "done" for r in ctx.results):
+        outcome = "stopped"  # before anything changed: nothing to undo
     else:
         outcome = "dry run" if dry_run else "done"
     groups: dict[str, Any] = {name: dict(v) for name, v in ctx.verified.items()}
