@@ -271,8 +271,11 @@ def cmd_drill_run(args) -> int:
                     )
                 ]
             )
-    from infra.drill.kafka import LiveKafka, load_clients, sync_lag_bound
+    from infra.drill.kafka import LiveKafka, handover_problem, load_clients, sync_lag_bound
     from infra.drill.run import run_drill
+
+    if savepoints and (problem := handover_problem(os.environ)):
+        raise ConfigError([Issue(where, "--savepoint", f"{problem}; allowed: set it up")])
 
     clients = load_clients(clients_file, drill)
     kafka = LiveKafka(

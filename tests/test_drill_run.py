@@ -313,6 +313,10 @@ def test_cli_runs_the_drill_and_writes_the_report(drill, plans, tmp_path, monkey
         return Recorder(clock)
 
     ws = workspace(plans)
+    (tmp_path / "flink" / "lib").mkdir(parents=True)
+    (tmp_path / "runner.jar").write_text("")
+    monkeypatch.setenv("FLINK_HOME", str(tmp_path / "flink"))
+    monkeypatch.setattr(infra.drill.kafka, "RUNNER_JAR", tmp_path / "runner.jar")
     monkeypatch.setattr(infra.drill.plan, "plan_drill", lambda *a, **kw: drill)
     monkeypatch.setattr(infra.drill.kafka, "LiveKafka", live)
     monkeypatch.setattr(infra.cli, "_workspace", lambda work_dir: ws)
@@ -344,6 +348,12 @@ def test_cli_runs_the_drill_and_writes_the_report(drill, plans, tmp_path, monkey
             "savepoint the old primary's job stopped with (s3p://.../savepoint-...)",
         ),
         (
+            ["--savepoint", "payments=s3p://b/sp"],
+            "rtdi drill run: --savepoint: reading a savepoint's offsets (io.rtdi.flink.Handover) "
+            "needs FLINK_HOME, a Flink distribution with lib/ and plugins/; FLINK_HOME is not "
+            "set; allowed: set it up",
+        ),
+        (
             ["--savepoint", "ledger=s3p://b/sp"],
             "rtdi drill run: --savepoint = 'ledger': not an active-passive job of the drill; "
             "allowed: payments",
@@ -354,6 +364,7 @@ def test_cli_bad_input_is_one_line_exit_2(drill, tmp_path, monkeypatch, extra, l
     import infra.drill.plan
 
     monkeypatch.setattr(infra.drill.plan, "plan_drill", lambda *a, **kw: drill)
+    monkeypatch.delenv("FLINK_HOME", raising=False)
     clients = tmp_path / "clients.yaml"
     clients.write_text("{}\n")
     code, out, err = run_cli(["drill", "run", "--to", NEW, "--clients", str(clients), *extra])

@@ -841,18 +841,52 @@ def record(m: Any) -> Rec:
     return Rec(ts, m.key(), m.value(), headers)
 
 
+# What the Flink image passes every JVM on Java 17 (env.java.opts.all): Flink's serializers
+# reflect into these packages, reading a savepoint's metadata too.
+OPENS = (
+    "java.lang",
+    "java.net",
+    "java.io",
+    "java.nio",
+    "sun.nio.ch",
+    "java.lang.reflect",
+    "java.text",
+    "java.time",
+    "java.util",
+    "java.util.concurrent",
+    "java.util.concurrent.atomic",
+    "java.util.concurrent.locks",
+)
+
+
+RUNNER_JAR = (
+    Path(__file__).resolve().parents[2] / "jobs" / "runner" / "target" / "rtdi-sql-runner.jar"
+)
+
+
+def handover_problem(env: Mapping[str, str]) -> str | None:
+    """Why io.rtdi.flink.Handover cannot run here, or None."""
+    flink = env.get("FLINK_HOME")
+    if not flink or not Path(flink, "lib").is_dir():
+        return (
+            "reading a savepoint's offsets (io.rtdi.flink.Handover) needs FLINK_HOME, a Flink "
+            f"distribution with lib/ and plugins/; FLINK_HOME is {flink or 'not set'}"
+        )
+    if not RUNNER_JAR.is_file():
+        return f"io.rtdi.flink.Handover is in {RUNNER_JAR}, which is not built (`make runner-jar`)"
+    return None
+
+
 def handover_command(savepoint: str, env: Mapping[str, str]) -> list[str]:
     """io.rtdi.flink.Handover as the runner image runs it: the runner jar and Flink's lib."""
-    root = Path(__file__).resolve().parents[2]
-    runner = root / "jobs" / "runner" / "target" / "rtdi-sql-runner.jar"
-    flink = env.get("FLINK_HOME")
-    if not flink:
-        raise StepFailed(
-            "--savepoint needs io.rtdi.flink.Handover: set FLINK_HOME to a Flink distribution "
-            "(its lib/ and plugins/) and build the runner jar (`make runner-jar`)"
-        )
+    problem = handover_problem(env)
+    if problem is not None:
+        raise StepFailed(problem)
+    flink = env["FLINK_HOME"]
+    runner = RUNNER_JAR
     return [
         "java",
+        *(f"--add-opens=java.base/{p}=ALL-UNNAMED" for p in OPENS),
         "-cp",
         f"{runner}{os.pathsep}{flink}/lib/*",
         "io.rtdi.flink.Handover",
