@@ -675,3 +675,25 @@ def test_the_report_json_shape():
         "lost": 0,
     }
     assert dataclasses.replace(report, outcome="rolled back").exit_code == 1
+
+
+def test_the_readme_clients_example_maps_to_librdkafka():
+    """The README's clients file: its complete entries (the ones without `...`) map as shown,
+    the folded `sasl.jaas.config` included."""
+    import yaml
+
+    from infra.drill.kafka import librdkafka_config
+
+    readme = (ROOT / "README.md").read_text()
+    marker = "```yaml\n# region -> regional | aggregate"
+    text = readme.split(marker, 1)[1].split("\n", 1)[1].split("```", 1)[0]
+    doc = yaml.safe_load(text)
+    env = {"DRILL_US": "pw-us", "DRILL_DC1": "pw-dc1"}
+    us = librdkafka_config(doc[OLD]["aggregate"], "clients", "us", env)
+    dc1 = librdkafka_config(doc["onprem-dc1"]["regional"], "clients", "dc1", env)
+    assert (us["sasl.username"], us["sasl.password"], us["sasl.mechanisms"]) == (
+        "drill",
+        "pw-us",
+        "SCRAM-SHA-512",
+    )
+    assert dc1["ssl.ca.location"] == "/etc/rtdi/dc1-ca.crt" and dc1["sasl.password"] == "pw-dc1"
