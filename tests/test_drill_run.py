@@ -51,6 +51,7 @@ class Recorder:
 
     def __init__(self, clock: Clock, fail: dict[str, BaseException] | None = None):
         self.calls: list[tuple] = []
+        self.halted = False
         self.fail = fail or {}
         self.clock = clock
 
@@ -78,6 +79,9 @@ class Recorder:
     def sync_back(self, drill):
         self._call("sync_back")
         return {g.name: {COPY: {0: 11, 1: 21}} for g in drill.groups}
+
+    def halt(self):
+        self.halted = True
 
 
 def running_payments(ws) -> list[str]:
@@ -136,7 +140,7 @@ def test_an_abort_after_each_step_leaves_the_old_primary_serving(
     kafka = Recorder(clock)
     report = run_drill(drill, ws, kafka, abort_after=abort_after, clock=clock)
     assert ws.ups == ups
-    assert kafka.calls == calls
+    assert kafka.calls == calls and kafka.halted
     names = [(r.name, r.status) for r in report.steps]
     done = names[: names.index(("abort", "aborted"))]
     assert done[-1] == (abort_after, "done") and {s for _, s in done} == {"done"}

@@ -26,6 +26,7 @@ import os
 import re
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -399,6 +400,7 @@ class LiveKafka:
         handover: Callable[[str], Mapping[str, Mapping[int, int]]] | None = None,
         search_window: int = 10_000,
         env: Mapping[str, str] | None = None,
+        watch_timeout: float = 3600,
     ) -> None:
         from infra.components.kafka import offset_sync
 
@@ -415,6 +417,10 @@ class LiveKafka:
         self.measured: dict[str, GroupMeasure] = {}
         self.back: dict[str, Any] = {}
         self._admins: dict[tuple[str, str], Any] = {}
+        self.watch_timeout = watch_timeout
+        self.first_commit: dict[str, float] = {}
+        self._halt = threading.Event()
+        self._watchers: list[threading.Thread] = []
 
     # ----------------------------------------------------------------- clients
 
@@ -465,12 +471,12 @@ class LiveKafka:
         result = self.admin(region, role).list_offsets(request, request_timeout=30)
         return {_tp_key(tp): f.result(timeout=60).offset for tp, f in result.items()}
 
-    def committed(self, region: str, group: str) -> dict[str, dict[int, int]]:
+    def committed(self, region: str, group: str, admin: Any = None) -> dict[str, dict[int, int]]:
         """``group``'s committed offsets on ``region``'s aggregate (none: {})."""
         from confluent_kafka import ConsumerGroupTopicPartitions
         from confluent_kafka.error import KafkaException
 
-        admin = self.admin(region, "aggregate")
+        admin = admin or self.admin(region, "aggregate")
         futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
         try:
             got = futures[group].result(timeout=60)
@@ -650,9 +656,6 @@ class LiveKafka:
                     "savepoint (what the job processed after them is read again)"
                 )
             m.stopped = self.committed(drill.source, g.name)
-            # Only the copies the group reads in the new primary (what the jar translates).
-            wanted = {c for _, _, c in self.copies(drill) if c.split(".", 1)[1] in g.topics}
-            m.stopped = {t: v for t, v in m.stopped.items() if t in wanted}
             edges = self._edges(drill.source, m.stopped)
             self._catch_up(drill, g.name, edges)
             report = self._run_jar(g.name, drill.source, drill.target)
@@ -665,7 +668,43 @@ class LiveKafka:
                         drill.target, topic, p, t, first, last
                     )
             committed[g.name] = translated
+            self._watch(drill.target, g.name, translated)
         return committed
+
+    def _watch(self, region: str, group: str, translated: Mapping[str, Mapping[int, int]]) -> None:
+        """From now on, in the background, look every 0.2 s for ``group``'s first commit past a
+        translated offset in ``region`` (its first record consumed there) and keep the clock
+        reading in ``first_commit``: promote runs meanwhile, and verify starts only after it.
+        Bounded by ``watch_timeout``; verify and a rollback end it."""
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient(self.config(region, "aggregate"))  # its own: another thread
+        deadline = self.clock() + self.watch_timeout
+
+        def look() -> None:
+            while not self._halt.is_set() and self.clock() < deadline:
+                try:
+                    now = self.committed(region, group, admin)
+                except Exception:  # a broker away for a moment: look again
+                    now = {}
+                if any(
+                    now.get(t, {}).get(p, -1) > o
+                    for t, parts in translated.items()
+                    for p, o in parts.items()
+                ):
+                    self.first_commit[group] = self.clock()
+                    return
+                self._halt.wait(0.2)
+
+        thread = threading.Thread(target=look, name=f"drill-watch-{group}", daemon=True)
+        self._watchers.append(thread)
+        thread.start()
+
+    def halt(self) -> None:
+        """End the background watchers (verify's end, a rollback)."""
+        self._halt.set()
+        for t in self._watchers:
+            t.join(10)
 
     def _edges(
         self, region: str, stopped: Mapping[str, Mapping[int, int]]
@@ -776,6 +815,14 @@ class LiveKafka:
         translated ones, and its lag fell between two looks (or is 0); the clock reading of its
         first commit past a translated offset (``resumedAt``: its first record consumed there);
         the loss and re-reads sync_offsets measured."""
+        try:
+            return self._verify(drill, committed)
+        finally:
+            self.halt()
+
+    def _verify(
+        self, drill: DrillPlan, committed: Mapping[str, Mapping[str, Mapping[int, int]]]
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         deadline = self.clock() + self.verify_timeout
         for g in drill.groups:
@@ -787,7 +834,7 @@ class LiveKafka:
                 now = self.committed(drill.target, g.name)
                 at = {(t, p): now.get(t, {}).get(p, -1) for t, p in tps}
                 if resumed_at is None and any(at[t, p] > want[t][p] for t, p in tps):
-                    resumed_at = self.clock()
+                    resumed_at = self.first_commit.get(g.name, self.clock())
                 behind = [f"{t}[{p}]" for t, p in tps if at[t, p] < want[t][p]]
                 member = g.job is not None or self.members(drill.target, g.name) > 0
                 if member and not behind:
@@ -826,6 +873,7 @@ class LiveKafka:
     def sync_back(self, drill: DrillPlan) -> dict[str, dict[str, dict[int, int]]]:
         """A rolled-back drill: each group's offsets in the new primary translated back into the
         old one with the same jar (new -> old, only forward there)."""
+        self.halt()
         out: dict[str, dict[str, dict[int, int]]] = {}
         for g in drill.groups:
             report = self._run_jar(g.name, drill.target, drill.source)
