@@ -667,6 +667,17 @@ class LiveKafka:
                     m.aligned.setdefault(topic, {})[p] = self._align(
                         drill.target, topic, p, t, first, last
                     )
+            missing = []
+            for _, topic, copy in self.copies(drill):
+                if topic in g.topics:
+                    n = self.partitions(drill.target, "aggregate", [copy]).get(copy, 0)
+                    done = translated.get(copy, {})
+                    missing += [f"{copy}[{p}]" for p in range(n) if p not in done]
+            if missing:
+                m.notes.append(
+                    f"no committed offset in {drill.source}'s aggregate, so none translated (the "
+                    f"group starts as its auto.offset.reset says): {', '.join(missing)}"
+                )
             committed[g.name] = translated
             self._watch(drill.target, g.name, translated)
         return committed
