@@ -58,6 +58,9 @@ MAPPED = (
     "ssl.truststore.location",
     "ssl.truststore.certificates",
 )
+# Answers of a group coordinator that is loading or moving (a broker starting, a leader change):
+# asked again, not failed.
+COORDINATOR_MOVES = ("COORDINATOR_LOAD_IN_PROGRESS", "COORDINATOR_NOT_AVAILABLE", "NOT_COORDINATOR")
 _ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 _JAAS = re.compile(r"^\s*([\w.$]+)\s+required\b(.*?);?\s*$", re.S)
 _JAAS_OPTION = re.compile(r'\s*(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
@@ -471,36 +474,85 @@ class LiveKafka:
         result = self.admin(region, role).list_offsets(request, request_timeout=30)
         return {_tp_key(tp): f.result(timeout=60).offset for tp, f in result.items()}
 
-    def committed(self, region: str, group: str, admin: Any = None) -> dict[str, dict[int, int]]:
-        """``group``'s committed offsets on ``region``'s aggregate (none: {})."""
-        from confluent_kafka import ConsumerGroupTopicPartitions
-        from confluent_kafka.error import KafkaException
+    def group_reader(self, region: str, group: str) -> Any:
+        """A consumer in ``group`` that never subscribes: it reads the group's commits (an
+        OffsetFetch) without joining it. Why not the Admin API's ListConsumerGroupOffsets:
+        confluent-kafka 2.16 crashed the process (SIGSEGV) on it while a fresh broker was still
+        loading its group coordinator (measured here); the consumer retries that by itself."""
+        from confluent_kafka import Consumer
 
-        admin = admin or self.admin(region, "aggregate")
-        futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
+        return Consumer(
+            {**self.config(region, "aggregate"), "group.id": group, "enable.auto.commit": False}
+        )
+
+    def committed(
+        self, region: str, group: str, tps: Iterable[tuple[str, int]], reader: Any = None
+    ) -> dict[str, dict[int, int]]:
+        """``group``'s committed offsets on partitions ``tps`` of ``region``'s aggregate (those
+        without one left out)."""
+        from confluent_kafka import TopicPartition
+
+        wanted = [TopicPartition(t, p) for t, p in tps]
+        if not wanted:
+            return {}
+        c = reader or self.group_reader(region, group)
         try:
-            got = futures[group].result(timeout=60)
-        except KafkaException as e:
-            if "GROUP_ID_NOT_FOUND" in str(e):
-                return {}
-            raise
+            got = self._retry(
+                f"{group}'s offsets", lambda: _no_errors(c.committed(wanted, timeout=30))
+            )
+        finally:
+            if reader is None:
+                c.close()
         out: dict[str, dict[int, int]] = {}
-        for tp in got.topic_partitions or []:
-            if tp.offset >= 0:
+        for tp in got:
+            if tp.error is None and tp.offset >= 0:
                 out.setdefault(tp.topic, {})[tp.partition] = tp.offset
         return out
 
+    def _retry(self, what: str, call: Callable[[], Any], timeout: float = 60) -> Any:
+        """``call()``, again while Kafka answers with a retriable error (a coordinator loading,
+        moving), for at most ``timeout`` seconds."""
+        from confluent_kafka.error import KafkaException
+
+        deadline = self.clock() + timeout
+        while True:
+            try:
+                return call()
+            except KafkaException as e:
+                err = e.args[0] if e.args else None
+                code = err.name() if err is not None and hasattr(err, "name") else ""
+                retriable = code in COORDINATOR_MOVES or bool(
+                    err is not None and hasattr(err, "retriable") and err.retriable()
+                )
+                if not retriable or self.clock() >= deadline:
+                    raise StepFailed(f"{what}: {err}") from None
+            self.sleep(1.0)
+
+    def group_partitions(
+        self, region: str, drill: DrillPlan, group: ActivePassiveGroup
+    ) -> list[tuple[str, int]]:
+        """Every partition of the copies ``group`` reads on ``region``'s aggregate."""
+        copies = [c for _, t, c in self.copies(drill) if t in group.topics]
+        counts = self.partitions(region, "aggregate", copies)
+        return [(c, p) for c in copies for p in range(counts.get(c, 0))]
+
     def members(self, region: str, group: str) -> int:
+        """How many members ``group`` has in ``region``'s aggregate (none when it is unknown)."""
         from confluent_kafka.error import KafkaException
 
         admin = self.admin(region, "aggregate")
-        try:
-            d = admin.describe_consumer_groups([group])[group].result(timeout=60)
-        except KafkaException as e:
-            if "GROUP_ID_NOT_FOUND" in str(e):
-                return 0
-            raise
-        return len(d.members or [])
+
+        def describe() -> int:
+            try:
+                d = admin.describe_consumer_groups([group])[group].result(timeout=60)
+            except KafkaException as e:
+                if "GROUP_ID_NOT_FOUND" in str(e):
+                    return 0
+                raise
+            return len(d.members or [])
+
+        count: int = self._retry(f"describing {group}", describe)
+        return count
 
     def commit(self, region: str, group: str, offsets: Mapping[str, Mapping[int, int]]) -> None:
         from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
@@ -508,7 +560,14 @@ class LiveKafka:
         tps = [TopicPartition(t, p, o) for t, parts in offsets.items() for p, o in parts.items()]
         admin = self.admin(region, "aggregate")
         request = [ConsumerGroupTopicPartitions(group, tps)]
-        admin.alter_consumer_group_offsets(request)[group].result(timeout=60)
+        self._retry(
+            f"committing {group}'s offsets",
+            lambda: _no_errors(
+                admin.alter_consumer_group_offsets(request)[group]
+                .result(timeout=60)
+                .topic_partitions
+            ),
+        )
 
     def read(
         self, region: str, role: str, topic: str, partition: int, start: int, end: int
@@ -655,7 +714,9 @@ class LiveKafka:
                     "no --savepoint for its job: the group's committed offsets, which lag the "
                     "savepoint (what the job processed after them is read again)"
                 )
-            m.stopped = self.committed(drill.source, g.name)
+            m.stopped = self.committed(
+                drill.source, g.name, self.group_partitions(drill.source, drill, g)
+            )
             edges = self._edges(drill.source, m.stopped)
             self._catch_up(drill, g.name, edges)
             report = self._run_jar(g.name, drill.source, drill.target)
@@ -687,15 +748,20 @@ class LiveKafka:
         translated offset in ``region`` (its first record consumed there) and keep the clock
         reading in ``first_commit``: promote runs meanwhile, and verify starts only after it.
         Bounded by ``watch_timeout``; verify and a rollback end it."""
-        from confluent_kafka.admin import AdminClient
-
-        admin = AdminClient(self.config(region, "aggregate"))  # its own: another thread
+        reader = self.group_reader(region, group)  # its own: another thread
         deadline = self.clock() + self.watch_timeout
+        tps = [(t, p) for t, parts in translated.items() for p in parts]
 
         def look() -> None:
+            try:
+                watch()
+            finally:
+                reader.close()
+
+        def watch() -> None:
             while not self._halt.is_set() and self.clock() < deadline:
                 try:
-                    now = self.committed(region, group, admin)
+                    now = self.committed(region, group, tps, reader)
                 except Exception:  # a broker away for a moment: look again
                     now = {}
                 if any(
@@ -842,7 +908,7 @@ class LiveKafka:
             resumed_at: float | None = None
             lags: list[int] = []
             while True:
-                now = self.committed(drill.target, g.name)
+                now = self.committed(drill.target, g.name, tps)
                 at = {(t, p): now.get(t, {}).get(p, -1) for t, p in tps}
                 if resumed_at is None and any(at[t, p] > want[t][p] for t, p in tps):
                     resumed_at = self.first_commit.get(g.name, self.clock())
@@ -891,6 +957,17 @@ class LiveKafka:
             self.back[g.name] = report
             out[g.name] = self._translated(g.name, drill.source, report)
         return out
+
+
+def _no_errors(tps: Any) -> Any:
+    """``tps``, or the first partition's error raised: the Admin and Consumer calls report a
+    coordinator that is loading per partition, without raising (a commit that did not happen)."""
+    from confluent_kafka.error import KafkaException
+
+    for tp in tps or []:
+        if tp.error is not None:
+            raise KafkaException(tp.error)
+    return tps
 
 
 def record(m: Any) -> Rec:
