@@ -701,3 +701,16 @@ def test_the_readme_clients_example_maps_to_librdkafka():
         "SCRAM-SHA-512",
     )
     assert dc1["ssl.ca.location"] == "/etc/rtdi/dc1-ca.crt" and dc1["sasl.password"] == "pw-dc1"
+
+
+def test_preflight_without_a_needed_client_measures_nothing():
+    """LiveKafka built without a cluster the checks read (its callers may build it directly,
+    not from a clients file): one line naming what is missing, before any connection."""
+    from infra.drill.kafka import LiveKafka
+
+    client = {"bootstrap.servers": "127.0.0.1:1"}
+    kafka = LiveKafka({"a": {"regional": client, "aggregate": client}}, max_lag=1, max_sync_lag=1)
+    assert kafka.preflight(tiny_drill()) == [  # type: ignore[arg-type]
+        "preflight: no client for b's regional cluster, b's aggregate cluster, c's regional "
+        "cluster; nothing measured"
+    ]

@@ -169,7 +169,7 @@ def needed(drill: DrillPlan) -> dict[str, tuple[str, ...]]:
     every region whose copies the new primary's groups read (the replication-lag checks)."""
     out: dict[str, tuple[str, ...]] = {r: ("regional",) for r in drill.regions}
     for region in (drill.source, drill.target):
-        out[region] = ROLES
+        out[region] = (*out.get(region, ()), "aggregate")
     return out
 
 
@@ -635,6 +635,14 @@ class LiveKafka:
         failing partition group (names as in the plan's checks)."""
         failed: list[str] = []
         copies = self.copies(drill)
+        lacking = [
+            f"{region}'s {role} cluster"
+            for region, roles in needed(drill).items()
+            for role in roles
+            if role not in self.clients.get(region, {})
+        ]
+        if lacking:
+            return [f"preflight: no client for {', '.join(lacking)}; nothing measured"]
         for region, topic, copy in copies:
             counts = self.partitions(region, "regional", [topic])
             held = self.partitions(drill.target, "aggregate", [copy])
