@@ -633,8 +633,6 @@ class LiveKafka:
     def preflight(self, drill: DrillPlan) -> list[str]:
         """The replication-lag and offset-syncs checks of the plan, measured; one line per
         failing partition group (names as in the plan's checks)."""
-        failed: list[str] = []
-        copies = self.copies(drill)
         lacking = [
             f"{region}'s {role} cluster"
             for region, roles in needed(drill).items()
@@ -643,6 +641,8 @@ class LiveKafka:
         ]
         if lacking:
             return [f"preflight: no client for {', '.join(lacking)}; nothing measured"]
+        failed: list[str] = []
+        copies = self.copies(drill)
         for region, topic, copy in copies:
             counts = self.partitions(region, "regional", [topic])
             held = self.partitions(drill.target, "aggregate", [copy])
