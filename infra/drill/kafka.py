@@ -732,7 +732,9 @@ class LiveKafka:
             m.translated = translated
             for topic, parts in translated.items():
                 for p, t in parts.items():
-                    first, last = edges[topic, p]
+                    # The jar translates every commit of the group; the records around its stop
+                    # are read for the copies it reads here (a commit elsewhere: not measured).
+                    first, last = edges.get((topic, p), (None, None))
                     m.aligned.setdefault(topic, {})[p] = self._align(
                         drill.target, topic, p, t, first, last
                     )
