@@ -99,3 +99,8 @@ OFFSET_SYNC_VERSION = "0.1.0"
 OFFSET_SYNC_SLF4J_VERSION = "1.7.36"
 OFFSET_SYNC_JRE_IMAGE = "eclipse-temurin:21.0.8_9-jre-noble"
 OFFSET_SYNC_IMAGE = f"rtdi/offset-sync:{OFFSET_SYNC_VERSION}"
+
+# Apache Pinot (issue 12): the release whose table rules the model reproduces. The tests run its
+# own validator (TableConfigUtils.validate of pinot-segment-local at this version, fetched by
+# tests/integration/pinot_jars.py) over every table and schema rtdi renders.
+PINOT_VERSION = "1.5.1"
