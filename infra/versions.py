@@ -79,8 +79,8 @@ PINOT_CHART_VERSION = "1.0.0"
 PINOT_CHART = "https://raw.githubusercontent.com/apache/pinot/master/helm"
 PINOT_CHART_VALUES = "1.0.1-SNAPSHOT"
 HELM_CHARTS[PINOT_CHART_NAME] = (PINOT_CHART, PINOT_CHART_VERSION)
-# The Pinot every component runs (the same release as the table validator's, PINOT_VERSION).
-PINOT_RELEASE = "1.5.1"
+# Every component runs PINOT_VERSION (below: the release whose validator the tests run), from
+# the project's image.
 PINOT_IMAGE = "apachepinot/pinot"
 # ZooKeeper: the chart's own StatefulSet of the official Apache image (Docker Official Image,
 # maintained by the Docker library team; Bitnami's chart and images, which older charts

@@ -292,7 +292,7 @@ class PinotLayer(pulumi.ComponentResource):
             ready += list(access.resources)
         uri = deep.uri
         image_repo, _, image_tag = target.sources.image(
-            f"{versions.PINOT_IMAGE}:{versions.PINOT_RELEASE}"
+            f"{versions.PINOT_IMAGE}:{versions.PINOT_VERSION}"
         ).rpartition(":")
         zk_repo, _, zk_tag = target.sources.image(
             f"{versions.ZOOKEEPER_IMAGE}:{versions.ZOOKEEPER_VERSION}"
