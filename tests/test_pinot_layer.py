@@ -106,8 +106,8 @@ def test_hot_and_cold_servers_use_the_targets_classes(plans, stack):
         for r in plan.of_type("kubernetes:storage.k8s.io/v1:StorageClass")
     }
     if stack.startswith("onprem"):
-        # An on-prem cluster names one class (rtdi:kubernetes.storageClass); cold shares it.
-        assert cold == hot and not classes
+        # The site's classes (rtdi:kubernetes.storageClass, coldStorageClass): rtdi makes none.
+        assert (hot, cold) == ("local-nvme", "local-hdd") and not classes
         return
     assert hot == "rtdi-ssd" and hot != cold and {hot, cold} <= set(classes)
     kind = classes[cold]["parameters"]["type"]
@@ -126,6 +126,7 @@ def test_deep_store_is_the_regions_bucket_through_the_targets_pinotfs(plans, sta
     controller = props(releases["pinot"]["values"]["controller"]["extra"]["configs"])
     assert controller["controller.data.dir"] == uri
     assert controller[f"pinot.controller.storage.factory.class.{scheme}"].endswith(fs)
+    assert controller["controller.realtime.segment.deepStoreUploadRetryEnabled"] == "true"
     for name, release in releases.items():
         if name == "pinot":
             continue

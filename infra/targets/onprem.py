@@ -62,12 +62,14 @@ class OnpremTarget(Target):
             cloud_region=S3_COMPATIBLE_REGION,
         )
 
+    def cold_storage_class(self) -> str:
+        """The site's `coldStorageClass`, else its one class: rtdi does not own on-prem storage."""
+        return self.stack.kubernetes.cold_storage_class or self.storage_class
+
     def segment_store(self, bucket: Bucket) -> SegmentStore:
         """HadoopPinotFS with the Hadoop configuration `workload_identity` mounts (the site's
         namenode as fs.defaultFS), or S3PinotFS against the site's S3-compatible endpoint (path
-        style, which S3PinotFS always uses) with the keys `workload_identity` puts in the env.
-        The cluster's one storage class serves Pinot's cold servers too (`cold_storage_class`):
-        an on-prem site names only one."""
+        style, which S3PinotFS always uses) with the keys `workload_identity` puts in the env."""
         if bucket.scheme == "hdfs":
             return SegmentStore(
                 scheme="hdfs",

@@ -167,6 +167,9 @@ def deep_store_configs(role: str, store: SegmentStore, uri: str) -> list[str]:
         lines += [
             f"controller.data.dir={uri}",
             "controller.local.temp.dir=/var/pinot/controller/data/tmp",
+            # A segment committed while the deep store was down (its servers serve it to peers)
+            # is uploaded from a server holding it once the store is back (off by default).
+            "controller.realtime.segment.deepStoreUploadRetryEnabled=true",
         ]
     elif role == "server":
         lines.append(f"pinot.server.instance.segment.store.uri={uri}")
