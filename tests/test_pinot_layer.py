@@ -285,3 +285,21 @@ def test_the_apply_script_is_stdlib_only():
         if line.startswith(("import ", "from "))
     }
     assert imported <= {"__future__", "json", "os", "sys", "time", "urllib", "pathlib"}
+
+
+def test_a_regional_stack_refuses_a_published_table_its_region_may_not_consume(plans):
+    """A global stack published by an older rtdi (or edited by hand) is checked again: the
+    region never consumes a topic its data classes do not allow."""
+    from infra.plan.engine import run_stack
+    from infra.program import main
+    from plantools import sample_config
+
+    published = json.loads(json.dumps(plans["global"].values))
+    (trips,) = [t for t in published["rtdi"]["pinotTables"] if t["name"] == "trips"]
+    trips["topic"] = "rider-profiles"
+    with pytest.raises(Exception) as exc:
+        run_stack(sample_config("aws-us-east-1"), main, {"global": published})
+    assert str(exc.value) == (
+        "jobs/pinot (trips): topic = 'rider-profiles': not a topic region aws-us-east-1 may "
+        "hold; allowed: topics of its data classes"
+    )
