@@ -303,3 +303,25 @@ def test_a_regional_stack_refuses_a_published_table_its_region_may_not_consume(p
         "jobs/pinot (trips): topic = 'rider-profiles': not a topic region aws-us-east-1 may "
         "hold; allowed: topics of its data classes"
     )
+
+
+def test_the_apply_job_is_awaited_exactly_when_the_releases_are(plans):
+    from test_sources import MIRROR, with_values
+
+    from infra.plan.engine import run_stack
+    from infra.program import main
+
+    (job,) = plans["onprem-dc1"].of_type("kubernetes:batch/v1:Job")
+    assert "annotations" not in job.inputs["metadata"]
+    cfg = with_values("onprem-dc1", helm={"wait": False}, imageRegistry=MIRROR)
+    plan = run_stack(cfg, main, {"global": plans["global"].values})
+    (job,) = plan.of_type("kubernetes:batch/v1:Job")
+    assert job.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    # An air-gapped site pulls Pinot, ZooKeeper and the Job's image from its mirror.
+    (container,) = job.inputs["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"{MIRROR}/library/{versions.PINOT_APPLY_IMAGE}"
+    main_values = pinot_releases(plan)["pinot"]["values"]
+    assert main_values["image"]["repository"] == f"{MIRROR}/{versions.PINOT_IMAGE}"
+    assert main_values["zookeeper"]["image"]["repository"] == (
+        f"{MIRROR}/library/{versions.ZOOKEEPER_IMAGE}"
+    )

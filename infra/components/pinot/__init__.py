@@ -78,6 +78,7 @@ CONTROLLER_PORT = 9000
 TABLES_CONFIGMAP = "pinot-tables"
 CONFIG_DIR = "/etc/rtdi/pinot"
 APPLY_SCRIPT = Path(__file__).with_name("apply_tables.py")
+SKIP_AWAIT = "pulumi.com/skipAwait"  # the Kubernetes provider's: do not wait for completion
 SEGMENT_FETCHER = "org.apache.pinot.common.utils.fetcher.PinotFSSegmentFetcher"
 # Env variables holding a Kafka property with a secret in it (see `pinot_properties`).
 ENV_PREFIX = "PINOT_KAFKA_"
@@ -528,6 +529,9 @@ class PinotLayer(pulumi.ComponentResource):
                 name=digest.apply(lambda d: f"pinot-apply-{d}"),
                 namespace=NAMESPACE,
                 labels=target.labels,
+                # `pulumi up` waits for the Job to succeed, as it waits for the releases; a site
+                # that does not wait for readiness (`rtdi:helm.wait: false`) waits for neither.
+                annotations=None if target.sources.helm.wait else {SKIP_AWAIT: "true"},
             ),
             spec=k8s.batch.v1.JobSpecArgs(
                 backoff_limit=6,
