@@ -693,7 +693,8 @@ def test_a_table_named_twice(tmp_path):
     with pytest.raises(ConfigError) as err:
         load(tmp_path, {"a.yaml": SPECS["trips"], "b.yaml": SPECS["trips"]})
     assert [str(i) for i in err.value.issues] == [
-        "jobs/pinot/b.yaml: name = 'trips': already the name of the table in jobs/pinot/a.yaml"
+        "jobs/pinot/b.yaml: name = 'trips': already the name of the table in jobs/pinot/a.yaml; "
+        "allowed: a new name"
     ]
 
 

@@ -314,7 +314,7 @@ def load_tables(topology: Topology, kafka: Kafka, root: Path | None = None) -> l
                 Issue(
                     shown,
                     "name",
-                    f"already the name of the table in {names[table.name]}",
+                    f"already the name of the table in {names[table.name]}; allowed: a new name",
                     table.name,
                 )
             )

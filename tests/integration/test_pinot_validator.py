@@ -8,7 +8,9 @@ pair of the session (a start takes about 2 s):
 
 - every table and schema the model renders for every region of the samples, with the stream a
   region gives it (the registry's copies, the aggregate's client properties, the region's
-  replica groups), is accepted;
+  replica groups), is accepted; and so is every table and schema the plans hold (each regional
+  plan's ``pinot/`` folder, the JSON the Pinot layer's Job hands the controller) in a tree with
+  the Pinot layer (infra/components/pinot);
 - every refusal case of tests/test_pinot_model.py, rendered with the model's checks bypassed,
   is refused by Pinot too with the reason the model cites, and each of rtdi's own rules (the
   cases whose ``pinot`` is None) is one Pinot accepts, so the model never claims a rule of
@@ -17,6 +19,7 @@ pair of the session (a start takes about 2 s):
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -46,6 +49,8 @@ PROGRAM = HERE / "PinotValidate.java"
 # The region the refusal cases are rendered for.
 REGION = "aws-us-east-1"
 CHECKED = [c for c in CASES if c.pinot != NOT_A_TABLE]
+# Whether this tree declares the Pinot layer, whose plans hold each table's JSON.
+PINOT_LAYER = importlib.util.find_spec("infra.components.pinot") is not None
 
 
 def _jars() -> Path:
@@ -113,11 +118,28 @@ def _samples() -> dict[str, tuple[dict, dict]]:
     return out
 
 
+def _planned(out: Path) -> dict[str, tuple[dict, dict]]:
+    """Every table of every regional plan with its schema, as the plans wrote them."""
+    pairs = {}
+    for stack in sorted(p for p in out.iterdir() if (p / "resources.json").is_file()):
+        folder = stack / "pinot"
+        for path in sorted(folder.glob("table.*.json")):
+            table = json.loads(path.read_text())
+            name = table["segmentsConfig"]["schemaName"]
+            schema = json.loads((folder / f"schema.{name}.json").read_text())
+            pairs[f"{stack.name}/{path.name}"] = (table, schema)
+    return pairs
+
+
 @pytest.fixture(scope="module")
-def verdicts(tmp_path_factory) -> dict[str, str]:
-    """Pinot's verdict on every sample and every case, from one run of the validator."""
+def verdicts(request, tmp_path_factory) -> dict[str, str]:
+    """Pinot's verdict on every sample, planned table and case, from one run of the validator."""
     jars = _jars()
     pairs = {f"sample:{k}": v for k, v in _samples().items()}
+    if PINOT_LAYER:
+        plan = request.getfixturevalue("cli_plan")
+        assert plan.code == 0, plan.stderr
+        pairs.update({f"plan:{k}": v for k, v in _planned(plan.out).items()})
     pairs.update({f"case:{c.id}": bypassed(c) for c in CHECKED})
     path = tmp_path_factory.mktemp("pinot") / "pairs.jsonl"
     path.write_text(
@@ -141,12 +163,23 @@ def verdicts(tmp_path_factory) -> dict[str, str]:
     return dict(zip(pairs, lines, strict=True))
 
 
-def test_every_planned_table_and_schema_passes_pinots_validator(verdicts):
+def test_every_rendered_table_and_schema_passes_pinots_validator(verdicts):
     samples = {k: v for k, v in verdicts.items() if k.startswith("sample:")}
     regions = model().topology.region_ids
     # Both sample tables, in every region.
     assert len(samples) == 2 * len(regions)
     assert {k: v for k, v in samples.items() if v != "ok"} == {}
+
+
+def test_every_planned_table_and_schema_passes_pinots_validator(verdicts):
+    if not PINOT_LAYER:
+        pytest.skip("no Pinot layer in this tree (infra/components/pinot): no planned tables")
+    planned = {k: v for k, v in verdicts.items() if k.startswith("plan:")}
+    regions = model().topology.region_ids
+    # Both sample tables in every regional plan, with the layer's own stream properties.
+    assert sorted({k.split(":", 1)[1].split("/")[0] for k in planned}) == sorted(regions)
+    assert len(planned) == 2 * len(regions)
+    assert {k: v for k, v in planned.items() if v != "ok"} == {}
 
 
 @pytest.mark.parametrize("case", CHECKED, ids=[c.id for c in CHECKED])
