@@ -13,8 +13,8 @@ from typing import Any
 
 import pulumi
 
-from infra.components.flink.archive import expirations
 from infra.components.flink import FlinkLayer, FlinkLayerArgs
+from infra.components.flink.archive import expirations
 from infra.components.kafka import EXPORT as KAFKA_REGIONAL_EXPORT
 from infra.components.kafka import SECRETS_EXPORT as KAFKA_REGIONAL_SECRETS
 from infra.components.kafka import KafkaLayer, peer_regions

@@ -191,7 +191,7 @@ def sink_ddl(table: ArchiveTable, path: str) -> str:
     columns += [f"  `{p}` STRING" for p in PARTITION_COLUMNS]
     options = {"connector": "filesystem", "path": path, "format": "parquet", **PARQUET_OPTIONS}
     parts = ", ".join(f"`{p}`" for p in PARTITION_COLUMNS)
-    return _create(f"archive_{table.table}", columns, options, f"PARTITIONED BY ({parts})\n")
+    return _create(f"archive_{table.table}", columns, options, f"PARTITIONED BY ({parts}) ")
 
 
 def insert(table: ArchiveTable) -> str:
