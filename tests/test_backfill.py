@@ -536,7 +536,7 @@ def test_the_retention_refusal_points_to_the_archive_layer():
     code, _, err = _cli("surge-pricing", "--from", _z(NOW - timedelta(days=4)), "--to", _z(END))
     assert code == EXIT_BAD_INPUT
     assert err.strip().endswith(
-        "a backfill from the archive arrives with the archive layer (issue 13)"
+        "the Parquet archive keeps older records, but a backfill does not read it yet"
     )
 
 

@@ -519,8 +519,8 @@ def retention_issues(
                     b.start.isoformat(),
                     f"older than source topic {topic.name}'s retention ({topic.retention_hours} "
                     f"h: nothing before {oldest.isoformat(timespec='seconds')} is left in "
-                    f"Kafka); allowed: a later time; a backfill from the archive arrives with "
-                    f"the archive layer (issue 13)",
+                    f"Kafka); allowed: a later time; the Parquet archive keeps older records, "
+                    f"but a backfill does not read it yet",
                 )
 
 
