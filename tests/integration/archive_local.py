@@ -34,7 +34,35 @@ FLINK = "kubernetes:flink.apache.org/v1beta1:FlinkDeployment"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 PARTITIONS = 2
 CHECKPOINT_SECONDS = 5
-PATH = re.compile(r"'path' = '(s3a)://([^/']+)/([^']*)'")
+PATH = re.compile(r"'path' = '(\w+)://([^/']+)/([^']*)'")
+
+
+@dataclass
+class Store:
+    """A loopback store standing in for the region's archive (and flink-state) bucket: what
+    replaces the planned paths' ``scheme://authority``, and how the runner reaches it."""
+
+    archive: str  # replaces the archive paths' scheme://authority (s3a://bucket, hdfs://host:port)
+    state: str  # replaces the state URIs' scheme://authority
+    access: dict[str, str]  # its endpoint and credentials, as Flink configuration
+    classpath: list[Path] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def s3_store(s3: dict[str, str], bucket: str) -> Store:
+    """An S3-compatible server (Flink keys s3.endpoint, s3.access-key, s3.secret-key) with an
+    existing ``bucket``: the archive through s3a://, the state through s3p://."""
+    return Store(f"s3a://{bucket}", f"s3p://{bucket}", dict(s3))
+
+
+def hdfs_store(cluster, plans, stack: str, workdir: Path) -> Store:
+    """The loopback HDFS for a region on HDFS: its planned core-site.xml (fs.defaultFS on
+    loopback) in HADOOP_CONF_DIR and the HDFS runner image's Hadoop client on the classpath,
+    as tests/integration/test_flink_planned.py runs the payments job there."""
+    import test_flink_planned as tfp
+
+    store = tfp.hdfs_store(cluster, tfp.planned(plans, stack, JOB), workdir)
+    return Store(cluster.uri, cluster.uri, {}, store.classpath, store.env)
 
 
 @dataclass(frozen=True)
@@ -62,8 +90,8 @@ class Produced:
 class Manifest:
     """What was archived: the records by physical topic, the bucket and table locations."""
 
-    bucket: str
-    locations: dict[str, str]  # physical topic -> s3a://bucket/<prefix><topic>
+    store: str  # the store's scheme://authority (s3a://bucket, hdfs://host:port)
+    locations: dict[str, str]  # physical topic -> <store>/<prefix><topic>
     records: dict[str, list[Produced]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -101,15 +129,17 @@ def planned_archive(plans, stack: str) -> PlannedArchive:
     return PlannedArchive(stack, spec, sql, env)
 
 
-def loopback_archive_sql(sql: str, bootstrap: str, bucket: str) -> tuple[str, dict, dict]:
-    """The planned script on loopback: Kafka connections to ``bootstrap``, archive paths into
-    ``bucket`` (same keys below it). Returns (script, Kafka table -> options, topic -> path)."""
+def loopback_archive_sql(sql: str, bootstrap: str, store: str) -> tuple[str, dict, dict]:
+    """The planned script on loopback: Kafka connections to ``bootstrap``, archive paths moved to
+    ``store`` (scheme://authority; same keys below it). Returns (script, Kafka table -> options,
+    topic -> path)."""
     script, tables = fl.loopback_sql(sql, bootstrap)
     locations: dict[str, str] = {}
 
     def move(found: re.Match) -> str:
         scheme, _, rest = found.groups()
-        path = f"{scheme}://{bucket}/{rest}"
+        assert store.startswith(f"{scheme}://"), (scheme, store)
+        path = f"{store}/{rest}"
         locations[rest.rsplit("/", 1)[-1]] = path
         return f"'path' = '{path}'"
 
@@ -180,37 +210,61 @@ def archive_records(
     s3: dict[str, str],
     bucket: str,
     records_by_hour: dict[str, dict[datetime, int]],
-    wait: float = 180,
+    wait: float = 240,
 ) -> Manifest:
-    """Run the planned archive job of ``stack`` against ``kafka`` into ``bucket`` of the
-    S3-compatible server ``s3`` (Flink keys: s3.endpoint, s3.access-key, s3.secret-key; the
-    bucket must exist). ``records_by_hour``: physical topic -> UTC hour -> records to produce
-    there (hours within the broker's retention, none in the future). Every physical topic the
-    plan reads is created empty first; returns the manifest once all records are committed."""
+    """Run the planned archive job of ``stack`` (a region on S3) against ``kafka`` into
+    ``bucket`` of the S3-compatible server ``s3`` (Flink keys: s3.endpoint, s3.access-key,
+    s3.secret-key; the bucket must exist). ``records_by_hour``: physical topic -> UTC hour ->
+    records to produce there (hours within the broker's retention, none in the future). Every
+    physical topic the plan reads is created empty first; returns the manifest once all records
+    are committed."""
+    return archive_into(kafka, plans, stack, workdir, s3_store(s3, bucket), records_by_hour, wait)
+
+
+def archive_into(
+    kafka: kl.Broker,
+    plans,
+    stack: str,
+    workdir: Path,
+    store: Store,
+    records_by_hour: dict[str, dict[datetime, int]],
+    wait: float = 240,
+) -> Manifest:
+    """`archive_records` into any loopback ``store`` (S3-compatible or HDFS)."""
     flink = fl.require_flink()
     started = time.monotonic()
     job = planned_archive(plans, stack)
-    script, tables, locations = loopback_archive_sql(job.sql, kafka.bootstrap, bucket)
+    script, tables, locations = loopback_archive_sql(job.sql, kafka.bootstrap, store.archive)
     topics = sorted({t for o in tables.values() for t in fl.physical_topics(o)})
     unknown = sorted(set(records_by_hour) - set(topics))
     assert not unknown, f"not topics the planned archive of {stack} reads: {unknown}"
     groups = sorted({o["properties.group.id"] for o in tables.values()})
     _fresh(kafka, topics, groups)
-    manifest = Manifest(bucket, locations)
+    manifest = Manifest(store.archive, locations)
     for topic, hours in records_by_hour.items():
         manifest.records[topic] = produce(kafka.bootstrap, topic, spread(hours), topic)
     manifest.seconds["produce"] = time.monotonic() - started
 
-    conf, _ = fl.loopback_configuration(job.configuration, f"s3p://{bucket}", s3)
+    conf, _ = fl.loopback_configuration(job.configuration, store.state, store.access)
     conf["execution.checkpointing.interval"] = f"{CHECKPOINT_SECONDS} s"
     parallelism = job.spec["job"]["parallelism"]
     conf["parallelism.default"] = str(parallelism)
     workdir.mkdir(parents=True, exist_ok=True)
     sql_file = workdir / "archive.sql"
     sql_file.write_text(script)
-    plugins = fl.plugins_dir(flink, job.env["ENABLE_BUILT_IN_PLUGINS"]["value"], workdir)
+    enabled = job.env.get("ENABLE_BUILT_IN_PLUGINS", {}).get("value", "")
+    plugins = fl.plugins_dir(flink, enabled, workdir)
     run = time.monotonic()
-    runner = fl.start_runner("archive", flink, workdir, sql_file, conf, plugins=plugins)
+    runner = fl.start_runner(
+        "archive",
+        flink,
+        workdir,
+        sql_file,
+        conf,
+        plugins=plugins,
+        classpath=store.classpath,
+        env=store.env,
+    )
     try:
         ends = {t: kl.end_offsets(kafka.bootstrap, t, PARTITIONS) for t in topics}
 

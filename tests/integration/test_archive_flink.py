@@ -1,17 +1,18 @@
-"""The archive job rtdi plans, run on real Flink 2.2 from real Kafka into an S3-compatible store.
+"""The archive job rtdi plans, run on real Flink 2.2 from real Kafka into S3 and HDFS stand-ins.
 
 The planned archive job of aws-us-east-1 (its FlinkDeployment's configuration and the SQL of its
 ConfigMap; only endpoints, credentials, the bucket's name and the checkpoint interval rewritten,
 archive_local.py says why) runs on a MiniCluster with the plugins the plan enables, reading the
-session's Kafka and writing s3a:// to the session's s3proxy. Records are produced with Kafka
-timestamps in three different UTC hours (one of them yesterday's), into the region's own copy
-of a topic and into a peer region's copy.
+session's Kafka and writing s3a:// to the session's s3proxy; the one of onprem-dc1 writes hdfs://
+to the session's HDFS with its planned core-site.xml and the HDFS image's Hadoop client. Records
+are produced with Kafka timestamps in three UTC hours (one of them yesterday's), into the
+region's own copy of a topic and into a peer region's copy.
 
 Then, independently of the writing job:
 
-- the objects in the bucket (s3proxy's file store shows them as files) lie under
-  ``<topic>/dt=YYYY-MM-DD/hr=HH/part-*`` for exactly the hours produced, with no in-progress
-  file left visible;
+- the files of the store (s3proxy's file store shows objects as files; WebHDFS lists HDFS) lie
+  under ``<topic>/dt=YYYY-MM-DD/hr=HH/part-*`` for exactly the hours produced, no in-progress
+  file is visible, and the topics without records hold nothing;
 - a second Flink job, in batch mode, reads the Parquet files back through the format's reader
   (partitions from the directory names, as Hive and Trino take them) and every produced record
   is there exactly once: key, value, header, partition, offset, timestamp, dt and hr.
@@ -26,6 +27,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,10 +42,11 @@ from infra.components.flink import archive as archiving
 
 STACK = "aws-us-east-1"
 PEER = "aws-eu-west-1"
+HDFS_STACK = "onprem-dc1"
 LOGICAL = "trips"
 
 
-def read_back(flink: Path, workdir: Path, s3: dict[str, str], manifest: al.Manifest) -> list:
+def read_back(flink: Path, workdir: Path, store: al.Store, manifest: al.Manifest) -> list:
     """Every archived row of the manifest's topics, read by Flink's Parquet reader in batch
     mode and written out as JSON lines (bytes as base64)."""
     out = workdir / "readback"
@@ -70,9 +73,19 @@ def read_back(flink: Path, workdir: Path, s3: dict[str, str], manifest: al.Manif
     parts.append("INSERT INTO `rows`\n" + "\nUNION ALL\n".join(selects) + ";")
     sql = workdir / "readback.sql"
     sql.write_text("\n".join(parts) + "\n")
-    conf = {**s3, "parallelism.default": "1", "execution.runtime-mode": "BATCH"}
-    plugins = fl.plugins_dir(flink, f"flink-s3-fs-hadoop-{flink.name}.jar", workdir / "rb")
-    job = fl.start_runner("readback", flink, workdir, sql, conf, plugins=plugins)
+    conf = {**store.access, "parallelism.default": "1", "execution.runtime-mode": "BATCH"}
+    enabled = f"flink-s3-fs-hadoop-{flink.name}.jar" if store.archive.startswith("s3a:") else ""
+    plugins = fl.plugins_dir(flink, enabled, workdir / "rb")
+    job = fl.start_runner(
+        "readback",
+        flink,
+        workdir,
+        sql,
+        conf,
+        plugins=plugins,
+        classpath=store.classpath,
+        env=store.env,
+    )
     code = job.popen.wait(timeout=180)
     assert code == 0, job.tail()
     rows = []
@@ -81,40 +94,34 @@ def read_back(flink: Path, workdir: Path, s3: dict[str, str], manifest: al.Manif
     return rows
 
 
-def test_planned_archive_writes_every_record_once_in_its_hour(kafka, s3proxy, plans, tmp_path):
-    flink = fl.require_flink()
-    bucket = "rtdi-archive-test"
-    s3proxy.create_bucket(bucket)
-    s3 = {
-        "s3.endpoint": s3proxy.endpoint,
-        "s3.path.style.access": "true",
-        "s3.access-key": s3proxy.access_key,
-        "s3.secret-key": s3proxy.secret_key,
-    }
+def hours(stack: str, peer: str) -> dict[str, dict[datetime, int]]:
+    """Records in three UTC hours (one yesterday's) in the region's own copy and a peer's."""
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    hours = {
-        f"{STACK}.{LOGICAL}": {now - timedelta(hours=26): 40, now - timedelta(hours=2): 25},
-        f"{PEER}.{LOGICAL}": {now - timedelta(hours=1): 30},
+    return {
+        f"{stack}.{LOGICAL}": {now - timedelta(hours=26): 40, now - timedelta(hours=2): 25},
+        f"{peer}.{LOGICAL}": {now - timedelta(hours=1): 30},
     }
-    started = time.monotonic()
-    manifest = al.archive_records(kafka, plans, STACK, tmp_path / "run", s3, bucket, hours)
-    archived = time.monotonic() - started
 
-    # The layout, object by object (s3proxy's file store: bucket/key is a file).
-    root = s3proxy.basedir / bucket
-    produced = {t: len(r) for t, r in manifest.records.items()}
-    for topic in produced:
-        files = [p for p in (root / topic).rglob("*") if p.is_file()]
-        visible = [p for p in files if not p.name.startswith(".")]
+
+def check_layout(manifest: al.Manifest, files_of: Callable[[str], list[str]]) -> None:
+    """Under each topic's location only ``dt=/hr=`` directories of the hours produced, each
+    with committed part files, and no in-progress file visible. ``files_of(location)``: every
+    file below it, as a path relative to it."""
+    for topic, location in manifest.locations.items():
+        files = files_of(location)
+        if topic not in manifest.records:
+            assert not files, f"{topic} had no records, yet holds {files}"
+            continue
+        visible = [f for f in files if not f.rsplit("/", 1)[-1].startswith(".")]
         assert visible, f"no committed part file for {topic}"
-        assert not [p for p in files if "inprogress" in p.name], "an in-progress file is visible"
-        dirs = {p.relative_to(root / topic).parent.as_posix() for p in visible}
+        assert not [f for f in visible if "inprogress" in f], "an in-progress file is visible"
+        dirs = {f.rsplit("/", 1)[0] for f in visible}
         assert dirs == {f"dt={dt}/hr={hr}" for dt, hr in manifest.by_hour(topic)}, dirs
-        assert all(p.name.startswith("part-") for p in visible)
+        assert all(f.rsplit("/", 1)[-1].startswith("part-") for f in visible)
 
-    started = time.monotonic()
-    rows = read_back(flink, tmp_path / "readback", s3, manifest)
-    read = time.monotonic() - started
+
+def check_records(rows: list[dict], manifest: al.Manifest) -> None:
+    """Every produced record exactly once, as produced, in its hour; nothing else."""
 
     def decode(b: str | None) -> bytes | None:
         return None if b is None else base64.b64decode(b)
@@ -133,6 +140,7 @@ def test_planned_archive_writes_every_record_once_in_its_hour(kafka, s3proxy, pl
         )
         for r in rows
     )
+    stamp = "%Y-%m-%d %H:%M:%S.%f"
     want = Counter(
         (
             p.topic,
@@ -141,23 +149,68 @@ def test_planned_archive_writes_every_record_once_in_its_hour(kafka, s3proxy, pl
             p.key,
             p.value,
             tuple(sorted(p.headers.items())),
-            datetime.fromtimestamp(p.timestamp_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[
-                :-3
-            ],
+            datetime.fromtimestamp(p.timestamp_ms / 1000, UTC).strftime(stamp)[:-3],
             p.dt,
             p.hr,
         )
         for records in manifest.records.values()
         for p in records
     )
-    assert sum(got.values()) == sum(want.values()) == sum(produced.values())
+    assert sum(got.values()) == sum(want.values()) > 0
     assert got == want
+
+
+def run_and_check(kafka, plans, stack, peer, store, tmp_path, files_of) -> None:
+    flink = fl.require_flink()
+    started = time.monotonic()
+    manifest = al.archive_into(kafka, plans, stack, tmp_path / "run", store, hours(stack, peer))
+    archived = time.monotonic() - started
+    check_layout(manifest, files_of)
+    started = time.monotonic()
+    rows = read_back(flink, tmp_path / "readback", store, manifest)
+    read = time.monotonic() - started
+    check_records(rows, manifest)
+    produced = sum(len(r) for r in manifest.records.values())
     print(
-        f"\narchive: {sum(produced.values())} records in {len(produced)} topics; produce "
-        f"{manifest.seconds['produce']:.1f} s, archive job to committed "
-        f"{manifest.seconds['archive']:.1f} s, all {archived:.1f} s; read back {read:.1f} s",
+        f"\narchive {stack} ({store.archive.split(':')[0]}): {produced} records in "
+        f"{len(manifest.records)} topics; produce {manifest.seconds['produce']:.1f} s, archive "
+        f"job until committed {manifest.seconds['archive']:.1f} s, all {archived:.1f} s; read "
+        f"back {read:.1f} s",
         flush=True,
     )
+
+
+def test_planned_archive_on_s3_holds_every_record_once_in_its_hour(kafka, s3proxy, plans, tmp_path):
+    bucket = "rtdi-archive-test"
+    s3proxy.create_bucket(bucket)
+    s3 = {
+        "s3.endpoint": s3proxy.endpoint,
+        "s3.path.style.access": "true",
+        "s3.access-key": s3proxy.access_key,
+        "s3.secret-key": s3proxy.secret_key,
+    }
+    root = s3proxy.basedir / bucket
+
+    def files_of(location: str) -> list[str]:
+        # s3proxy's file store: object `key` of the bucket is the file bucket/key.
+        folder = root / location.split("://", 1)[1].split("/", 1)[1]
+        return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+    run_and_check(kafka, plans, STACK, PEER, al.s3_store(s3, bucket), tmp_path, files_of)
+
+
+def test_planned_archive_on_hdfs_holds_every_record_once_in_its_hour(kafka, hdfs, plans, tmp_path):
+    store = al.hdfs_store(hdfs, plans, HDFS_STACK, tmp_path / "conf")
+
+    def files_of(location: str) -> list[str]:
+        base = "/" + location.split("://", 1)[1].split("/", 1)[1]
+        found = []
+        for dt in hdfs.list(base):
+            for hr in hdfs.list(f"{base}/{dt}"):
+                found += [f"{dt}/{hr}/{f}" for f in hdfs.list(f"{base}/{dt}/{hr}")]
+        return sorted(found)
+
+    run_and_check(kafka, plans, HDFS_STACK, STACK, store, tmp_path, files_of)
 
 
 if __name__ == "__main__":
