@@ -251,7 +251,7 @@ def test_an_active_passive_backfill_runs_in_a_region_where_the_job_is_suspended(
 def test_two_backfills_of_one_job_need_two_ids(plans):
     plan = _run(plans, "aws-us-east-1", [_entry(), _entry(id="again")])
     names = sorted(_by_name(plan, FLINK))
-    assert names == sorted(["payments", "surge-pricing", *_names(["again", None])])
+    assert names == sorted(["archive", "payments", "surge-pricing", *_names(["again", None])])
 
 
 def _names(ids) -> list[str]:

@@ -200,7 +200,7 @@ def test_planned_archive_on_s3_holds_every_record_once_in_its_hour(kafka, s3prox
 
 
 def test_planned_archive_on_hdfs_holds_every_record_once_in_its_hour(kafka, hdfs, plans, tmp_path):
-    store = al.hdfs_store(hdfs, plans, HDFS_STACK, tmp_path / "conf")
+    store = al.hdfs_store(hdfs, plans, HDFS_STACK, tmp_path)
 
     def files_of(location: str) -> list[str]:
         base = "/" + location.split("://", 1)[1].split("/", 1)[1]
