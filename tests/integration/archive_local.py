@@ -21,6 +21,7 @@ import json
 import re
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,10 @@ FLINK = "kubernetes:flink.apache.org/v1beta1:FlinkDeployment"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 PARTITIONS = 2
 CHECKPOINT_SECONDS = 5
+# The crash run's checkpoints: far enough apart that a kill CRASH_AFTER_SECONDS after producing
+# lands while the new records sit in in-progress part files.
+CRASH_CHECKPOINT_SECONDS = 40
+CRASH_AFTER_SECONDS = 10
 PATH = re.compile(r"'path' = '(\w+)://([^/']+)/([^']*)'")
 
 
@@ -229,8 +234,16 @@ def archive_into(
     store: Store,
     records_by_hour: dict[str, dict[datetime, int]],
     wait: float = 240,
+    crash: Callable[[str], list[tuple[int, str]]] | None = None,
 ) -> Manifest:
-    """`archive_records` into any loopback ``store`` (S3-compatible or HDFS)."""
+    """`archive_records` into any loopback ``store`` (S3-compatible or HDFS).
+
+    With ``crash`` (a checkpoint directory URI -> its completed checkpoints, (N, URI)): once the
+    records are committed, the same hours are produced again, and the JVM is SIGKILLed while
+    they are read but not yet checkpointed (their part files in progress); the job is started
+    again from its latest checkpoint, as the operator restarts a `last-state` job, and runs
+    until everything is committed. Checkpoints are then CRASH_CHECKPOINT_SECONDS apart, so the
+    kill lands between two of them."""
     flink = fl.require_flink()
     started = time.monotonic()
     job = planned_archive(plans, stack)
@@ -246,7 +259,8 @@ def archive_into(
     manifest.seconds["produce"] = time.monotonic() - started
 
     conf, _ = fl.loopback_configuration(job.configuration, store.state, store.access)
-    conf["execution.checkpointing.interval"] = f"{CHECKPOINT_SECONDS} s"
+    interval = CHECKPOINT_SECONDS if crash is None else CRASH_CHECKPOINT_SECONDS
+    conf["execution.checkpointing.interval"] = f"{interval} s"
     parallelism = job.spec["job"]["parallelism"]
     conf["parallelism.default"] = str(parallelism)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -254,21 +268,23 @@ def archive_into(
     sql_file.write_text(script)
     enabled = job.env.get("ENABLE_BUILT_IN_PLUGINS", {}).get("value", "")
     plugins = fl.plugins_dir(flink, enabled, workdir)
-    run = time.monotonic()
-    runner = fl.start_runner(
-        "archive",
-        flink,
-        workdir,
-        sql_file,
-        conf,
-        plugins=plugins,
-        classpath=store.classpath,
-        env=store.env,
-    )
-    try:
+
+    def start(name: str, extra: dict[str, str]) -> kl.JavaProcess:
+        return fl.start_runner(
+            name,
+            flink,
+            workdir,
+            sql_file,
+            {**conf, **extra},
+            plugins=plugins,
+            classpath=store.classpath,
+            env=store.env,
+        )
+
+    def committed(runner: kl.JavaProcess) -> Callable[[], bool]:
         ends = {t: kl.end_offsets(kafka.bootstrap, t, PARTITIONS) for t in topics}
 
-        def committed_all() -> bool:
+        def probe() -> bool:
             log = runner.log_text()
             if "to RESTARTING" in log or "to FAILED" in log:
                 causes = [ln for ln in log.splitlines() if "Exception" in ln]
@@ -282,11 +298,34 @@ def archive_into(
                 if end > 0
             )
 
-        kl.wait_for("the archive job's group at the end of every topic", committed_all, wait,
-                    alive=[runner])  # fmt: skip
+        return probe
+
+    what = "the archive job's group at the end of every topic"
+    run = time.monotonic()
+    runner = start("archive", {})
+    try:
+        kl.wait_for(what, committed(runner), wait, alive=[runner])
         manifest.seconds["archive"] = time.monotonic() - run
+        if crash is None:
+            return manifest
+        for topic, hours in records_by_hour.items():
+            manifest.records[topic] += produce(kafka.bootstrap, topic, spread(hours), f"{topic}-2")
+        all_in = committed(runner)
+        time.sleep(CRASH_AFTER_SECONDS)  # read and in part files, the next checkpoint far off
+        assert not all_in(), "the second records were checkpointed before the crash"
+        runner.popen.kill()
+        runner.popen.wait(timeout=30)
     finally:
         runner.stop()
+    found = crash(conf["execution.checkpointing.dir"])
+    assert found, "no completed checkpoint to restart from"
+    manifest.seconds["crash"] = time.monotonic() - run
+    restarted = start("archive-restarted", {"execution.state-recovery.path": found[-1][1]})
+    try:
+        kl.wait_for(what, committed(restarted), wait, alive=[restarted])
+        manifest.seconds["restart"] = time.monotonic() - run - manifest.seconds["crash"]
+    finally:
+        restarted.stop()
     return manifest
 
 

@@ -8,6 +8,9 @@ to the session's HDFS with its planned core-site.xml and the HDFS image's Hadoop
 are produced with Kafka timestamps in three UTC hours (one of them yesterday's), into the
 region's own copy of a topic and into a peer region's copy.
 
+On S3 the JVM is then SIGKILLed while a second round of records (the same hours) sits in
+in-progress part files, between two checkpoints, and restarted from the last checkpoint.
+
 Then, independently of the writing job:
 
 - the files of the store (s3proxy's file store shows objects as files; WebHDFS lists HDFS) lie
@@ -160,10 +163,12 @@ def check_records(rows: list[dict], manifest: al.Manifest) -> None:
     assert got == want
 
 
-def run_and_check(kafka, plans, stack, peer, store, tmp_path, files_of) -> None:
+def run_and_check(kafka, plans, stack, peer, store, tmp_path, files_of, crash=None) -> None:
     flink = fl.require_flink()
     started = time.monotonic()
-    manifest = al.archive_into(kafka, plans, stack, tmp_path / "run", store, hours(stack, peer))
+    manifest = al.archive_into(
+        kafka, plans, stack, tmp_path / "run", store, hours(stack, peer), crash=crash
+    )
     archived = time.monotonic() - started
     check_layout(manifest, files_of)
     started = time.monotonic()
@@ -175,12 +180,20 @@ def run_and_check(kafka, plans, stack, peer, store, tmp_path, files_of) -> None:
         f"\narchive {stack} ({store.archive.split(':')[0]}): {produced} records in "
         f"{len(manifest.records)} topics; produce {manifest.seconds['produce']:.1f} s, archive "
         f"job until committed {manifest.seconds['archive']:.1f} s, all {archived:.1f} s; read "
-        f"back {read:.1f} s",
+        f"back {read:.1f} s"
+        + (
+            f"; SIGKILL at {manifest.seconds['crash']:.1f} s, restarted from the last "
+            f"checkpoint and committed in {manifest.seconds['restart']:.1f} s"
+            if crash
+            else ""
+        ),
         flush=True,
     )
 
 
-def test_planned_archive_on_s3_holds_every_record_once_in_its_hour(kafka, s3proxy, plans, tmp_path):
+def test_planned_archive_on_s3_holds_every_record_once_across_a_crash(
+    kafka, s3proxy, plans, tmp_path
+):
     bucket = "rtdi-archive-test"
     s3proxy.create_bucket(bucket)
     s3 = {
@@ -196,7 +209,12 @@ def test_planned_archive_on_s3_holds_every_record_once_in_its_hour(kafka, s3prox
         folder = root / location.split("://", 1)[1].split("/", 1)[1]
         return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
-    run_and_check(kafka, plans, STACK, PEER, al.s3_store(s3, bucket), tmp_path, files_of)
+    def checkpoints(uri: str) -> list[tuple[int, str]]:
+        prefix = uri.split("://", 1)[1].split("/", 1)[1]
+        return [(n, f"s3p://{bucket}/{p}") for n, p in s3proxy.checkpoints(bucket, prefix)]
+
+    store = al.s3_store(s3, bucket)
+    run_and_check(kafka, plans, STACK, PEER, store, tmp_path, files_of, crash=checkpoints)
 
 
 def test_planned_archive_on_hdfs_holds_every_record_once_in_its_hour(kafka, hdfs, plans, tmp_path):
