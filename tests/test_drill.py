@@ -92,9 +92,10 @@ def test_each_step_expects_what_the_post_flip_plan_exports(drill):
     flip, demote, promote = (drill.step(n) for n in ("flip", "demote", "promote"))
     assert flip.expect["global"]["primaryRegion"] == NEW
     assert flip.expect["global"]["rtdi"]["topology"]["primary"] == NEW
-    assert demote.expect[OLD]["flinkJobs"] == {"payments": "suspended", "surge-pricing": "running"}
+    all_active = {"surge-pricing": "running", "archive": "running"}
+    assert demote.expect[OLD]["flinkJobs"] == {"payments": "suspended", **all_active}
     assert demote.expect[OLD]["primary"] is False
-    assert promote.expect[NEW]["flinkJobs"] == {"payments": "running", "surge-pricing": "running"}
+    assert promote.expect[NEW]["flinkJobs"] == {"payments": "running", **all_active}
     assert promote.expect[NEW]["primary"] is True
     for stack in OTHERS:  # only their registry names the new primary
         assert list(promote.expect[stack]) == ["kafkaFederation"]
