@@ -285,8 +285,8 @@ FILE = "stacks/Pulumi.aws-us-east-1.yaml"
     [
         (
             _entry("nope"),
-            f"{FILE}: rtdi:backfills[0].job = 'nope': no such Flink job; allowed: payments, "
-            "surge-pricing",
+            f"{FILE}: rtdi:backfills[0].job = 'nope': no such Flink job; allowed: archive, "
+            "payments, surge-pricing",
         ),
         (
             _entry(**{"from": _z(END), "to": _z(START)}),
@@ -496,7 +496,8 @@ def test_rtdi_backfill_plans_the_region_and_says_how_to_apply_it(tmp_path):
     [
         (
             ["nope", "--from", _z(START), "--to", _z(END)],
-            "rtdi backfill: JOB = 'nope': no such Flink job; allowed: payments, surge-pricing",
+            "rtdi backfill: JOB = 'nope': no such Flink job; allowed: archive, payments, "
+            "surge-pricing",
         ),
         (
             ["surge-pricing", "--from", "yesterday", "--to", _z(END)],

@@ -73,6 +73,7 @@ def test_the_active_passive_groups_are_the_marked_groups_and_the_jobs(drill, pla
     assert {j.name: j.mode for j in jobs} == {
         "payments": "active-passive",
         "surge-pricing": "all-active",
+        "archive": "all-active",
     }
     # Made active-passive, surge-pricing's group moves too; all-active, payments' does not.
     swapped = [
