@@ -14,6 +14,7 @@ from typing import Any
 import pulumi
 
 from infra.components.flink import FlinkLayer, FlinkLayerArgs
+from infra.components.flink.archive import expirations
 from infra.components.kafka import EXPORT as KAFKA_REGIONAL_EXPORT
 from infra.components.kafka import SECRETS_EXPORT as KAFKA_REGIONAL_SECRETS
 from infra.components.kafka import KafkaLayer, peer_regions
@@ -165,7 +166,12 @@ def regional_stack(
 ) -> KafkaLayer:
     """Build one region; the Kafka layer is returned so later layers (and tests) can ask it."""
     target = make_target(stack, topology)
-    archive = target.bucket("archive")
+    # The archive keeps each data class's topics as long as the class says (the bucket's
+    # lifecycle; infra/components/flink/archive.py writes it).
+    archive = target.bucket(
+        "archive",
+        expirations(target.region.id, topology, kafka, federation_registry(topology, kafka)),
+    )
     kafka_layer = KafkaLayer(target, topology, kafka, mesh, peers)
     flink = FlinkLayer(
         target,

@@ -48,7 +48,7 @@ FLINK_CRD_VERSION = "v2_2"  # the FlinkDeployment's `flinkVersion` for FLINK_VER
 # pom.xml spells the same three versions; tests/test_flink_runner_build.py asserts they agree.
 FLINK_VERSION = "2.2.0"
 FLINK_KAFKA_CONNECTOR_VERSION = "5.0.0-2.2"
-FLINK_SQL_RUNNER_VERSION = "0.2.0"
+FLINK_SQL_RUNNER_VERSION = "0.3.0"
 FLINK_IMAGE = f"flink:{FLINK_VERSION}-java17"
 FLINK_SQL_RUNNER_IMAGE = f"rtdi/flink-sql-runner:{FLINK_SQL_RUNNER_VERSION}"
 

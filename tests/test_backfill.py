@@ -251,7 +251,7 @@ def test_an_active_passive_backfill_runs_in_a_region_where_the_job_is_suspended(
 def test_two_backfills_of_one_job_need_two_ids(plans):
     plan = _run(plans, "aws-us-east-1", [_entry(), _entry(id="again")])
     names = sorted(_by_name(plan, FLINK))
-    assert names == sorted(["payments", "surge-pricing", *_names(["again", None])])
+    assert names == sorted(["archive", "payments", "surge-pricing", *_names(["again", None])])
 
 
 def _names(ids) -> list[str]:
@@ -285,8 +285,8 @@ FILE = "stacks/Pulumi.aws-us-east-1.yaml"
     [
         (
             _entry("nope"),
-            f"{FILE}: rtdi:backfills[0].job = 'nope': no such Flink job; allowed: payments, "
-            "surge-pricing",
+            f"{FILE}: rtdi:backfills[0].job = 'nope': no such Flink job; allowed: archive, "
+            "payments, surge-pricing",
         ),
         (
             _entry(**{"from": _z(END), "to": _z(START)}),
@@ -496,7 +496,8 @@ def test_rtdi_backfill_plans_the_region_and_says_how_to_apply_it(tmp_path):
     [
         (
             ["nope", "--from", _z(START), "--to", _z(END)],
-            "rtdi backfill: JOB = 'nope': no such Flink job; allowed: payments, surge-pricing",
+            "rtdi backfill: JOB = 'nope': no such Flink job; allowed: archive, payments, "
+            "surge-pricing",
         ),
         (
             ["surge-pricing", "--from", "yesterday", "--to", _z(END)],
@@ -536,7 +537,7 @@ def test_the_retention_refusal_points_to_the_archive_layer():
     code, _, err = _cli("surge-pricing", "--from", _z(NOW - timedelta(days=4)), "--to", _z(END))
     assert code == EXIT_BAD_INPUT
     assert err.strip().endswith(
-        "a backfill from the archive arrives with the archive layer (issue 13)"
+        "the Parquet archive keeps older records, but a backfill does not read it yet"
     )
 
 

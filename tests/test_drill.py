@@ -73,6 +73,7 @@ def test_the_active_passive_groups_are_the_marked_groups_and_the_jobs(drill, pla
     assert {j.name: j.mode for j in jobs} == {
         "payments": "active-passive",
         "surge-pricing": "all-active",
+        "archive": "all-active",
     }
     # Made active-passive, surge-pricing's group moves too; all-active, payments' does not.
     swapped = [
@@ -92,9 +93,10 @@ def test_each_step_expects_what_the_post_flip_plan_exports(drill):
     flip, demote, promote = (drill.step(n) for n in ("flip", "demote", "promote"))
     assert flip.expect["global"]["primaryRegion"] == NEW
     assert flip.expect["global"]["rtdi"]["topology"]["primary"] == NEW
-    assert demote.expect[OLD]["flinkJobs"] == {"payments": "suspended", "surge-pricing": "running"}
+    all_active = {"surge-pricing": "running", "archive": "running"}
+    assert demote.expect[OLD]["flinkJobs"] == {"payments": "suspended", **all_active}
     assert demote.expect[OLD]["primary"] is False
-    assert promote.expect[NEW]["flinkJobs"] == {"payments": "running", "surge-pricing": "running"}
+    assert promote.expect[NEW]["flinkJobs"] == {"payments": "running", **all_active}
     assert promote.expect[NEW]["primary"] is True
     for stack in OTHERS:  # only their registry names the new primary
         assert list(promote.expect[stack]) == ["kafkaFederation"]

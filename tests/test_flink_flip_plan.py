@@ -53,12 +53,13 @@ def flipped(plans, tmp_path_factory):
 def test_a_flip_replaces_active_passive_jobs_in_the_two_regions_and_nothing_else(plans, flipped):
     for stack in REGIONAL:
         before, after = flink(plans[stack]), flink(flipped[stack])
-        assert before.keys() == after.keys() == {"payments", "surge-pricing"}
+        assert before.keys() == after.keys() == {"payments", "surge-pricing", "archive"}
         # All-active: identical, running everywhere, never replaced.
-        for jobs in (before, after):
-            assert jobs["surge-pricing"].inputs["spec"]["job"]["state"] == "running"
-            assert jobs["surge-pricing"].options == {}
-        assert before["surge-pricing"].inputs == after["surge-pricing"].inputs
+        for name in ("surge-pricing", "archive"):
+            for jobs in (before, after):
+                assert jobs[name].inputs["spec"]["job"]["state"] == "running"
+                assert jobs[name].options == {}
+            assert before[name].inputs == after[name].inputs
         old, new = before["payments"].inputs, after["payments"].inputs
         expected = {OLD: ("running", "suspended"), NEW: ("suspended", "running")}.get(stack)
         if expected is None:

@@ -63,18 +63,25 @@ def test_pom_versions_are_infra_versions():
     assert deps["aws-msk-iam-auth"][0] == versions.MSK_IAM_AUTH_VERSION
     assert deps["managed-kafka-auth-login-handler"][0] == versions.GCP_KAFKA_AUTH_VERSION
     assert deps["junit-jupiter"] == (versions.JUNIT_VERSION, "test")
+    # The archive's Hadoop client is the one the `hdfs` image puts in lib (it wins there).
+    for artifact in versions.HADOOP_CLIENT_JARS:
+        assert deps[artifact] == (versions.HADOOP_VERSION, None), artifact
     # The connector's name carries the Flink minor it is built for.
     flink_minor = ".".join(versions.FLINK_VERSION.split(".")[:2])
     assert versions.FLINK_KAFKA_CONNECTOR_VERSION.endswith(f"-{flink_minor}")
 
 
 # What the job jar carries besides the runner: the Kafka connector with its clients unrelocated,
-# and the login modules the engines' client properties name (MSK IAM, Google OAUTHBEARER).
+# the login modules the engines' client properties name (MSK IAM, Google OAUTHBEARER), and the
+# archive's Parquet format with the Hadoop client its writer needs (the image has neither).
 SHADED_IN = {
     "flink-connector-kafka",
     "kafka-clients",
     "aws-msk-iam-auth",
     "managed-kafka-auth-login-handler",
+    "flink-parquet",
+    "hadoop-client-api",
+    "hadoop-client-runtime",
 }
 
 

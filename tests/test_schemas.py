@@ -180,7 +180,7 @@ def test_plan_custom_resources_validate(validations, cli_plan, shared):
         "the validator must have seen every custom resource of the plans"
     )
     kinds = Counter(o["kind"] for _, o in custom)
-    assert kinds["FlinkDeployment"] == 8, "two jobs in each of four regions, validated too"
+    assert kinds["FlinkDeployment"] == 12, "three jobs in each of four regions, validated too"
     assert v.invalid() == [], "\n".join(m.string for m in v.invalid())
     assert [line for line in v.lines if not INVALID.match(line)] == []
     assert v.failed == 0 and v.code == 0

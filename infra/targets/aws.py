@@ -33,6 +33,7 @@ from infra.targets.base import (
     exec_kubeconfig,
 )
 from infra.topology.checks import subnet_plan
+from infra.topology.errors import ConfigError, Issue
 from infra.topology.model import AwsStack, Topology
 
 _EKS_CLUSTER_POLICIES = ["arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"]
@@ -689,6 +690,15 @@ class AwsTarget(Target):
                 ),
                 transitions=transitions,
             ),
+            extra_rules=[
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id=_rule_id(f"rtdi-{purpose}-expire-{prefix}"),
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=prefix),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
+                )
+                for prefix, days in _expirations(lifecycle)
+            ],
         )
         # Server access logs: who read or wrote which object, kept in the region's log bucket.
         guards.append(
@@ -718,6 +728,7 @@ class AwsTarget(Target):
         encryption: _SseDefault,
         lifecycle_rule: aws.s3.BucketLifecycleConfigurationRuleArgs,
         extra_statements: pulumi.Output[list[dict]] | None = None,
+        extra_rules: Sequence[aws.s3.BucketLifecycleConfigurationRuleArgs] = (),
     ) -> tuple[aws.s3.Bucket, list[pulumi.Resource]]:
         """A private, versioned, encrypted bucket that refuses plain HTTP, with its lifecycle."""
         n = f"{self.name}-bucket-{purpose}"
@@ -799,7 +810,9 @@ class AwsTarget(Target):
             ),
             aws.s3.BucketLifecycleConfiguration(
                 n,
-                aws.s3.BucketLifecycleConfigurationArgs(bucket=bucket.id, rules=[lifecycle_rule]),
+                aws.s3.BucketLifecycleConfigurationArgs(
+                    bucket=bucket.id, rules=[lifecycle_rule, *extra_rules]
+                ),
                 opts=self._opts(depends_on=[versioning]),
             ),
         ]
@@ -868,3 +881,34 @@ def _kubeconfig(endpoint: str, ca_data: str, cluster_name: str, region: str) -> 
     return exec_kubeconfig(
         cluster_name, endpoint, ca_data, {"command": "aws", "args": [*token, "--output", "json"]}
     )
+
+
+# S3 takes at most 1,000 rules in a bucket's lifecycle configuration, each id at most 255
+# characters (PutBucketLifecycleConfiguration); one rule is the purpose's own.
+S3_MAX_LIFECYCLE_RULES = 1000
+S3_MAX_RULE_ID = 255
+
+
+def _expirations(lifecycle: Lifecycle) -> tuple[tuple[str, int], ...]:
+    """The per-prefix expirations, refused in words when S3 would refuse the configuration."""
+    if len(lifecycle.expirations) + 1 > S3_MAX_LIFECYCLE_RULES:
+        raise ConfigError(
+            [
+                Issue(
+                    "rtdi:kafka",
+                    "dataClasses.archiveRetentionDays",
+                    f"{len(lifecycle.expirations)} archived topics with a retention need as many "
+                    f"S3 lifecycle rules; allowed: at most {S3_MAX_LIFECYCLE_RULES - 1} (S3 takes "
+                    f"{S3_MAX_LIFECYCLE_RULES} rules per bucket)",
+                )
+            ]
+        )
+    return lifecycle.expirations
+
+
+def _rule_id(text: str) -> str:
+    """A lifecycle rule id within S3's length; a long one ends in a hash of the whole."""
+    if len(text) <= S3_MAX_RULE_ID:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{text[: S3_MAX_RULE_ID - 17]}-{digest}"

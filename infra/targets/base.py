@@ -9,8 +9,9 @@ wiring that lets a pod's service account reach those buckets. Only the three imp
 from __future__ import annotations
 
 import abc
+import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,9 @@ class Lifecycle:
 
     noncurrent_days: int
     cold_after_days: int | None = None
+    # Key prefix (below the bucket's own prefix) -> days after which its objects expire: the
+    # archive's retention per data class (infra/components/flink/archive.py `expirations`).
+    expirations: tuple[tuple[str, int], ...] = ()
 
 
 # Every bucket rtdi creates, by purpose. A purpose is created only when a component asks for it.
@@ -132,14 +136,20 @@ class Target(pulumi.ComponentResource, abc.ABC):
     def child(self, **kwargs) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, **kwargs)
 
-    def bucket(self, purpose: str) -> Bucket:
-        """The region's bucket for ``purpose``, created on first request."""
+    def bucket(self, purpose: str, expirations: Mapping[str, int] | None = None) -> Bucket:
+        """The region's bucket for ``purpose``, created on first request; ``expirations`` (key
+        prefix -> days) are its per-prefix retention, given by whoever creates it."""
         if purpose not in BUCKET_PURPOSES:
             raise ValueError(
                 f"unknown bucket purpose {purpose!r}; known: {', '.join(BUCKET_PURPOSES)}"
             )
         if purpose not in self._buckets:
-            self._buckets[purpose] = self._create_bucket(purpose, BUCKET_PURPOSES[purpose])
+            lifecycle = dataclasses.replace(
+                BUCKET_PURPOSES[purpose], expirations=tuple(sorted((expirations or {}).items()))
+            )
+            self._buckets[purpose] = self._create_bucket(purpose, lifecycle)
+        elif expirations is not None:
+            raise ValueError(f"the {purpose} bucket exists already: its lifecycle is set")
         return self._buckets[purpose]
 
     @property

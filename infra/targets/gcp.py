@@ -30,11 +30,14 @@ from infra.targets.base import (
     WorkloadIdentity,
     exec_kubeconfig,
 )
+from infra.topology.errors import ConfigError, Issue
 from infra.topology.model import GcpStack, Topology
 
 STORAGE_CLASS = "rtdi-ssd"
 # Standard persistent disks: a fifth of pd-ssd's price per GiB, for data scanned in bulk.
 COLD_STORAGE_CLASS = "rtdi-standard"
+# Prefixes a GCS bucket's lifecycle configuration takes (matchesPrefix, all rules together).
+GCS_MAX_PREFIXES_PER_CONDITION = 1000
 _NODE_ROLES = [
     "roles/logging.logWriter",
     "roles/monitoring.metricWriter",
@@ -415,6 +418,32 @@ class GcpTarget(Target):
                     ),
                 )
             )
+        if len(lifecycle.expirations) > GCS_MAX_PREFIXES_PER_CONDITION:
+            raise ConfigError(
+                [
+                    Issue(
+                        "rtdi:kafka",
+                        "dataClasses.archiveRetentionDays",
+                        f"{len(lifecycle.expirations)} archived topics with a retention; allowed: "
+                        f"at most {GCS_MAX_PREFIXES_PER_CONDITION} (a GCS lifecycle condition's "
+                        f"prefixes)",
+                    )
+                ]
+            )
+        # One Delete rule per retention, over every prefix that keeps it (GCS takes at most 100
+        # lifecycle rules per bucket, and a condition takes many prefixes).
+        by_days: dict[int, list[str]] = {}
+        for prefix, days in lifecycle.expirations:
+            by_days.setdefault(days, []).append(prefix)
+        rules += [
+            gcp.storage.BucketLifecycleRuleArgs(
+                action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                    age=days, matches_prefixes=sorted(prefixes), with_state="LIVE"
+                ),
+            )
+            for days, prefixes in sorted(by_days.items())
+        ]
         bucket = gcp.storage.Bucket(
             f"{self.name}-bucket-{purpose}",
             gcp.storage.BucketArgs(

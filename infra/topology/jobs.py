@@ -168,6 +168,11 @@ class BackfillSpec(Strict):
 
 class Job(Strict):
     name: JobName
+    # `stream`: the job's own SQL or jar over the tables it lists. `archive` (paper 4.4): rtdi
+    # writes the SQL itself, one Kafka source per physical aggregate topic the region holds
+    # (from the federation registry) into Parquet under the region's `archive` bucket
+    # (infra/components/flink/archive.py); the spec lists no tables and no program.
+    kind: Literal["stream", "archive"] = "stream"
     mode: Literal["all-active", "active-passive"]
     sql: SqlFile | None = None
     jar: JarUri | None = None
@@ -189,6 +194,25 @@ class Job(Strict):
 
     @model_validator(mode="after")
     def _one_program(self) -> Job:
+        if self.kind == "archive":
+            given = [
+                k
+                for k, v in (
+                    ("sql", self.sql),
+                    ("jar", self.jar),
+                    ("entryClass", self.entry_class),
+                    ("sources", self.sources),
+                    ("sinks", self.sinks),
+                    ("backfill", self.backfill),
+                )
+                if v
+            ]
+            if given:
+                raise ValueError(
+                    f"an archive job's program and tables are rtdi's (every aggregate topic of "
+                    f"the region, into its archive bucket); allowed: leave out {', '.join(given)}"
+                )
+            return self
         if (self.sql is None) == (self.jar is None):
             raise ValueError("a job needs exactly one of `sql` (a file) or `jar`")
         return self
@@ -495,15 +519,18 @@ def retention_issues(
                     b.start.isoformat(),
                     f"older than source topic {topic.name}'s retention ({topic.retention_hours} "
                     f"h: nothing before {oldest.isoformat(timespec='seconds')} is left in "
-                    f"Kafka); allowed: a later time; a backfill from the archive arrives with "
-                    f"the archive layer (issue 13)",
+                    f"Kafka); allowed: a later time; the Parquet archive keeps older records, "
+                    f"but a backfill does not read it yet",
                 )
 
 
 def _issue(file: str, err: Any) -> Issue:
     loc = [p for p in err["loc"] if p != "[key]"]
     if not loc:  # the one whole-spec rule: which program the job runs
-        return Issue(file, "sql", err["msg"].removeprefix("Value error, "))
+        message = err["msg"].removeprefix("Value error, ")
+        if message.startswith("an archive job"):
+            return Issue(file, "kind", message, "archive")
+        return Issue(file, "sql", message)
     key = key_path(str(loc[0]), loc[1:])
     kind = err["type"]
     if kind == "extra_forbidden":

@@ -400,9 +400,21 @@ class Topic(Strict):
     consumer_groups: list[ConsumerGroup] = Field(default_factory=list)
 
 
+# A lifecycle expiration's age in days: S3's `Days` must be a positive 32-bit integer (GCS's `age`
+# takes any non-negative one).
+ArchiveDays = Annotated[
+    int, AfterValidator(_whole(1, 2**31 - 1, "days, an S3 lifecycle expiration's Days"))
+]
+
+
 class DataClass(Strict):
     jurisdictions: list[str] = Field(
         min_length=1, description="Jurisdictions whose regions may hold this data."
+    )
+    archive_retention_days: ArchiveDays | None = Field(
+        default=None,
+        description="How long each region's Parquet archive keeps this class's topics (the "
+        "archive bucket's lifecycle expires them); kept until deleted when left out.",
     )
 
 

@@ -23,6 +23,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import versions
+from infra.components.flink import archive as archiving
 from infra.components.flink import handover as flip
 from infra.components.flink.backfill import BackfillRun
 from infra.components.kafka.access import KafkaAccess, KafkaGrant
@@ -100,14 +101,12 @@ def kafka_grants(
     A backfill ``run`` is its own principal: its own group, its backfill topics, its own
     transactional ids, and its consumer quota."""
     topics = registry["topics"]
-    reads = sorted(
-        {n for t in job.sources for n in topics[t.topic]["regions"][region_id]["consume"]["topics"]}
-    )
+    reads = source_topics(job, region_id, registry)
     sinks = [t.topic if run is None else run.sink_topic(t.table) for t in job.sinks]
     writes = sorted({topics[s]["regions"][region_id]["produce"]["topic"] for s in sinks})
     who = principal(job) if run is None else run.principal
     grants: dict[str, KafkaGrant] = {}
-    if job.sources:
+    if reads:
         grants["aggregate"] = KafkaGrant(
             principal=who,
             identity=identity,
@@ -124,6 +123,17 @@ def kafka_grants(
             transactional_id_prefix=prefix if job.exactly_once else None,
         )
     return grants
+
+
+def source_topics(job: Job, region_id: str, registry: dict) -> list[str]:
+    """The physical topics ``job`` reads on the region's aggregate: its sources' copies, or for
+    the archive job every copy the region holds (archive.py)."""
+    if job.kind == "archive":
+        return sorted(p for _, p, _ in archiving.archived_topics(region_id, registry))
+    topics = registry["topics"]
+    return sorted(
+        {n for t in job.sources for n in topics[t.topic]["regions"][region_id]["consume"]["topics"]}
+    )
 
 
 def state_scheme(bucket: Bucket) -> str:
@@ -385,12 +395,19 @@ class FlinkLayer(pulumi.ComponentResource):
         name = f"{target.region.id}-flink"
         super().__init__("rtdi:flink:Flink", name, None, opts)
         region = target.region
-        mine = [j for j in args.jobs if region.id in job_regions(j, args.topology)]
+        static = federation_registry(args.topology, args.kafka)
+        # An archive job where the region holds no topic would have nothing to run.
+        mine = [
+            j
+            for j in args.jobs
+            if region.id in job_regions(j, args.topology)
+            and (j.kind != "archive" or source_topics(j, region.id, static))
+        ]
         self.deployments: dict[str, k8s.apiextensions.CustomResource] = {}
         # Each job's desired state here: `running`, or `suspended` outside the primary.
         self.states: dict[str, str] = {}
         state = target.bucket("flink-state")
-        archive = target.bucket("archive")
+        archive = self.archive = target.bucket("archive")
         ns = k8s.core.v1.Namespace(
             name,
             metadata=k8s.meta.v1.ObjectMetaArgs(name=NAMESPACE, labels=target.labels),
@@ -400,7 +417,6 @@ class FlinkLayer(pulumi.ComponentResource):
             f"{name}-operator", target, ns, opts=pulumi.ResourceOptions(parent=self)
         )
         image = target.sources.image(runner_image(state))
-        static = federation_registry(args.topology, args.kafka)
         by_name = {j.name: j for j in mine}
         # Bounded re-runs (backfill.py): each through the same declaration as its job, running
         # in this region whatever the job's state here (it reads the aggregate, the global view).
@@ -529,6 +545,36 @@ class FlinkLayer(pulumi.ComponentResource):
                         ]
                     )
 
+    def _sql(
+        self,
+        job: Job,
+        region_id: str,
+        access: dict[str, KafkaAccess],
+        registry: pulumi.Input[dict],
+        topology: Topology,
+        run: BackfillRun | None,
+    ) -> pulumi.Output[str]:
+        """The runner's script: the job's SQL under the tables rtdi derives, or for the archive
+        job the script archive.py writes over the region's archive bucket."""
+        empty: pulumi.Output[dict[str, str]] = pulumi.Output.from_input({})
+        agg = access["aggregate"].properties if "aggregate" in access else empty
+        if job.kind == "archive":
+            archive = self.archive
+            return pulumi.Output.all(agg, registry, archive.uri).apply(
+                lambda p: archiving.archive_sql(
+                    job.name,
+                    region_id,
+                    archiving.archive_tables(region_id, topology, p[1], p[2]),
+                    p[0],
+                    group_id(job),
+                    archive,
+                    p[2],
+                )
+            )
+        reg = access["regional"].properties if "regional" in access else empty
+        props = pulumi.Output.all(agg, reg, registry)
+        return props.apply(lambda p: job_sql(job, region_id, p[2], p[0], p[1], run))
+
     def _job(
         self,
         job: Job,
@@ -564,14 +610,8 @@ class FlinkLayer(pulumi.ComponentResource):
             mounts += access[role].volume_mounts
         ready = [*ready, *(r for a in access.values() for r in a.resources)]
         depends = list(ready)
-        if job.sql is not None:
-            empty: pulumi.Output[dict[str, str]] = pulumi.Output.from_input({})
-            props = pulumi.Output.all(
-                access["aggregate"].properties if "aggregate" in access else empty,
-                access["regional"].properties if "regional" in access else empty,
-                registry,
-            )
-            sql = props.apply(lambda p: job_sql(job, region_id, p[2], p[0], p[1], run))
+        if job.sql is not None or job.kind == "archive":
+            sql = self._sql(job, region_id, access, registry, args.topology, run)
             cm = k8s.core.v1.ConfigMap(
                 f"{name}-sql",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
