@@ -363,6 +363,12 @@ SPEC_CASES = [
         f"{F}: parallelism = 0: too small; allowed: a whole number from 1 to 32,768",
     ),
     (
+        # Checked before pydantic converts: YAML's `true` is not a parallelism of 1.
+        "parallelism-boolean",
+        _edited(parallelism=True),
+        f"{F}: parallelism = true: a boolean is not a number; allowed: a whole number from 1",
+    ),
+    (
         "bad-upgrade-mode",
         _edited(upgradeMode="savepoints"),
         f"{F}: upgradeMode = 'savepoints': allowed: 'stateless', 'savepoint' or 'last-state'",

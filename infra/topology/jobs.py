@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from infra.topology.errors import NO_VALUE, ConfigError, Issue, key_path
 from infra.topology.model import Backfill, Flag, Kafka, Strict, Topology, _whole, matching
@@ -79,14 +79,14 @@ def _cpu(value: Any) -> float:
 
 
 Cpu = Annotated[float, BeforeValidator(_cpu)]
-MemoryMib = Annotated[int, AfterValidator(_whole(512, 262_144, "MiB of a Flink process"))]
-Parallelism = Annotated[int, AfterValidator(_whole(1, 32_768, "Flink's maximum parallelism"))]
-Slots = Annotated[int, AfterValidator(_whole(1, 64, "task slots per TaskManager"))]
+MemoryMib = Annotated[int, BeforeValidator(_whole(512, 262_144, "MiB of a Flink process"))]
+Parallelism = Annotated[int, BeforeValidator(_whole(1, 32_768, "Flink's maximum parallelism"))]
+Slots = Annotated[int, BeforeValidator(_whole(1, 64, "task slots per TaskManager"))]
 # The longest checkpoint interval of an exactly-once job with Kafka sinks: its transactions must
 # commit within the sink's 15-minute transaction timeout, with room for the checkpoint itself.
 EXACTLY_ONCE_MAX_INTERVAL_SECONDS = 600
 IntervalSeconds = Annotated[
-    int, AfterValidator(_whole(1, 86_400, "seconds between checkpoints, at most a day"))
+    int, BeforeValidator(_whole(1, 86_400, "seconds between checkpoints, at most a day"))
 ]
 Column = Annotated[
     str,
@@ -105,7 +105,7 @@ SqlType = Annotated[
 ]
 
 DelaySeconds = Annotated[
-    int, AfterValidator(_whole(0, 86_400, "seconds events may arrive late, at most a day"))
+    int, BeforeValidator(_whole(0, 86_400, "seconds events may arrive late, at most a day"))
 ]
 
 
@@ -146,7 +146,7 @@ class Table(Strict):
 # Strimzi's KafkaUser `quotas.consumerByteRate` is a 32-bit integer; below 1 KiB/s a consumer
 # cannot fetch one ordinary batch per second.
 ByteRate = Annotated[
-    int, AfterValidator(_whole(1024, 2**31 - 1, "bytes per second per consumer, a Kafka quota"))
+    int, BeforeValidator(_whole(1024, 2**31 - 1, "bytes per second per consumer, a Kafka quota"))
 ]
 
 

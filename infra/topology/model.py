@@ -403,7 +403,7 @@ class Topic(Strict):
 # A lifecycle expiration's age in days: S3's `Days` must be a positive 32-bit integer (GCS's `age`
 # takes any non-negative one).
 ArchiveDays = Annotated[
-    int, AfterValidator(_whole(1, 2**31 - 1, "days, an S3 lifecycle expiration's Days"))
+    int, BeforeValidator(_whole(1, 2**31 - 1, "days, an S3 lifecycle expiration's Days"))
 ]
 
 
