@@ -13,7 +13,7 @@ LOCK_FLAGS ?= --upgrade
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --custom-compile-command "make lock" --quiet
 
-.PHONY: plan test lint lock bench clean kafka-jars etcd runner-jar flink-jars hdfs-jars offset-sync-jar
+.PHONY: plan test lint lock bench clean kafka-jars etcd runner-jar flink-jars hdfs-jars offset-sync-jar trino-server
 
 # Hash-checking mode (on because the lock has hashes) refuses `-e .` in the same install, so rtdi
 # itself goes in afterwards without dependencies, built by the locked setuptools.
@@ -62,6 +62,12 @@ flink-jars: $(STAMP)
 hdfs-jars: $(STAMP)
 	$(BIN)/python tests/integration/hadoop_jars.py
 
+# Trino's server (infra/versions.py's TRINO_VERSION, io.trino:trino-server tar.gz, 821 MB) for the
+# query test, unpacked: Maven, once, cached in .cache/trino. It runs on a JDK >= 24 from
+# /usr/lib/jvm; without one the test skips.
+trino-server: $(STAMP)
+	$(BIN)/python tests/integration/trino_jars.py
+
 # etcd for the real Kubernetes API server of tests/integration/test_onprem_deploy.py: Debian's
 # etcd-server, installed only when `etcd` is not on PATH (apt-get, so root on Debian/Ubuntu).
 # Without it the test skips, and fails in CI.
@@ -74,7 +80,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) kafka-jars runner-jar offset-sync-jar flink-jars hdfs-jars etcd lint
+test: $(STAMP) kafka-jars runner-jar offset-sync-jar flink-jars hdfs-jars trino-server etcd lint
 	$(BIN)/python -m pytest
 
 # Regenerate both locks from pyproject.toml (needs PyPI). The runtime lock is constrained by the

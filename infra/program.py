@@ -21,6 +21,8 @@ from infra.components.kafka.flows import federation_registry
 from infra.components.kafka.mesh import EXPORT as MESH_EXPORT
 from infra.components.kafka.mesh import KafkaMesh
 from infra.components.kafka.offset_sync import OffsetSync
+from infra.components.query import QueryLayer, QueryLayerArgs
+from infra.components.query.archive import archive_tables
 from infra.peers import StackOutputs, read_stack_outputs
 from infra.targets import make_target
 from infra.topology.config import from_engine, parse_global, parse_regional, stack_file
@@ -178,6 +180,20 @@ def regional_stack(
         list(jobs),
         kafka_layer.access,
     )
+    # The query engine over the region's Pinot and archive: tables for exactly the topics the
+    # region's aggregate holds (the archival job's contract, infra/components/query/archive.py).
+    query = QueryLayer(
+        target,
+        QueryLayerArgs(
+            engine=target.region.query.engine,
+            tables=archive_tables(
+                target.region.id,
+                topology,
+                federation_registry(topology, kafka),
+                archive.uri,
+            ),
+        ),
+    )
     target.finish({"zones": target.zones, "storageClass": target.storage_class})
     pulumi.export("region", target.region.id)
     pulumi.export("cloud", target.region.cloud)
@@ -192,4 +208,5 @@ def regional_stack(
     # What waits for a peer stack (empty once every flow is complete); see infra/peers.py.
     pulumi.export("pending", kafka_layer.pending_json)
     pulumi.export("flinkJobs", flink.states)
+    pulumi.export("query", query.exported)
     return kafka_layer
