@@ -35,6 +35,7 @@ from policies.rules import (
     msk_authentication,
     network_not_open_to_world,
     plan_not_empty,
+    query_catalogs_resident,
     region_allowed_for_jurisdiction,
     replication_destination_allowed,
     single_primary_region,
@@ -52,6 +53,7 @@ MODULES = (
     aggregate_receives_all_regions,
     flink_state_in_region,
     flink_topics_data_class,
+    query_catalogs_resident,
     # durability
     kafka_brokers_across_zones,
     kubernetes_nodes_across_zones,

@@ -239,6 +239,17 @@ class QueryLayer(pulumi.ComponentResource):
             },
             opts=target.k8s_opts(self, depends_on=[ns]),
         )
+        # One replica: the budget makes a drain wait for the metastore's database to move
+        # rather than evict it unannounced mid-query.
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-db-pdb",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=DATABASE, namespace=NAMESPACE, labels=labels),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                max_unavailable=1,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+            ),
+            opts=target.k8s_opts(self, depends_on=[ns]),
+        )
         return [secret, sts, svc]
 
     def _metastore(
