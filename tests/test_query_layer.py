@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-
 from infra import versions
 from infra.components.kafka.flows import flows_into, topic_allowed
 from infra.components.query.engines import (
@@ -19,7 +17,7 @@ from infra.components.query.engines import (
     trino_fs_switch,
 )
 from infra.topology.model import Kafka, Topology
-from plantools import ROOT, sample_config
+from plantools import sample_config
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
@@ -270,4 +268,3 @@ def test_an_unknown_engine_is_one_line(tmp_path, monkeypatch):
     assert code == EXIT_BAD_INPUT and stdout == ""
     assert_one_line(stderr, case)
     assert "trino" in stderr and "presto" in stderr
-    assert ROOT.exists()
