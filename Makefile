@@ -14,7 +14,7 @@ UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 
 	--generate-hashes --custom-compile-command "make lock" --quiet
 
 .PHONY: plan test lint lock bench clean kafka-jars etcd runner-jar flink-jars hdfs-jars offset-sync-jar \
-	pinot-jars
+	pinot-jars trino-server
 
 # Hash-checking mode (on because the lock has hashes) refuses `-e .` in the same install, so rtdi
 # itself goes in afterwards without dependencies, built by the locked setuptools.
@@ -69,6 +69,12 @@ hdfs-jars: $(STAMP)
 pinot-jars: $(STAMP)
 	$(BIN)/python tests/integration/pinot_jars.py
 
+# Trino's server (infra/versions.py's TRINO_VERSION, io.trino:trino-server tar.gz, 821 MB) for the
+# query test, unpacked: Maven, once, cached in .cache/trino. It runs on a JDK >= 24 from
+# /usr/lib/jvm; without one the test skips.
+trino-server: $(STAMP)
+	$(BIN)/python tests/integration/trino_jars.py
+
 # etcd for the real Kubernetes API server of tests/integration/test_onprem_deploy.py: Debian's
 # etcd-server, installed only when `etcd` is not on PATH (apt-get, so root on Debian/Ubuntu).
 # Without it the test skips, and fails in CI.
@@ -81,7 +87,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) kafka-jars runner-jar offset-sync-jar flink-jars hdfs-jars pinot-jars etcd lint
+test: $(STAMP) kafka-jars runner-jar offset-sync-jar flink-jars hdfs-jars pinot-jars trino-server \
+		etcd lint
 	$(BIN)/python -m pytest
 
 # Regenerate both locks from pyproject.toml (needs PyPI). The runtime lock is constrained by the

@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 
 from infra.components.flink import FlinkLayer, FlinkLayerArgs
-from infra.components.flink.archive import expirations
+from infra.components.flink.archive import archive_tables, expirations
 from infra.components.kafka import EXPORT as KAFKA_REGIONAL_EXPORT
 from infra.components.kafka import SECRETS_EXPORT as KAFKA_REGIONAL_SECRETS
 from infra.components.kafka import KafkaLayer, peer_regions
@@ -23,6 +23,7 @@ from infra.components.kafka.mesh import EXPORT as MESH_EXPORT
 from infra.components.kafka.mesh import KafkaMesh
 from infra.components.kafka.offset_sync import OffsetSync
 from infra.components.pinot import PinotLayer, PinotLayerArgs
+from infra.components.query import QueryLayer, QueryLayerArgs
 from infra.peers import StackOutputs, read_stack_outputs
 from infra.targets import make_target
 from infra.topology.config import from_engine, parse_global, parse_regional, stack_file
@@ -206,6 +207,20 @@ def regional_stack(
             stack_file=stack_file(stack.region),
         ),
     )
+    # The query engine over the region's Pinot and archive: tables for exactly the topics the
+    # region's aggregate holds (what the archive job writes: infra/components/flink/archive.py).
+    query = QueryLayer(
+        target,
+        QueryLayerArgs(
+            engine=target.region.query.engine,
+            tables=archive_tables(
+                target.region.id,
+                topology,
+                federation_registry(topology, kafka),
+                archive,
+            ),
+        ),
+    )
     target.finish({"zones": target.zones, "storageClass": target.storage_class})
     pulumi.export("region", target.region.id)
     pulumi.export("cloud", target.region.cloud)
@@ -221,4 +236,5 @@ def regional_stack(
     pulumi.export("pending", kafka_layer.pending_json)
     pulumi.export("flinkJobs", flink.states)
     pulumi.export("pinotTables", pinot.table_names)
+    pulumi.export("query", query.exported)
     return kafka_layer

@@ -104,3 +104,30 @@ OFFSET_SYNC_IMAGE = f"rtdi/offset-sync:{OFFSET_SYNC_VERSION}"
 # own validator (TableConfigUtils.validate of pinot-segment-local at this version, fetched by
 # tests/integration/pinot_jars.py) over every table and schema rtdi renders.
 PINOT_VERSION = "1.5.1"
+
+# Query engine (issue 13): Trino by default, from its Helm chart (trino/charts, repository
+# https://trinodb.github.io/charts), or Presto from its chart (prestodb/presto-helm-charts). The
+# engine versions are ones the tests can run (tests/integration/test_query_trino.py starts the
+# very TRINO_VERSION server from Maven Central; 480 and newer are not served there), and their
+# catalog property names follow the version (infra/components/query/engines.py).
+TRINO_CHART_NAME = "trino"
+TRINO_CHART_VERSION = "1.42.2"
+TRINO_CHART = "https://trinodb.github.io/charts"
+HELM_CHARTS[TRINO_CHART_NAME] = (TRINO_CHART, TRINO_CHART_VERSION)
+TRINO_VERSION = "476"
+TRINO_IMAGE = "trinodb/trino"
+PRESTO_CHART_NAME = "presto"
+PRESTO_CHART_VERSION = "0.4.0"
+PRESTO_CHART = "https://prestodb.github.io/presto-helm-charts"
+HELM_CHARTS[PRESTO_CHART_NAME] = (PRESTO_CHART, PRESTO_CHART_VERSION)
+PRESTO_VERSION = "0.287"
+PRESTO_IMAGE = "prestodb/presto"
+# The archive catalog's metastore: a standalone Hive metastore (Apache's image runs it with
+# SERVICE_NAME=metastore) over a PostgreSQL database of its own, in the region's cluster.
+HIVE_METASTORE_VERSION = "4.0.1"
+HIVE_METASTORE_IMAGE = f"apache/hive:{HIVE_METASTORE_VERSION}"
+METASTORE_POSTGRES_IMAGE = "postgres:17.6"
+# The JDBC driver the metastore image lacks: fetched by an init container from Maven Central.
+POSTGRES_JDBC_VERSION = "42.7.7"
+# The init container that puts POSTGRES_JDBC_VERSION's driver beside the metastore.
+METASTORE_FETCH_IMAGE = "curlimages/curl:8.16.0"

@@ -324,6 +324,19 @@ class RegionKafka(Strict):
     aggregate: KafkaCluster = KafkaCluster()
 
 
+QueryEngineName = Literal["trino", "presto"]
+
+
+class RegionQuery(Strict):
+    """The region's query engine (paper 4.5) over its Pinot and its archive."""
+
+    engine: QueryEngineName = Field(
+        default="trino",
+        description="trino (default) or presto: the engine the region runs, with the same "
+        "catalogs.",
+    )
+
+
 class Region(Strict):
     cloud: Cloud
     name: str = Field(
@@ -332,6 +345,7 @@ class Region(Strict):
     zones: list[str] = Field(min_length=1)
     jurisdiction: Jurisdiction = Field(description="Data-residency label, e.g. us, eu.")
     kafka: RegionKafka = RegionKafka()
+    query: RegionQuery = RegionQuery()
 
     @property
     def id(self) -> str:

@@ -40,6 +40,7 @@ from policies.rules import (
     pinot_topics_data_class,
     pinot_upsert_strict,
     plan_not_empty,
+    query_catalogs_resident,
     region_allowed_for_jurisdiction,
     replication_destination_allowed,
     single_primary_region,
@@ -59,6 +60,7 @@ MODULES = (
     flink_topics_data_class,
     pinot_deep_store_in_region,
     pinot_topics_data_class,
+    query_catalogs_resident,
     # durability
     kafka_brokers_across_zones,
     kubernetes_nodes_across_zones,

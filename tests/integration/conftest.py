@@ -23,6 +23,7 @@ import flink_local as fl
 import hdfs_local
 import kafka_jars
 import kafka_local as kl
+import trino_local
 
 
 def _timed(what: str, started: float) -> None:
@@ -67,6 +68,37 @@ def hdfs(tmp_path_factory) -> Iterator[hdfs_local.Hdfs]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory) -> Iterator[trino_local.Moto]:
+    """moto's S3 server on loopback (PyPI moto[server]); tests create their own buckets."""
+    started = time.monotonic()
+    server = trino_local.start_moto(tmp_path_factory.mktemp("shared-moto"))
+    try:
+        _timed(f"moto on {server.endpoint}", started)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def trino(plans, moto, tmp_path_factory) -> Iterator[trino_local.Trino]:
+    """One Trino server with the catalogs rtdi plans for the query test's region (endpoints and
+    credentials rewritten to loopback: `trino_local.loopback_catalogs` says which keys)."""
+    trino_local.require_trino()
+    region = trino_local.REGION
+    catalogs = trino_local.planned_catalogs(plans[region], region)
+    moto.client().create_bucket(Bucket=trino_local.METASTORE_BUCKET)
+    server = trino_local.start_trino(
+        tmp_path_factory.mktemp("shared-trino"),
+        trino_local.loopback_catalogs(catalogs, moto.endpoint),
+    )
+    try:
+        print(f"\nTrino on {server.url} up in {server.started_in:.1f} s", flush=True)
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
