@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pydantic
-import yaml
 from pydantic import BeforeValidator, Field, model_validator
 
 from infra.topology.errors import NO_VALUE, ConfigError, Issue, key_path
 from infra.topology.model import Backfill, Flag, Kafka, Strict, Topology, _whole, matching
+from infra.topology.specs import field_issue, read_specs
 
 # The project root's jobs/flink, wherever the program runs from.
 JOBS_DIR = Path(__file__).resolve().parents[2] / "jobs" / "flink"
@@ -229,17 +229,7 @@ def load_jobs(topology: Topology, kafka: Kafka, directory: Path | None = None) -
     issues: list[Issue] = []
     jobs: list[Job] = []
     names: dict[str, str] = {}
-    for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
-        # As the project names it (jobs/flink/<file>), wherever the project lies.
-        shown = f"{path.parent.parent.name}/{path.parent.name}/{path.name}"
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            issues.append(Issue(shown, "", f"cannot read the job spec: {_first_line(exc)}"))
-            continue
-        if not isinstance(data, dict):
-            issues.append(Issue(shown, "", "a job spec must be a mapping of keys to values"))
-            continue
+    for path, shown, data in read_specs(directory, "job spec", issues):
         if "sqlText" in data:
             issues.append(Issue(shown, "sqlText", "set by rtdi from `sql`; allowed: `sql: FILE`"))
             continue
@@ -531,18 +521,5 @@ def _issue(file: str, err: Any) -> Issue:
         if message.startswith("an archive job"):
             return Issue(file, "kind", message, "archive")
         return Issue(file, "sql", message)
-    key = key_path(str(loc[0]), loc[1:])
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        allowed = [f.alias or n for n, f in Job.model_fields.items() if n != "sql_text"]
-        hint = "" if len(loc) > 1 else f"; allowed here: {', '.join(allowed)}"
-        return Issue(file, key, f"unknown key{hint}")
-    if kind == "missing":
-        return Issue(file, key, "required key is missing")
-    message = err["msg"].removeprefix("Value error, ")
-    message = message.replace("Input should be", "allowed:")
-    return Issue(file, key, message, err.get("input"))
-
-
-def _first_line(exc: Exception) -> str:
-    return re.sub(r"\s+", " ", str(exc)).strip()[:160]
+    keys = [f.alias or n for n, f in Job.model_fields.items() if n != "sql_text"]
+    return field_issue(file, loc, err, keys)

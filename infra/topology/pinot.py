@@ -21,18 +21,17 @@ something other than the spec says; they say so in their message.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pydantic
-import yaml
 from pydantic import BeforeValidator, Field
 
 from infra.topology.errors import NO_VALUE, ConfigError, Issue, key_path
 from infra.topology.model import Flag, Kafka, Strict, Topology, _whole, matching
+from infra.topology.specs import field_issue, read_specs
 
 # The project root's jobs/pinot, wherever the program runs from.
 TABLES_DIR = Path(__file__).resolve().parents[2] / "jobs" / "pinot"
@@ -288,17 +287,7 @@ def load_tables(topology: Topology, kafka: Kafka, root: Path | None = None) -> l
     issues: list[Issue] = []
     tables: list[PinotTable] = []
     names: dict[str, str] = {}
-    for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
-        # As the project names it (jobs/pinot/<file>), wherever the project lies.
-        shown = f"{path.parent.parent.name}/{path.parent.name}/{path.name}"
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            issues.append(Issue(shown, "", f"cannot read the table spec: {_first_line(exc)}"))
-            continue
-        if not isinstance(data, dict):
-            issues.append(Issue(shown, "", "a table spec must be a mapping of keys to values"))
-            continue
+    for _path, shown, data in read_specs(directory, "table spec", issues):
         if "topicPartitions" in data:
             issues.append(
                 Issue(shown, "topicPartitions", "set by rtdi from the topic; allowed: no such key")
@@ -949,20 +938,5 @@ def _issue(file: str, err: Any) -> Issue:
     loc = [p for p in err["loc"] if p != "[key]"]
     if not loc:
         return Issue(file, "", err["msg"].removeprefix("Value error, "))
-    key = key_path(str(loc[0]), loc[1:])
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        allowed = [
-            f.alias or n for n, f in PinotTable.model_fields.items() if n != "topic_partitions"
-        ]
-        hint = "" if len(loc) > 1 else f"; allowed here: {', '.join(allowed)}"
-        return Issue(file, key, f"unknown key{hint}")
-    if kind == "missing":
-        return Issue(file, key, "required key is missing")
-    message = err["msg"].removeprefix("Value error, ")
-    message = message.replace("Input should be", "allowed:")
-    return Issue(file, key, message, err.get("input"))
-
-
-def _first_line(exc: Exception) -> str:
-    return re.sub(r"\s+", " ", str(exc)).strip()[:160]
+    keys = [f.alias or n for n, f in PinotTable.model_fields.items() if n != "topic_partitions"]
+    return field_issue(file, loc, err, keys)
