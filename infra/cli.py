@@ -164,15 +164,12 @@ def cmd_backfill(args) -> int:
     return 0
 
 
-def cmd_drill_plan(args) -> int:
-    """What a DR drill to ``--to`` will do (infra/drill/plan.py); exit 1 when the flip would
-    break a mandatory policy or a check the plan decides."""
-    from infra.drill.plan import plan_drill, render_json, render_text
-    from infra.plan import Project
+def _plan_drill(args, project):
+    """The drill plan both `rtdi drill plan` and `rtdi drill run` start from, from their flags."""
+    from infra.drill.plan import plan_drill
 
-    project = Project.find()
     with Progress() as progress:
-        drill = plan_drill(
+        return plan_drill(
             project,
             args.to,
             global_stack=args.global_stack,
@@ -181,6 +178,16 @@ def cmd_drill_plan(args) -> int:
             policy_config=args.config,
             progress=progress,
         )
+
+
+def cmd_drill_plan(args) -> int:
+    """What a DR drill to ``--to`` will do (infra/drill/plan.py); exit 1 when the flip would
+    break a mandatory policy or a check the plan decides."""
+    from infra.drill.plan import render_json, render_text
+    from infra.plan import Project
+
+    project = Project.find()
+    drill = _plan_drill(args, project)
     print(render_json(drill) if args.format == "json" else render_text(drill))
     return EXIT_DIFFERENT if drill.violates else 0
 
@@ -209,7 +216,7 @@ def cmd_drill_run(args) -> int:
     """A DR drill to ``--to`` on the real stacks (Pulumi's Automation API) and clusters (the
     clients file): infra/drill/run.py's steps, a JSON report and a summary; exit 0 done, 1
     failed or rolled back (or refused by its plan), 2 bad input."""
-    from infra.drill.plan import plan_drill, verdict
+    from infra.drill.plan import verdict
     from infra.plan import Project
 
     where = "rtdi drill run"
@@ -246,16 +253,7 @@ def cmd_drill_run(args) -> int:
             ]
         )
     project = Project.find()
-    with Progress() as progress:
-        drill = plan_drill(
-            project,
-            args.to,
-            global_stack=args.global_stack,
-            max_lag=args.max_lag,
-            max_sync_lag=args.max_sync_lag,
-            policy_config=args.config,
-            progress=progress,
-        )
+    drill = _plan_drill(args, project)
     if drill.violates:
         print(verdict(drill), file=sys.stderr)
         return EXIT_DIFFERENT

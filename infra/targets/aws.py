@@ -569,21 +569,7 @@ class AwsTarget(Target):
             opts=self.child(depends_on=addons),
         )
         self.storage_class = STORAGE_CLASS
-        k8s.storage.v1.StorageClass(
-            f"{self.name}-{STORAGE_CLASS}",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=STORAGE_CLASS),
-            provisioner="ebs.csi.aws.com",
-            parameters={
-                "type": "gp3",
-                "encrypted": "true",
-                "kmsKeyId": self.kms_key.arn,
-                "csi.storage.k8s.io/fstype": "xfs",
-            },
-            volume_binding_mode="WaitForFirstConsumer",
-            allow_volume_expansion=True,
-            reclaim_policy="Retain",
-            opts=self.k8s_opts(self),
-        )
+        self._ebs_class(STORAGE_CLASS, "gp3")
 
     def _attach(
         self, prefix: str, role: aws.iam.Role, arns: list[str]
@@ -643,25 +629,30 @@ class AwsTarget(Target):
             config={"region": bucket.cloud_region or self.region.name},
         )
 
+    def _ebs_class(self, name: str, volume_type: str) -> k8s.storage.v1.StorageClass:
+        """An EBS StorageClass of ``volume_type``, encrypted with the region's key; volumes kept
+        when their claim goes (Retain) and made in the zone of the pod that first uses them."""
+        return k8s.storage.v1.StorageClass(
+            f"{self.name}-{name}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=name),
+            provisioner="ebs.csi.aws.com",
+            parameters={
+                "type": volume_type,
+                "encrypted": "true",
+                "kmsKeyId": self.kms_key.arn,
+                "csi.storage.k8s.io/fstype": "xfs",
+            },
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True,
+            reclaim_policy="Retain",
+            opts=self.k8s_opts(self),
+        )
+
     def cold_storage_class(self) -> str:
         """st1 volumes (at least 125 GiB each), encrypted with the region's key, created on
         first request."""
         if self._cold_class is None:
-            self._cold_class = k8s.storage.v1.StorageClass(
-                f"{self.name}-{COLD_STORAGE_CLASS}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=COLD_STORAGE_CLASS),
-                provisioner="ebs.csi.aws.com",
-                parameters={
-                    "type": "st1",
-                    "encrypted": "true",
-                    "kmsKeyId": self.kms_key.arn,
-                    "csi.storage.k8s.io/fstype": "xfs",
-                },
-                volume_binding_mode="WaitForFirstConsumer",
-                allow_volume_expansion=True,
-                reclaim_policy="Retain",
-                opts=self.k8s_opts(self),
-            )
+            self._cold_class = self._ebs_class(COLD_STORAGE_CLASS, "st1")
         return COLD_STORAGE_CLASS
 
     def _create_bucket(self, purpose: str, lifecycle: Lifecycle) -> Bucket:

@@ -357,16 +357,7 @@ class GcpTarget(Target):
             opts=self.child(depends_on=[pool]),
         )
         self.storage_class = STORAGE_CLASS
-        k8s.storage.v1.StorageClass(
-            f"{self.name}-{STORAGE_CLASS}",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=STORAGE_CLASS),
-            provisioner="pd.csi.storage.gke.io",
-            parameters={"type": "pd-ssd", "disk-encryption-kms-key": self.kms_key.id},
-            volume_binding_mode="WaitForFirstConsumer",
-            allow_volume_expansion=True,
-            reclaim_policy="Retain",
-            opts=self.k8s_opts(self),
-        )
+        self._pd_class(STORAGE_CLASS, "pd-ssd")
 
     def segment_store(self, bucket: Bucket) -> SegmentStore:
         """GcsPinotFS with no key: Google's application default credentials, i.e. the pod's
@@ -377,19 +368,24 @@ class GcpTarget(Target):
             config={"projectId": self.project},
         )
 
+    def _pd_class(self, name: str, disk_type: str) -> k8s.storage.v1.StorageClass:
+        """A persistent disk StorageClass of ``disk_type`` with the region's key (CMEK); disks
+        kept when their claim goes (Retain), made in the zone of the pod that first uses them."""
+        return k8s.storage.v1.StorageClass(
+            f"{self.name}-{name}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=name),
+            provisioner="pd.csi.storage.gke.io",
+            parameters={"type": disk_type, "disk-encryption-kms-key": self.kms_key.id},
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True,
+            reclaim_policy="Retain",
+            opts=self.k8s_opts(self),
+        )
+
     def cold_storage_class(self) -> str:
         """pd-standard volumes with the region's key (CMEK), created on first request."""
         if self._cold_class is None:
-            self._cold_class = k8s.storage.v1.StorageClass(
-                f"{self.name}-{COLD_STORAGE_CLASS}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=COLD_STORAGE_CLASS),
-                provisioner="pd.csi.storage.gke.io",
-                parameters={"type": "pd-standard", "disk-encryption-kms-key": self.kms_key.id},
-                volume_binding_mode="WaitForFirstConsumer",
-                allow_volume_expansion=True,
-                reclaim_policy="Retain",
-                opts=self.k8s_opts(self),
-            )
+            self._cold_class = self._pd_class(COLD_STORAGE_CLASS, "pd-standard")
         return COLD_STORAGE_CLASS
 
     def _create_bucket(self, purpose: str, lifecycle: Lifecycle) -> Bucket:
