@@ -184,6 +184,130 @@ def cmd_drill_plan(args) -> int:
     return EXIT_DIFFERENT if drill.violates else 0
 
 
+def _savepoints(pairs: Sequence[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        job, sep, uri = pair.partition("=")
+        if not sep or not job or "://" not in uri or job in out:
+            raise ConfigError(
+                [
+                    Issue(
+                        "rtdi drill run",
+                        "--savepoint",
+                        "allowed: JOB=URI once per job, URI the savepoint the old primary's job "
+                        "stopped with (s3p://.../savepoint-...)",
+                        pair,
+                    )
+                ]
+            )
+        out[job] = uri
+    return out
+
+
+def cmd_drill_run(args) -> int:
+    """A DR drill to ``--to`` on the real stacks (Pulumi's Automation API) and clusters (the
+    clients file): infra/drill/run.py's steps, a JSON report and a summary; exit 0 done, 1
+    failed or rolled back (or refused by its plan), 2 bad input."""
+    from infra.drill.plan import plan_drill, verdict
+    from infra.plan import Project
+
+    where = "rtdi drill run"
+    savepoints = _savepoints(args.savepoint)
+    clients_file = Path(args.clients)
+    if not clients_file.is_file():
+        raise ConfigError(
+            [Issue(where, "--clients", "no such file; allowed: a YAML clients file", args.clients)]
+        )
+    try:
+        import confluent_kafka  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            [
+                Issue(
+                    where,
+                    "--clients",
+                    "the drill talks to Kafka with confluent-kafka, which is not installed; "
+                    "allowed: pip install 'rtdi[drill]' (or 'confluent-kafka>=2.6,<3')",
+                )
+            ]
+        ) from None
+    from infra.components.kafka import offset_sync
+
+    if not args.dry_run and not offset_sync.JAR.is_file():
+        raise ConfigError(
+            [
+                Issue(
+                    where,
+                    "sync-offsets",
+                    f"needs the offset sync jar {offset_sync.JAR}, which is not built; allowed: "
+                    "build it (`make offset-sync-jar`)",
+                )
+            ]
+        )
+    project = Project.find()
+    with Progress() as progress:
+        drill = plan_drill(
+            project,
+            args.to,
+            global_stack=args.global_stack,
+            max_lag=args.max_lag,
+            max_sync_lag=args.max_sync_lag,
+            policy_config=args.config,
+            progress=progress,
+        )
+    if drill.violates:
+        print(verdict(drill), file=sys.stderr)
+        return EXIT_DIFFERENT
+    jobs = sorted(g.job for g in drill.groups if g.job)
+    for job in savepoints:
+        if job not in jobs:
+            raise ConfigError(
+                [
+                    Issue(
+                        where,
+                        "--savepoint",
+                        f"not an active-passive job of the drill; allowed: {', '.join(jobs)}",
+                        job,
+                    )
+                ]
+            )
+    from infra.drill.kafka import LiveKafka, handover_problem, load_clients, sync_lag_bound
+    from infra.drill.run import run_drill
+
+    if savepoints and (problem := handover_problem(os.environ)):
+        raise ConfigError([Issue(where, "--savepoint", f"{problem}; allowed: set it up")])
+
+    clients = load_clients(clients_file, drill)
+    kafka = LiveKafka(
+        clients,
+        max_lag=args.max_lag,
+        max_sync_lag=sync_lag_bound(drill, args.max_sync_lag),
+        savepoints=savepoints,
+    )
+    workspace = _workspace(Path(args.workspace_dir) if args.workspace_dir else project.root)
+    report = run_drill(drill, workspace, kafka, dry_run=args.dry_run, abort_after=args.abort_after)
+    if args.report:
+        out = Path(args.report)
+    else:
+        stamp = report.started.replace(":", "").replace("+0000", "Z")
+        out = project.root / ".rtdi" / "drill" / f"{drill.source}-to-{drill.target}-{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.dumps() + "\n")
+    print(report.summary())
+    print(f"report: {_shown(out)}")
+    return report.exit_code
+
+
+def _workspace(work_dir: Path):
+    """Pulumi's Automation API over the project, the backend and passphrase from the
+    environment as `pulumi` takes them; `pulumi up`'s lines go to stderr."""
+    from infra.drill.automation import PulumiWorkspace
+
+    return PulumiWorkspace(
+        work_dir, env=dict(os.environ), on_output=lambda line: print(line, file=sys.stderr)
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtdi", description="Offline plans, plan diffs and policy checks of rtdi stacks."
@@ -291,6 +415,65 @@ def build_parser() -> argparse.ArgumentParser:
     )
     drill_plan.add_argument("--format", choices=("text", "json"), default="text")
     drill_plan.set_defaults(func=cmd_drill_plan)
+    drill_run = drill_sub.add_parser(
+        "run",
+        help="run a drill to REGION on the real stacks and clusters: preflight, flip, demote, "
+        "sync offsets, promote, verify; a JSON report",
+    )
+    drill_run.add_argument("--to", required=True, metavar="REGION", help="the new primary")
+    drill_run.add_argument(
+        "--clients",
+        required=True,
+        metavar="FILE",
+        help="YAML: region -> regional/aggregate -> Kafka Java client properties",
+    )
+    drill_run.add_argument(
+        "--global", dest="global_stack", metavar="STACK", help="the global stack (default: the one)"
+    )
+    drill_run.add_argument(
+        "--max-lag",
+        type=int,
+        default=1000,
+        metavar="RECORDS",
+        help="preflight: most records per partition not yet mirrored into the new primary",
+    )
+    drill_run.add_argument(
+        "--max-sync-lag",
+        type=int,
+        metavar="RECORDS",
+        help="preflight: most records a newest offset sync may trail its copy's end (default: "
+        "the mirror's offset.lag.max)",
+    )
+    drill_run.add_argument(
+        "--config", metavar="FILE", help="policy configuration for rtdi check, JSON or YAML"
+    )
+    drill_run.add_argument(
+        "--dry-run", action="store_true", help="stop after preflight (changes nothing)"
+    )
+    drill_run.add_argument(
+        "--abort-after",
+        metavar="STEP",
+        choices=("preflight", "flip", "demote", "sync-offsets", "promote"),
+        help="rehearse an abort: roll back after STEP (the old primary serves again)",
+    )
+    drill_run.add_argument(
+        "--report",
+        metavar="FILE",
+        help="the JSON report (default: .rtdi/drill/<from>-to-<to>-<time>.json)",
+    )
+    drill_run.add_argument(
+        "--workspace-dir",
+        metavar="DIR",
+        help="the Pulumi project folder (default: this project's root)",
+    )
+    drill_run.add_argument(
+        "--savepoint",
+        action="append",
+        metavar="JOB=URI",
+        help="the savepoint an active-passive job stopped with in the old primary: its offsets "
+        "(io.rtdi.flink.Handover) are where the group resumes; repeatable",
+    )
+    drill_run.set_defaults(func=cmd_drill_run)
     return parser
 
 

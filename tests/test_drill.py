@@ -417,20 +417,21 @@ def test_an_abort_after_the_flip_leaves_the_old_primary_serving(drill, plans):
     assert running_payments(ws) == [OLD]
 
 
-def test_kafka_steps_need_the_kafka_side_which_is_not_built(drill, plans):
-    """Without a KafkaSide, the dry run stops in preflight before touching a stack, and a
-    run past the demotion stops at sync-offsets without rolling back (the job has stopped)."""
+def test_without_a_kafka_side_the_drill_stops_and_the_old_primary_serves(drill, plans):
+    """Without a KafkaSide, the dry run stops in preflight before touching a stack, and a run
+    past the demotion stops at sync-offsets and rolls back: the old primary runs payments again
+    (the abort rule of infra/drill/run.py; tests/test_drill_run.py covers every step)."""
     from infra.drill.run import Context, demote, flip, run_drill, run_steps, sync_offsets
     from infra.drill.workspace import PlanWorkspace
     from infra.plan import Project
 
     ws = PlanWorkspace(Project.find(ROOT), plans)
-    results = run_drill(drill, ws, None, dry_run=True)
-    assert [(r.name, r.status) for r in results] == [("preflight", "failed")]
-    assert (
-        results[0].detail == "preflight needs Kafka clients of the aggregates, which are not built"
+    report = run_drill(drill, ws, None, dry_run=True)
+    assert [(r.name, r.status) for r in report.steps] == [("preflight", "failed")]
+    assert report.steps[0].detail == (
+        "preflight needs Kafka clients of the aggregates, which are not built"
     )
-    assert ws.ups == []
+    assert (report.outcome, report.exit_code, ws.ups) == ("stopped", 1, [])
     # A plain group to stop: demote asks for the Kafka side before any regional stack changes,
     # so the drill rolls back and the old primary keeps serving.
     results = run_steps(Context(drill, ws), [flip, demote])
@@ -440,15 +441,19 @@ def test_kafka_steps_need_the_kafka_side_which_is_not_built(drill, plans):
         ("rollback", "rolled back"),
     ]
     assert running_payments(ws) == [OLD]
-    # Only the jobs' groups: demote is Pulumi's alone, and the run stops at sync-offsets.
+    # Only the jobs' groups: demote is Pulumi's alone; the run stops at sync-offsets, and the
+    # rollback brings the old primary up again.
     ws = PlanWorkspace(Project.find(ROOT), plans)
     results = run_steps(Context(_jobs_only(drill), ws), [flip, demote, sync_offsets])
     assert [(r.name, r.status) for r in results] == [
         ("flip", "done"),
         ("demote", "done"),
         ("sync-offsets", "failed"),
+        ("rollback", "rolled back"),
+        ("rollback", "rolled back"),
     ]
-    assert running_payments(ws) == []
+    assert ws.ups == ["global", OLD, "global", OLD]
+    assert running_payments(ws) == [OLD]
 
 
 def _jobs_only(drill):
