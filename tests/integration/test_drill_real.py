@@ -91,14 +91,16 @@ def group_state(world: dw.World, region: str) -> tuple[dict[str, dict[int, int]]
     boot = world.bootstrap(region, "aggregate")
     if not kl.port_open(world.brokers[(region, "aggregate")].port):
         return {}, -1
-    from confluent_kafka import ConsumerGroupTopicPartitions
+    from confluent_kafka import TopicPartition
 
-    client = kl.admin(boot)  # held until its futures are done
+    # A consumer of the group reads its offsets (it never joins): the AdminClient's
+    # ListConsumerGroupOffsets crashes librdkafka on NOT_COORDINATOR (infra/drill/kafka.py).
+    reader = kl.consumer(boot, dw.GROUP, "error")
+    client = kl.admin(boot)  # held until its future is done
     try:
-        request = [ConsumerGroupTopicPartitions(dw.GROUP)]
-        (listed,) = client.list_consumer_group_offsets(request, request_timeout=10).values()
+        tps = [TopicPartition(c, p) for c in dw.copies() for p in range(world.partitions())]
         committed: dict[str, dict[int, int]] = {}
-        for tp in listed.result(timeout=15).topic_partitions:
+        for tp in reader.committed(tps, timeout=15):
             if tp.offset >= 0:
                 committed.setdefault(tp.topic, {})[tp.partition] = tp.offset
         (desc,) = client.describe_consumer_groups([dw.GROUP], request_timeout=10).values()
@@ -106,6 +108,8 @@ def group_state(world: dw.World, region: str) -> tuple[dict[str, dict[int, int]]
     except Exception as exc:
         print(f"group state in {region}: {exc!r}")
         return {}, -1
+    finally:
+        reader.close()
 
 
 @pytest.fixture(scope="module")
@@ -434,16 +438,34 @@ def test_new_primary_broker_killed_during_promotion(world):
 @pytest.mark.parametrize("after", STEPS)
 def test_aborted_after_a_step_leaves_the_old_primary_serving(world, after):
     """`--abort-after STEP`: the drill rolls back what it changed and the old primary serves,
-    nothing lost."""
+    nothing lost. Aborted after promote, the new primary's application has consumed first (the
+    hook waits for it), so the rollback moves a group that really ran there back."""
     env = world
     source = primary(env)
     target = dw.B if source == dw.A else dw.A
-    out = drill_to(env, target, abort_after=after)
-    assert_rolled_back(env, out, after) if after != "preflight" else None
+    app = env.apps[target]
+
+    def hook(stack: str, when: str) -> None:
+        if after == "promote" and stack == target and when == "after":
+            began = time.monotonic()
+            kl.wait_for(
+                f"{target}'s application consuming",
+                lambda: any(r.at > began for r in app.consumed()),
+                dw.WAIT,
+                alive=env.world.processes(),
+            )
+
+    out = drill_to(env, target, abort_after=after, hook=hook)
     if after == "preflight":
-        assert out.report.outcome == "rolled back" or out.report.outcome == "done", out
+        assert out.report.outcome == "stopped" and out.report.exit_code == 1, out.report
         assert ups(out) == [] and primary(env) == source
         assert_applied(env, out.drill.before)
+    else:
+        assert_rolled_back(env, out, after)
+    assert out.report.steps[-1].status in ("aborted", "rolled back"), out.report.summary()
+    if after == "promote":
+        assert [u.stack for u in out.ups][-3:] == [out.drill.global_stack, target, source]
+        assert any(r.tenure == app.tenure and r.at > out.began for r in app.consumed())
     reread = settle(env, out)
     assert primary(env) == source and env.apps[source].active
     assert not env.apps[target].active
