@@ -339,6 +339,18 @@ class World:
         for source in REGIONS:
             self.start_mirror(source, target)
 
+    def reconfigure_mirrors(
+        self, connector: dict[str, Any] | None = None, worker: dict[str, Any] | None = None
+    ) -> None:
+        """Every flow stopped cleanly and started again with these settings (the benchmark's);
+        MirrorMaker 2 resumes from its committed offsets and rewrites its connectors' configs."""
+        for target in REGIONS:
+            self.stop_mirrors_into(target, kill=False)
+        boot = {k: b.bootstrap for k, b in self.brokers.items()}
+        self.mirror_configs = mirror_configs(self.plans, boot, connector, worker)
+        for target in REGIONS:
+            self.start_mirrors_into(target)
+
     def kill_broker(self, region: str, kind: str) -> None:
         """SIGKILL the cluster's only broker (no clean shutdown)."""
         b = self.brokers[(region, kind)]
@@ -493,3 +505,41 @@ def keep_logs(world: World, into: Path) -> None:
     into.mkdir(parents=True, exist_ok=True)
     for log in world.root.rglob("*.log"):
         shutil.copy(log, into / f"{log.parent.name}-{log.name}")
+
+
+# --------------------------------------------------------------------------- accounting
+
+
+def consumed_keys(apps: list[RegionApp]) -> set[str]:
+    return {r.key for a in apps for r in a.consumed()}
+
+
+def missing_after(apps: list[RegionApp], wanted: set[str], timeout: float) -> list[str]:
+    """Wait up to ``timeout`` until every key of ``wanted`` has been consumed by some region;
+    the keys never consumed (lost, once the serving region has read past them)."""
+    deadline = time.monotonic() + timeout
+    while not wanted <= consumed_keys(apps) and time.monotonic() < deadline:
+        time.sleep(1)
+    return sorted(wanted - consumed_keys(apps))
+
+
+def rereads(app: RegionApp, apps: list[RegionApp], since: float) -> dict[str, int]:
+    """Per partition of the copies (``topic[p]``): records ``app`` consumed in its latest
+    tenure that some region had consumed before that tenure began; {} when it began before
+    ``since`` (the region kept serving)."""
+    if not app.started or app.started[-1] < since:
+        return {}
+    began, tenure = app.started[-1], app.tenure
+    before = {r.key for a in apps for r in a.consumed() if r.at < began}
+    out: dict[str, int] = {}
+    for r in app.consumed():
+        if r.tenure == tenure and r.key in before:
+            k = f"{r.topic}[{r.partition}]"
+            out[k] = out.get(k, 0) + 1
+    return out
+
+
+def first_consumed(app: RegionApp, since: float) -> float | None:
+    """When ``app`` consumed its first record after ``since`` (monotonic), if it has."""
+    times = [r.at for r in app.consumed() if r.at >= since]
+    return min(times) if times else None

@@ -225,35 +225,15 @@ def settle(env: SimpleNamespace, out: Outcome) -> dict[str, int]:
     records lost."""
     serving = primary(env)
     app = env.apps[serving]
+    apps = list(env.apps.values())
     wanted = {k for produced in out.cut.values() for k in produced}
-
-    def consumed_all() -> bool:
-        got = {r.key for a in env.apps.values() for r in a.consumed()}
-        return wanted <= got
-
-    deadline = time.monotonic() + SETTLE
-    while not consumed_all() and time.monotonic() < deadline:
-        time.sleep(1)
-    got = {r.key for a in env.apps.values() for r in a.consumed()}
-    lost = sorted(wanted - got)
+    lost = dw.missing_after(apps, wanted, SETTLE)
     assert not lost, f"{len(lost)} records lost by the test's own count, e.g. {lost[:5]}"
     assert app.active, f"{serving} is primary but its application does not consume"
-    errors = [e for a in env.apps.values() for e in a.errors]
+    errors = [e for a in apps for e in a.errors]
     assert not errors, errors[:5]
     assert not [e for p in env.producers for e in p.errors]
-    # The serving region's latest tenure, if it began with this drill, against everything
-    # consumed before it began.
-    tenure = app.tenure
-    began = app.started[-1]
-    if began < out.began:
-        return {}
-    before = {r.key for a in env.apps.values() for r in a.consumed() if r.at < began}
-    reread: dict[str, int] = {}
-    for r in app.consumed():
-        if r.tenure == tenure and r.key in before:
-            k = f"{r.topic}[{r.partition}]"
-            reread[k] = reread.get(k, 0) + 1
-    return reread
+    return dw.rereads(app, apps, out.began)
 
 
 def ups(out: Outcome) -> list[str]:
