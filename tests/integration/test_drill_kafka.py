@@ -107,8 +107,8 @@ def test_loss_and_rereads_by_record_identity_on_real_topics(kafka):
     produce(b, new, [(0, r) for r in [*other, *records]])
     ks = side(b)
     ks.commit("old", group, {old: {0: 60}})
-    assert ks.committed("old", group) == {old: {0: 60}}
-    edges = ks._edges("old", ks.committed("old", group))
+    assert ks.committed("old", group, [old]) == {old: {0: 60}}
+    edges = ks._edges("old", ks.committed("old", group, [old]))
     first, last = edges[old, 0]
     assert (first, last) == (records[60], records[59])
     assert first is not None and first.headers == (("trace", b"60"),)
@@ -119,7 +119,7 @@ def test_loss_and_rereads_by_record_identity_on_real_topics(kafka):
     assert (lost.position, lost.lost, lost.reread) == (90, 3, 0)
     # Caught up: the group committed the old copy's end, so it must resume after payment 99.
     ks.commit("old", group, {old: {0: 100}})
-    first, last = ks._edges("old", ks.committed("old", group))[old, 0]
+    first, last = ks._edges("old", ks.committed("old", group, [old]))[old, 0]
     assert first is None and last == records[99]
     exact = ks._align("new", new, 0, 130, first, last)
     assert (exact.position, exact.lost, exact.reread) == (130, 0, 0)
