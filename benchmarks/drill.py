@@ -142,7 +142,15 @@ def drill(
             job.terminate()
             job.wait(15)
     outcome = "done" if all(r.status == "done" for r in ctx.results) else "failed"
-    demoted = ctx.demoted_at or 0.0
+    for r in ctx.results:
+        print(f"  {r.name} {r.status} {r.seconds:.1f} s {r.detail}", file=sys.stderr)
+    if outcome != "done" or ctx.demoted_at is None:  # rolled back: the old primary serves
+        cut = {k for p in env["producers"] for k in p.snapshot()}
+        lost = dw.missing_after(list(apps.values()), cut, 120)
+        return Result(
+            setting, mode, f"{source} -> {target}", outcome, None, 0, 0, None, len(lost), lag, 0
+        )
+    demoted = ctx.demoted_at
     app = apps[target]
     kl.wait_for(f"{target} consuming", lambda: dw.first_consumed(app, demoted), 120)
     first = dw.first_consumed(app, demoted)
