@@ -23,6 +23,7 @@ The tests share the world and run in file order; each drills from wherever the p
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -123,7 +124,7 @@ def world(jars, tmp_path_factory) -> Iterator[SimpleNamespace]:
 
     if not osync.JAR.is_file():
         problem = f"{osync.JAR} is not built: run `make offset-sync-jar`"
-        if __import__("os").environ.get("CI"):
+        if os.environ.get("CI"):
             pytest.fail(f"{problem}, but CI is set", pytrace=False)
         pytest.skip(problem)
     root = tmp_path_factory.mktemp("drill")
@@ -337,7 +338,6 @@ def test_mirror_maker_killed_after_demote_then_restarted(world):
     env = world
     source = primary(env)
     target = dw.B if source == dw.A else dw.A
-    old = env.world.brokers  # noqa: F841 (kept for a failure's debugging)
     restarted = threading.Event()
 
     def hook(stack: str, when: str) -> None:
