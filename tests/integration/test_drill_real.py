@@ -443,8 +443,18 @@ def test_aborted_after_a_step_leaves_the_old_primary_serving(world, after):
     else:
         assert_rolled_back(env, out, after)
     assert out.report.steps[-1].status in ("aborted", "rolled back"), out.report.summary()
+    g = out.drill.global_stack
+    forward = {"flip": [g], "demote": [g, source], "sync-offsets": [g, source]}
+    forward["promote"] = [g, source, target]
+    back = {"flip": [g], "demote": [g, source], "sync-offsets": [g, source]}
+    back["promote"] = [g, target, source]
+    # The drill's ups, each with its step's outputs, then the rollback's, in reverse.
+    assert ups(out) == forward.get(after, []) + back.get(after, []), ups(out)
+    n = len(forward.get(after, []))
+    for up, step in zip(out.ups[:n], ("flip", "demote", "promote")[:n], strict=True):
+        expect = out.drill.step(step).expect.get(up.stack, {})
+        assert all(without_nulls(up.outputs[k]) == without_nulls(v) for k, v in expect.items())
     if after == "promote":
-        assert [u.stack for u in out.ups][-3:] == [out.drill.global_stack, target, source]
         assert any(r.tenure == app.tenure and r.at > out.began for r in app.consumed())
     reread = settle(env, out)
     assert primary(env) == source and env.apps[source].active
