@@ -13,7 +13,8 @@ LOCK_FLAGS ?= --upgrade
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --custom-compile-command "make lock" --quiet
 
-.PHONY: plan test lint lock bench bench-drill clean kafka-jars etcd runner-jar flink-jars hdfs-jars offset-sync-jar
+.PHONY: plan test lint lock bench bench-drill clean kafka-jars etcd runner-jar flink-jars hdfs-jars \
+	offset-sync-jar pinot-jars
 
 # Hash-checking mode (on because the lock has hashes) refuses `-e .` in the same install, so rtdi
 # itself goes in afterwards without dependencies, built by the locked setuptools.
@@ -62,6 +63,12 @@ flink-jars: $(STAMP)
 hdfs-jars: $(STAMP)
 	$(BIN)/python tests/integration/hadoop_jars.py
 
+# Apache Pinot's table validator (TableConfigUtils of pinot-segment-local at infra/versions.py's
+# PINOT_VERSION, pinot-json excluded: not served) for the Pinot tables test: Maven, once, cached
+# in .cache/pinot.
+pinot-jars: $(STAMP)
+	$(BIN)/python tests/integration/pinot_jars.py
+
 # etcd for the real Kubernetes API server of tests/integration/test_onprem_deploy.py: Debian's
 # etcd-server, installed only when `etcd` is not on PATH (apt-get, so root on Debian/Ubuntu).
 # Without it the test skips, and fails in CI.
@@ -74,7 +81,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) kafka-jars runner-jar offset-sync-jar flink-jars hdfs-jars etcd lint
+test: $(STAMP) kafka-jars runner-jar offset-sync-jar flink-jars hdfs-jars pinot-jars etcd lint
 	$(BIN)/python -m pytest
 
 # Regenerate both locks from pyproject.toml (needs PyPI). The runtime lock is constrained by the

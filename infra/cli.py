@@ -1,9 +1,10 @@
 """``rtdi``: offline plans, their differences and policy checks, without a cloud account or the
-Pulumi CLI.
+Pulumi CLI; and `rtdi drill run`, the one command that drives the real stacks (Pulumi's
+Automation API) and clusters.
 
 Exit status: 0 on success (``rtdi diff`` too, whatever it finds, unless ``--exit-code``), 1 when
-``rtdi check`` finds a mandatory violation or ``rtdi diff --exit-code`` finds a difference, 2 on
-bad input (one line on stderr, never a traceback).
+``rtdi check`` finds a mandatory violation, ``rtdi diff --exit-code`` finds a difference or a
+drill is refused, stopped or rolled back, 2 on bad input (one line on stderr, never a traceback).
 """
 
 from __future__ import annotations

@@ -21,12 +21,14 @@ from infra.components.kafka.flows import federation_registry
 from infra.components.kafka.mesh import EXPORT as MESH_EXPORT
 from infra.components.kafka.mesh import KafkaMesh
 from infra.components.kafka.offset_sync import OffsetSync
+from infra.components.pinot import PinotLayer, PinotLayerArgs
 from infra.peers import StackOutputs, read_stack_outputs
 from infra.targets import make_target
 from infra.topology.config import from_engine, parse_global, parse_regional, stack_file
 from infra.topology.errors import ConfigError, Issue
 from infra.topology.jobs import Job, check_backfills, load_jobs, retention_issues
 from infra.topology.model import GlobalStack, Kafka, RegionalBase, Topology
+from infra.topology.pinot import PinotTable, load_tables
 
 # The global stack's single output that regional stacks read.
 EXPORT = "rtdi"
@@ -66,13 +68,17 @@ async def main() -> None:
         # Published by the global stack (see infra/topology/jobs.py); an older global stack
         # without jobs runs none.
         jobs = [Job.model_validate(j) for j in published.values[EXPORT].get("flinkJobs", [])]
+        # Likewise the Pinot tables (infra/topology/pinot.py); an older global stack has none.
+        tables = [
+            PinotTable.model_validate(t) for t in published.values[EXPORT].get("pinotTables", [])
+        ]
         model = parse_regional(cfg, topology)
         backfill_issues(cfg.file, model, jobs, topology, kafka)
         peers = {
             region_id: await read_stack_outputs(regional_stack_name(region_id))
             for region_id in peer_regions(topology, kafka, model.region)
         }
-        regional_stack(model, topology, kafka, ref.get_output(MESH_EXPORT), peers, jobs)
+        regional_stack(model, topology, kafka, ref.get_output(MESH_EXPORT), peers, jobs, tables)
     except ConfigError as exc:
         # Pulumi prints a RunError as its message alone, with no traceback.
         raise pulumi.RunError(str(exc)) from None
@@ -134,12 +140,17 @@ def global_stack(model: GlobalStack) -> None:
 
 def published_topology(model: GlobalStack) -> dict[str, Any]:
     """What regional stacks read from the global stack: the validated topology, with defaults,
-    and the validated Flink jobs (their SQL inlined), so every region builds the same set."""
+    and the validated Flink jobs (their SQL inlined) and Pinot tables, so every region builds
+    the same set."""
     jobs = load_jobs(model.topology, model.kafka)
+    tables = load_tables(model.topology, model.kafka)
     return {
         "topology": model.topology.model_dump(mode="json", by_alias=True, exclude_none=True),
         "kafka": model.kafka.model_dump(mode="json", by_alias=True, exclude_none=True),
         "flinkJobs": [j.model_dump(mode="json", by_alias=True, exclude_none=True) for j in jobs],
+        "pinotTables": [
+            t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tables
+        ],
     }
 
 
@@ -150,6 +161,7 @@ def regional_stack(
     mesh: pulumi.Output,
     peers: Mapping[str, StackOutputs],
     jobs: Sequence[Job] = (),
+    tables: Sequence[PinotTable] = (),
 ) -> KafkaLayer:
     """Build one region; the Kafka layer is returned so later layers (and tests) can ask it."""
     target = make_target(stack, topology)
@@ -178,6 +190,16 @@ def regional_stack(
         list(jobs),
         kafka_layer.access,
     )
+    pinot = PinotLayer(
+        target,
+        PinotLayerArgs(
+            tables=list(tables),
+            topology=topology,
+            kafka=kafka,
+            access=kafka_layer.access,
+            stack_file=stack_file(stack.region),
+        ),
+    )
     target.finish({"zones": target.zones, "storageClass": target.storage_class})
     pulumi.export("region", target.region.id)
     pulumi.export("cloud", target.region.cloud)
@@ -192,4 +214,5 @@ def regional_stack(
     # What waits for a peer stack (empty once every flow is complete); see infra/peers.py.
     pulumi.export("pending", kafka_layer.pending_json)
     pulumi.export("flinkJobs", flink.states)
+    pulumi.export("pinotTables", pinot.table_names)
     return kafka_layer

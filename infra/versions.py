@@ -70,6 +70,27 @@ HADOOP_VERSION = "3.4.1"
 HADOOP_CLIENT_JARS = ("hadoop-client-api", "hadoop-client-runtime")
 FLINK_SQL_RUNNER_HDFS_IMAGE = f"{FLINK_SQL_RUNNER_IMAGE}-hadoop{HADOOP_VERSION}"
 
+# The Pinot layer (issue 12): apache/pinot's Helm chart from the Helm repository the project
+# publishes in its git tree (helm/index.yaml, digest sha256:2d262e0d298c...). 1.0.0 is the newest
+# published chart; its values.yaml has exactly the keys of the in-tree 1.0.1-SNAPSHOT, whose
+# defaults rtdi checks values against (../shared/schemas/helm-values, PINOT_CHART_VALUES).
+PINOT_CHART_NAME = "pinot"
+PINOT_CHART_VERSION = "1.0.0"
+PINOT_CHART = "https://raw.githubusercontent.com/apache/pinot/master/helm"
+PINOT_CHART_VALUES = "1.0.1-SNAPSHOT"
+HELM_CHARTS[PINOT_CHART_NAME] = (PINOT_CHART, PINOT_CHART_VERSION)
+# Every component runs PINOT_VERSION (below: the release whose validator the tests run), from
+# the project's image.
+PINOT_IMAGE = "apachepinot/pinot"
+# ZooKeeper: the chart's own StatefulSet of the official Apache image (Docker Official Image,
+# maintained by the Docker library team; Bitnami's chart and images, which older charts
+# depended on, are no longer published for free). 3.9 is ZooKeeper's current stable line and
+# what the chart is tested with.
+ZOOKEEPER_IMAGE = "zookeeper"
+ZOOKEEPER_VERSION = "3.9.3"
+# The Job that applies schemas and tables to the controller: a stdlib-only Python script.
+PINOT_APPLY_IMAGE = "python:3.13.9-slim"
+
 # The offset sync job (jobs/offset-sync/, issue 11): its jar is built against KAFKA_VERSION's
 # kafka-clients and MirrorMaker 2 client (its offset-syncs format is that Kafka's), logs through
 # SLF4J's simple binding, and runs on a Temurin JRE. jobs/offset-sync/pom.xml and its Dockerfile
@@ -78,3 +99,8 @@ OFFSET_SYNC_VERSION = "0.1.0"
 OFFSET_SYNC_SLF4J_VERSION = "1.7.36"
 OFFSET_SYNC_JRE_IMAGE = "eclipse-temurin:21.0.8_9-jre-noble"
 OFFSET_SYNC_IMAGE = f"rtdi/offset-sync:{OFFSET_SYNC_VERSION}"
+
+# Apache Pinot (issue 12): the release whose table rules the model reproduces. The tests run its
+# own validator (TableConfigUtils.validate of pinot-segment-local at this version, fetched by
+# tests/integration/pinot_jars.py) over every table and schema rtdi renders.
+PINOT_VERSION = "1.5.1"

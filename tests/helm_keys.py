@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from infra import versions
+
 # Free-form maps, by key name ("podAnnotations") or by dotted path suffix ("extra.configs").
 # The one place to extend when a chart passes a map through to Kubernetes unchecked.
 FREE_FORM: frozenset[str] = frozenset(
@@ -71,8 +73,17 @@ def chart_name(chart: str) -> str:
     return chart.rstrip("/").rsplit("/", 1)[-1].removesuffix(".tgz")
 
 
+# A pinned chart whose default values are checked against another version's file: apache/pinot
+# publishes chart 1.0.0, whose values.yaml has exactly the keys (only comments differ) of the
+# in-tree 1.0.1-SNAPSHOT that ../shared/schemas/helm-values holds (infra/versions.py).
+VALUES_OF = {
+    (versions.PINOT_CHART_NAME, versions.PINOT_CHART_VERSION): versions.PINOT_CHART_VALUES,
+}
+
+
 def defaults_file(folder: Path, chart: str, version: str) -> Path:
-    return folder / f"{chart_name(chart)}-{version}.values.yaml"
+    name = chart_name(chart)
+    return folder / f"{name}-{VALUES_OF.get((name, version), version)}.values.yaml"
 
 
 def release_problems(release: Mapping[str, Any], folder: Path) -> list[str]:

@@ -51,6 +51,7 @@ class Recorder:
 
     def __init__(self, clock: Clock, fail: dict[str, BaseException] | None = None):
         self.calls: list[tuple] = []
+        self.halted = False
         self.fail = fail or {}
         self.clock = clock
 
@@ -78,6 +79,9 @@ class Recorder:
     def sync_back(self, drill):
         self._call("sync_back")
         return {g.name: {COPY: {0: 11, 1: 21}} for g in drill.groups}
+
+    def halt(self):
+        self.halted = True
 
 
 def running_payments(ws) -> list[str]:
@@ -136,7 +140,7 @@ def test_an_abort_after_each_step_leaves_the_old_primary_serving(
     kafka = Recorder(clock)
     report = run_drill(drill, ws, kafka, abort_after=abort_after, clock=clock)
     assert ws.ups == ups
-    assert kafka.calls == calls
+    assert kafka.calls == calls and kafka.halted
     names = [(r.name, r.status) for r in report.steps]
     done = names[: names.index(("abort", "aborted"))]
     assert done[-1] == (abort_after, "done") and {s for _, s in done} == {"done"}
@@ -697,3 +701,16 @@ def test_the_readme_clients_example_maps_to_librdkafka():
         "SCRAM-SHA-512",
     )
     assert dc1["ssl.ca.location"] == "/etc/rtdi/dc1-ca.crt" and dc1["sasl.password"] == "pw-dc1"
+
+
+def test_preflight_without_a_needed_client_measures_nothing():
+    """LiveKafka built without a cluster the checks read (its callers may build it directly,
+    not from a clients file): one line naming what is missing, before any connection."""
+    from infra.drill.kafka import LiveKafka
+
+    client = {"bootstrap.servers": "127.0.0.1:1"}
+    kafka = LiveKafka({"a": {"regional": client, "aggregate": client}}, max_lag=1, max_sync_lag=1)
+    assert kafka.preflight(tiny_drill()) == [  # type: ignore[arg-type]
+        "preflight: no client for b's regional cluster, b's aggregate cluster, c's regional "
+        "cluster; nothing measured"
+    ]

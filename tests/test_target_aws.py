@@ -111,7 +111,8 @@ def test_workload_resources_sit_under_the_asking_component(workload_plan):
 def test_kubernetes_resources_use_the_eks_provider(plans, stack):
     plan = plans[stack]
     assert_k8s_on_region_provider(plan, stack)
-    sc = one(plan, "kubernetes:storage.k8s.io/v1:StorageClass")
+    # The SSD class; the Pinot layer asks for a cold one too (test_pinot_layer.py).
+    sc = one(plan, "kubernetes:storage.k8s.io/v1:StorageClass", f"{stack}-rtdi-ssd")
     kubeconfig = kubeconfig_of(plan, sc)
     cluster = one(plan, "aws:eks/cluster:Cluster")
     assert kubeconfig["current-context"] == cluster.inputs["name"]

@@ -34,6 +34,7 @@ CLUSTER = {
     "kubeconfig": "~/.kube/dc1.yaml",
     "context": "dc1-prod",
     "storageClass": "local-nvme",
+    "coldStorageClass": "local-hdd",
     "internalLoadBalancerAnnotations": {"metallb.universe.tf/address-pool": "dc1-internal"},
 }
 HDFS_URI = "hdfs://namenode.dc1.acme.internal:8020/rtdi"

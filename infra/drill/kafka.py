@@ -26,6 +26,7 @@ import os
 import re
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,9 @@ MAPPED = (
     "ssl.truststore.location",
     "ssl.truststore.certificates",
 )
+# Answers of a group coordinator that is loading or moving (a broker starting, a leader change):
+# asked again, not failed.
+COORDINATOR_MOVES = ("COORDINATOR_LOAD_IN_PROGRESS", "COORDINATOR_NOT_AVAILABLE", "NOT_COORDINATOR")
 _ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 _JAAS = re.compile(r"^\s*([\w.$]+)\s+required\b(.*?);?\s*$", re.S)
 _JAAS_OPTION = re.compile(r'\s*(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
@@ -165,7 +169,7 @@ def needed(drill: DrillPlan) -> dict[str, tuple[str, ...]]:
     every region whose copies the new primary's groups read (the replication-lag checks)."""
     out: dict[str, tuple[str, ...]] = {r: ("regional",) for r in drill.regions}
     for region in (drill.source, drill.target):
-        out[region] = ROLES
+        out[region] = (*out.get(region, ()), "aggregate")
     return out
 
 
@@ -399,6 +403,7 @@ class LiveKafka:
         handover: Callable[[str], Mapping[str, Mapping[int, int]]] | None = None,
         search_window: int = 10_000,
         env: Mapping[str, str] | None = None,
+        watch_timeout: float = 3600,
     ) -> None:
         from infra.components.kafka import offset_sync
 
@@ -415,6 +420,10 @@ class LiveKafka:
         self.measured: dict[str, GroupMeasure] = {}
         self.back: dict[str, Any] = {}
         self._admins: dict[tuple[str, str], Any] = {}
+        self.watch_timeout = watch_timeout
+        self.first_commit: dict[str, float] = {}
+        self._halt = threading.Event()
+        self._watchers: list[threading.Thread] = []
 
     # ----------------------------------------------------------------- clients
 
@@ -465,49 +474,85 @@ class LiveKafka:
         result = self.admin(region, role).list_offsets(request, request_timeout=30)
         return {_tp_key(tp): f.result(timeout=60).offset for tp, f in result.items()}
 
-    def committed(
-        self, region: str, group: str, topics: Iterable[str]
-    ) -> dict[str, dict[int, int]]:
-        """``group``'s committed offsets on ``topics`` in ``region``'s aggregate (none: {}).
+    def group_reader(self, region: str, group: str) -> Any:
+        """A consumer in ``group`` that never subscribes: it reads the group's commits (an
+        OffsetFetch) without joining it. Why not the Admin API's ListConsumerGroupOffsets:
+        confluent-kafka 2.16 crashed the process (SIGSEGV) on it while a fresh broker was still
+        loading its group coordinator (measured here); the consumer retries that by itself."""
+        from confluent_kafka import Consumer
 
-        Read with a consumer of the group (it fetches offsets and never joins), not with the
-        AdminClient's ListConsumerGroupOffsets: librdkafka (2.16 here, its issue #5040) crashes
-        the process when that request meets NOT_COORDINATOR, as it does while the group's
-        coordinator restarts (tests/integration/test_drill_real.py kills the broker)."""
-        from confluent_kafka import Consumer, TopicPartition
-
-        counts = self.partitions(region, "aggregate", topics)
-        tps = [TopicPartition(t, p) for t, n in sorted(counts.items()) for p in range(n)]
-        if not tps:
-            return {}
-        c = Consumer(
-            {
-                **self.config(region, "aggregate"),
-                "group.id": group,
-                "enable.auto.commit": False,
-            }
+        return Consumer(
+            {**self.config(region, "aggregate"), "group.id": group, "enable.auto.commit": False}
         )
+
+    def committed(
+        self, region: str, group: str, tps: Iterable[tuple[str, int]], reader: Any = None
+    ) -> dict[str, dict[int, int]]:
+        """``group``'s committed offsets on partitions ``tps`` of ``region``'s aggregate (those
+        without one left out)."""
+        from confluent_kafka import TopicPartition
+
+        wanted = [TopicPartition(t, p) for t, p in tps]
+        if not wanted:
+            return {}
+        c = reader or self.group_reader(region, group)
         try:
-            got = c.committed(tps, timeout=60)
+            got = self._retry(
+                f"{group}'s offsets", lambda: _no_errors(c.committed(wanted, timeout=30))
+            )
         finally:
-            c.close()
+            if reader is None:
+                c.close()
         out: dict[str, dict[int, int]] = {}
         for tp in got:
-            if tp.offset >= 0:
+            if tp.error is None and tp.offset >= 0:
                 out.setdefault(tp.topic, {})[tp.partition] = tp.offset
         return out
 
+    def _retry(self, what: str, call: Callable[[], Any], timeout: float = 60) -> Any:
+        """``call()``, again while Kafka answers with a retriable error (a coordinator loading,
+        moving), for at most ``timeout`` seconds."""
+        from confluent_kafka.error import KafkaException
+
+        deadline = self.clock() + timeout
+        while True:
+            try:
+                return call()
+            except KafkaException as e:
+                err = e.args[0] if e.args else None
+                code = err.name() if err is not None and hasattr(err, "name") else ""
+                retriable = code in COORDINATOR_MOVES or bool(
+                    err is not None and hasattr(err, "retriable") and err.retriable()
+                )
+                if not retriable or self.clock() >= deadline:
+                    raise StepFailed(f"{what}: {err}") from None
+            self.sleep(1.0)
+
+    def group_partitions(
+        self, region: str, drill: DrillPlan, group: ActivePassiveGroup
+    ) -> list[tuple[str, int]]:
+        """Every partition of the copies ``group`` reads on ``region``'s aggregate."""
+        copies = [c for _, t, c in self.copies(drill) if t in group.topics]
+        counts = self.partitions(region, "aggregate", copies)
+        return [(c, p) for c in copies for p in range(counts.get(c, 0))]
+
     def members(self, region: str, group: str) -> int:
+        """How many members ``group`` has in ``region``'s aggregate (none when it is unknown)."""
         from confluent_kafka.error import KafkaException
 
         admin = self.admin(region, "aggregate")
-        try:
-            d = admin.describe_consumer_groups([group])[group].result(timeout=60)
-        except KafkaException as e:
-            if "GROUP_ID_NOT_FOUND" in str(e):
-                return 0
-            raise
-        return len(d.members or [])
+
+        def describe() -> int:
+            try:
+                d = admin.describe_consumer_groups([group])[group].result(timeout=60)
+            except KafkaException as e:
+                if "GROUP_ID_NOT_FOUND" in str(e):
+                    return 0
+                raise
+            return len(d.members or [])
+
+        count: int = self._retry(f"describing {group}", describe)
+        return count
 
     def commit(self, region: str, group: str, offsets: Mapping[str, Mapping[int, int]]) -> None:
         from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
@@ -515,7 +560,14 @@ class LiveKafka:
         tps = [TopicPartition(t, p, o) for t, parts in offsets.items() for p, o in parts.items()]
         admin = self.admin(region, "aggregate")
         request = [ConsumerGroupTopicPartitions(group, tps)]
-        admin.alter_consumer_group_offsets(request)[group].result(timeout=60)
+        self._retry(
+            f"committing {group}'s offsets",
+            lambda: _no_errors(
+                admin.alter_consumer_group_offsets(request)[group]
+                .result(timeout=60)
+                .topic_partitions
+            ),
+        )
 
     def read(
         self, region: str, role: str, topic: str, partition: int, start: int, end: int
@@ -581,6 +633,14 @@ class LiveKafka:
     def preflight(self, drill: DrillPlan) -> list[str]:
         """The replication-lag and offset-syncs checks of the plan, measured; one line per
         failing partition group (names as in the plan's checks)."""
+        lacking = [
+            f"{region}'s {role} cluster"
+            for region, roles in needed(drill).items()
+            for role in roles
+            if role not in self.clients.get(region, {})
+        ]
+        if lacking:
+            return [f"preflight: no client for {', '.join(lacking)}; nothing measured"]
         failed: list[str] = []
         copies = self.copies(drill)
         for region, topic, copy in copies:
@@ -662,9 +722,9 @@ class LiveKafka:
                     "no --savepoint for its job: the group's committed offsets, which lag the "
                     "savepoint (what the job processed after them is read again)"
                 )
-            # Only the copies the group reads in the new primary (what the jar translates).
-            wanted = {c for _, _, c in self.copies(drill) if c.split(".", 1)[1] in g.topics}
-            m.stopped = self.committed(drill.source, g.name, sorted(wanted))
+            m.stopped = self.committed(
+                drill.source, g.name, self.group_partitions(drill.source, drill, g)
+            )
             edges = self._edges(drill.source, m.stopped)
             self._catch_up(drill, g.name, edges)
             report = self._run_jar(g.name, drill.source, drill.target)
@@ -672,12 +732,66 @@ class LiveKafka:
             m.translated = translated
             for topic, parts in translated.items():
                 for p, t in parts.items():
-                    first, last = edges[topic, p]
+                    # The jar translates every commit of the group; the records around its stop
+                    # are read for the copies it reads here (a commit elsewhere: not measured).
+                    first, last = edges.get((topic, p), (None, None))
                     m.aligned.setdefault(topic, {})[p] = self._align(
                         drill.target, topic, p, t, first, last
                     )
+            missing = []
+            for _, topic, copy in self.copies(drill):
+                if topic in g.topics:
+                    n = self.partitions(drill.target, "aggregate", [copy]).get(copy, 0)
+                    done = translated.get(copy, {})
+                    missing += [f"{copy}[{p}]" for p in range(n) if p not in done]
+            if missing:
+                m.notes.append(
+                    f"no committed offset in {drill.source}'s aggregate, so none translated (the "
+                    f"group starts as its auto.offset.reset says): {', '.join(missing)}"
+                )
             committed[g.name] = translated
+            self._watch(drill.target, g.name, translated)
         return committed
+
+    def _watch(self, region: str, group: str, translated: Mapping[str, Mapping[int, int]]) -> None:
+        """From now on, in the background, look every 0.2 s for ``group``'s first commit past a
+        translated offset in ``region`` (its first record consumed there) and keep the clock
+        reading in ``first_commit``: promote runs meanwhile, and verify starts only after it.
+        Bounded by ``watch_timeout``; verify and a rollback end it."""
+        reader = self.group_reader(region, group)  # its own: another thread
+        deadline = self.clock() + self.watch_timeout
+        tps = [(t, p) for t, parts in translated.items() for p in parts]
+
+        def look() -> None:
+            try:
+                watch()
+            finally:
+                reader.close()
+
+        def watch() -> None:
+            while not self._halt.is_set() and self.clock() < deadline:
+                try:
+                    now = self.committed(region, group, tps, reader)
+                except Exception:  # a broker away for a moment: look again
+                    now = {}
+                if any(
+                    now.get(t, {}).get(p, -1) > o
+                    for t, parts in translated.items()
+                    for p, o in parts.items()
+                ):
+                    self.first_commit[group] = self.clock()
+                    return
+                self._halt.wait(0.2)
+
+        thread = threading.Thread(target=look, name=f"drill-watch-{group}", daemon=True)
+        self._watchers.append(thread)
+        thread.start()
+
+    def halt(self) -> None:
+        """End the background watchers (verify's end, a rollback)."""
+        self._halt.set()
+        for t in self._watchers:
+            t.join(10)
 
     def _edges(
         self, region: str, stopped: Mapping[str, Mapping[int, int]]
@@ -785,9 +899,17 @@ class LiveKafka:
     ) -> dict[str, Any]:
         """Per group: it runs in the new primary (a member, for a plain group: a Flink source
         assigns its partitions and joins no group), its committed offsets are at or past the
-        translated ones, and its lag fell between two looks (or is 0); the clock reading of its
-        first commit past a translated offset (``resumedAt``: its first record consumed there);
-        the loss and re-reads sync_offsets measured."""
+        translated ones, and its lag fell between two looks (or is 0, or its commits advanced);
+        the clock reading of its first commit past a translated offset (``resumedAt``: its first
+        record consumed there); the loss and re-reads sync_offsets measured."""
+        try:
+            return self._verify(drill, committed)
+        finally:
+            self.halt()
+
+    def _verify(
+        self, drill: DrillPlan, committed: Mapping[str, Mapping[str, Mapping[int, int]]]
+    ) -> dict[str, Any]:
         from confluent_kafka.error import KafkaException
 
         out: dict[str, Any] = {}
@@ -804,10 +926,10 @@ class LiveKafka:
                 # kills it during promotion) answers with errors for a while: a look that fails
                 # is "not yet", until the deadline.
                 try:
-                    now = self.committed(drill.target, g.name, sorted(want))
+                    now = self.committed(drill.target, g.name, tps)
                     at = {(t, p): now.get(t, {}).get(p, -1) for t, p in tps}
                     if resumed_at is None and any(at[t, p] > want[t][p] for t, p in tps):
-                        resumed_at = self.clock()
+                        resumed_at = self.first_commit.get(g.name, self.clock())
                     behind = [f"{t}[{p}]" for t, p in tps if at[t, p] < want[t][p]]
                     member = g.job is not None or self.members(drill.target, g.name) > 0
                     if member and not behind:
@@ -856,12 +978,24 @@ class LiveKafka:
     def sync_back(self, drill: DrillPlan) -> dict[str, dict[str, dict[int, int]]]:
         """A rolled-back drill: each group's offsets in the new primary translated back into the
         old one with the same jar (new -> old, only forward there)."""
+        self.halt()
         out: dict[str, dict[str, dict[int, int]]] = {}
         for g in drill.groups:
             report = self._run_jar(g.name, drill.target, drill.source)
             self.back[g.name] = report
             out[g.name] = self._translated(g.name, drill.source, report)
         return out
+
+
+def _no_errors(tps: Any) -> Any:
+    """``tps``, or the first partition's error raised: the Admin and Consumer calls report a
+    coordinator that is loading per partition, without raising (a commit that did not happen)."""
+    from confluent_kafka.error import KafkaException
+
+    for tp in tps or []:
+        if tp.error is not None:
+            raise KafkaException(tp.error)
+    return tps
 
 
 def record(m: Any) -> Rec:

@@ -54,6 +54,9 @@ class KafkaSide(Protocol):
     def sync_back(self, drill: DrillPlan) -> Offsets:
         """A rollback: translate each group's offsets from the new primary back to the old."""
 
+    def halt(self) -> None:
+        """The drill is over: end what the side runs in the background."""
+
 
 class StepFailed(Exception):
     """A step did not reach its expected state; ``str`` says which stack and output."""
@@ -340,7 +343,11 @@ def run_drill(
         )
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     ctx = Context(drill, workspace, kafka, clock=clock, abort_after=abort_after)
-    run_steps(ctx, STEPS[:1] if dry_run else STEPS)
+    try:
+        run_steps(ctx, STEPS[:1] if dry_run else STEPS)
+    finally:
+        if kafka is not None:
+            kafka.halt()
     if ctx.rollback_failed:
         outcome = "failed"  # the old primary may not serve: the report says what is left
     elif ctx.rolled_back:

@@ -14,6 +14,7 @@ from infra.topology.config import StackConfig, parse_global, parse_regional, rea
 from infra.topology.errors import ConfigError, Issue
 from infra.topology.jobs import Job, check_backfills, job_regions, load_jobs
 from infra.topology.model import AwsStack, GcpStack, GlobalStack, RegionalBase
+from infra.topology.pinot import load_tables
 
 
 @dataclass
@@ -95,6 +96,8 @@ def validate(project: Project, stacks: Iterable[str]) -> dict[str, Validated]:
                     model = parse_global(cfg)
                     # The global stack publishes the Flink jobs; a bad spec is bad input too.
                     jobs[name] = load_jobs(model.topology, model.kafka)
+                    # And the Pinot tables (infra/topology/pinot.py), as the program does.
+                    load_tables(model.topology, model.kafka)
                     globals_[name] = model
                     out[name] = Validated(cfg, model, None)
                 except ConfigError as exc:

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from infra.components.pinot import NAMESPACE as PINOT_NAMESPACE
+from infra.components.pinot import TABLES_CONFIGMAP
 from infra.plan.engine import Declared, StackPlan
 from infra.plan.paths import shown
 from infra.topology.errors import ConfigError, Issue
@@ -105,7 +107,24 @@ def _write(plan: StackPlan, out: Path) -> dict[str, int]:
             counts["k8s objects"] += 1
             obj = k8s_object(r)
             _dump(manifests / file_name(f"{obj['kind']}-{_slug(r.name)}"), obj)
+            _pinot_json(folder, obj)
     return dict(counts)
+
+
+def _pinot_json(folder: Path, obj: dict[str, Any]) -> None:
+    """Each Pinot schema and table the region applies, as the JSON the controller receives,
+    under ``pinot/`` for review (the Pinot layer's ConfigMap holds them)."""
+    meta = obj.get("metadata") or {}
+    if obj["kind"] != "ConfigMap" or (meta.get("namespace"), meta.get("name")) != (
+        PINOT_NAMESPACE,
+        TABLES_CONFIGMAP,
+    ):
+        return
+    out = folder / "pinot"
+    out.mkdir(exist_ok=True)
+    for key, value in sorted((obj.get("data") or {}).items()):
+        if key.endswith(".json") and key != "servers.json":
+            (out / file_name(key.removesuffix(".json"), ".json")).write_text(value + "\n")
 
 
 def file_name(stem: str, suffix: str = ".yaml") -> str:

@@ -76,6 +76,17 @@ class WorkloadIdentity:
     resources: Sequence[pulumi.Resource] = ()
 
 
+@dataclass(frozen=True)
+class SegmentStore:
+    """How Pinot reaches a bucket as its deep store: the URI scheme its segment URIs carry, the
+    PinotFS class registered for it, and that class's settings (`<prefix>.storage.factory.
+    <scheme>.<key>`). Credentials never appear here: they come from the workload identity."""
+
+    scheme: str
+    pinot_fs: str
+    config: dict[str, str] = field(default_factory=dict)
+
+
 class Target(pulumi.ComponentResource, abc.ABC):
     """One region of one cloud: providers, network, Kubernetes and object storage."""
 
@@ -99,6 +110,8 @@ class Target(pulumi.ComponentResource, abc.ABC):
         self.sources = Sources(stack)
         super().__init__(type_, self.region.id, None, opts)
         self._buckets: dict[str, Bucket] = {}
+        # The cold StorageClass, where a target creates one (`cold_storage_class`).
+        self._cold_class: pulumi.Resource | None = None
 
     @property
     def name(self) -> str:
@@ -151,6 +164,17 @@ class Target(pulumi.ComponentResource, abc.ABC):
         The returned annotations go on the Kubernetes ServiceAccount the component creates. Cloud
         resources are parented to ``parent`` (the asking component) so they are deleted with it.
         """
+
+    @abc.abstractmethod
+    def segment_store(self, bucket: Bucket) -> SegmentStore:
+        """The PinotFS that reads and writes ``bucket`` (Pinot's deep store) from pods running
+        with the workload identity `workload_identity` gave for it."""
+
+    def cold_storage_class(self) -> str:
+        """A zonal block-storage class cheaper per GiB than `storage_class`, for data read
+        rarely and in bulk (Pinot's cold segments). The region's only class where it has no
+        other (see each target)."""
+        return self.storage_class
 
     def k8s_opts(self, parent: pulumi.Resource, **kwargs) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=parent, provider=self.k8s, **kwargs)

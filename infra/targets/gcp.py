@@ -25,6 +25,7 @@ from infra.targets.base import (
     LABEL_PURPOSE,
     Bucket,
     Lifecycle,
+    SegmentStore,
     Target,
     WorkloadIdentity,
     exec_kubeconfig,
@@ -32,6 +33,8 @@ from infra.targets.base import (
 from infra.topology.model import GcpStack, Topology
 
 STORAGE_CLASS = "rtdi-ssd"
+# Standard persistent disks: a fifth of pd-ssd's price per GiB, for data scanned in bulk.
+COLD_STORAGE_CLASS = "rtdi-standard"
 _NODE_ROLES = [
     "roles/logging.logWriter",
     "roles/monitoring.metricWriter",
@@ -361,6 +364,30 @@ class GcpTarget(Target):
             reclaim_policy="Retain",
             opts=self.k8s_opts(self),
         )
+
+    def segment_store(self, bucket: Bucket) -> SegmentStore:
+        """GcsPinotFS with no key: Google's application default credentials, i.e. the pod's
+        Google service account through Workload Identity."""
+        return SegmentStore(
+            scheme="gs",
+            pinot_fs="org.apache.pinot.plugin.filesystem.GcsPinotFS",
+            config={"projectId": self.project},
+        )
+
+    def cold_storage_class(self) -> str:
+        """pd-standard volumes with the region's key (CMEK), created on first request."""
+        if self._cold_class is None:
+            self._cold_class = k8s.storage.v1.StorageClass(
+                f"{self.name}-{COLD_STORAGE_CLASS}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=COLD_STORAGE_CLASS),
+                provisioner="pd.csi.storage.gke.io",
+                parameters={"type": "pd-standard", "disk-encryption-kms-key": self.kms_key.id},
+                volume_binding_mode="WaitForFirstConsumer",
+                allow_volume_expansion=True,
+                reclaim_policy="Retain",
+                opts=self.k8s_opts(self),
+            )
+        return COLD_STORAGE_CLASS
 
     def _create_bucket(self, purpose: str, lifecycle: Lifecycle) -> Bucket:
         rules = [

@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.targets.base import Bucket, Lifecycle, Target, WorkloadIdentity
+from infra.targets.base import Bucket, Lifecycle, SegmentStore, Target, WorkloadIdentity
 from infra.topology.model import OnpremStack, Topology
 
 HADOOP_CONF_DIR = "/etc/hadoop/conf"
@@ -60,6 +60,27 @@ class OnpremTarget(Target):
             prefix=prefix,
             endpoint=store.endpoint,
             cloud_region=S3_COMPATIBLE_REGION,
+        )
+
+    def cold_storage_class(self) -> str:
+        """The site's `coldStorageClass`, else its one class: rtdi does not own on-prem storage."""
+        return self.stack.kubernetes.cold_storage_class or self.storage_class
+
+    def segment_store(self, bucket: Bucket) -> SegmentStore:
+        """HadoopPinotFS with the Hadoop configuration `workload_identity` mounts (the site's
+        namenode as fs.defaultFS), or S3PinotFS against the site's S3-compatible endpoint (path
+        style, which S3PinotFS always uses) with the keys `workload_identity` puts in the env."""
+        if bucket.scheme == "hdfs":
+            return SegmentStore(
+                scheme="hdfs",
+                pinot_fs="org.apache.pinot.plugin.filesystem.HadoopPinotFS",
+                config={"hadoop.conf.path": HADOOP_CONF_DIR},
+            )
+        config = {"region": bucket.cloud_region or S3_COMPATIBLE_REGION}
+        if bucket.endpoint is not None:
+            config["endpoint"] = bucket.endpoint
+        return SegmentStore(
+            scheme="s3", pinot_fs="org.apache.pinot.plugin.filesystem.S3PinotFS", config=config
         )
 
     def workload_identity(

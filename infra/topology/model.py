@@ -531,6 +531,11 @@ class ExistingCluster(Strict):
     storage_class: DnsSubdomain = Field(
         description="A zonal block-storage StorageClass for stateful workloads."
     )
+    cold_storage_class: DnsSubdomain | None = Field(
+        default=None,
+        description="A cheaper zonal StorageClass for data read rarely (Pinot's cold servers); "
+        "storageClass when unset.",
+    )
     internal_load_balancer_annotations: dict[AnnotationKey, str] = Field(
         default_factory=dict,
         description="Annotations that keep a LoadBalancer Service on the site's internal network, "

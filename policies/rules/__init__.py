@@ -34,6 +34,11 @@ from policies.rules import (
     mirrormaker_durability,
     msk_authentication,
     network_not_open_to_world,
+    pinot_deep_store_in_region,
+    pinot_peer_download_replicated,
+    pinot_servers_across_zones,
+    pinot_topics_data_class,
+    pinot_upsert_strict,
     plan_not_empty,
     region_allowed_for_jurisdiction,
     replication_destination_allowed,
@@ -52,6 +57,8 @@ MODULES = (
     aggregate_receives_all_regions,
     flink_state_in_region,
     flink_topics_data_class,
+    pinot_deep_store_in_region,
+    pinot_topics_data_class,
     # durability
     kafka_brokers_across_zones,
     kubernetes_nodes_across_zones,
@@ -59,6 +66,7 @@ MODULES = (
     kafka_topic_durability,
     mirrormaker_durability,
     flink_checkpoints_retained,
+    pinot_peer_download_replicated,
     # security
     bucket_not_public,
     bucket_encrypted,
@@ -79,6 +87,8 @@ MODULES = (
     single_primary_region,
     flink_active_passive_ha,
     flink_taskmanagers_spread,
+    pinot_servers_across_zones,
+    pinot_upsert_strict,
     # plan integrity
 )
 

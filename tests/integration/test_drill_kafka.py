@@ -72,7 +72,8 @@ def test_stop_waits_while_the_group_has_a_member_and_returns_when_it_leaves(kafk
     kl.create_topic(kafka.bootstrap, topic, 1, {})
     c = kl.consumer(kafka.bootstrap, group, "earliest")
     c.subscribe([topic])
-    kl.wait_for("the consumer to join", lambda: (c.poll(0.2), c.assignment())[1], 30)
+    # A fresh broker creates its offsets topic first: a join can take a while.
+    kl.wait_for("the consumer to join", lambda: (c.poll(0.2), c.assignment())[1], 90)
     ks = side(kafka.bootstrap, stop_timeout=3)
     g = ActivePassiveGroup(group, ("stop",))
     began = time.monotonic()
@@ -107,8 +108,8 @@ def test_loss_and_rereads_by_record_identity_on_real_topics(kafka):
     produce(b, new, [(0, r) for r in [*other, *records]])
     ks = side(b)
     ks.commit("old", group, {old: {0: 60}})
-    assert ks.committed("old", group, [old]) == {old: {0: 60}}
-    edges = ks._edges("old", ks.committed("old", group, [old]))
+    assert ks.committed("old", group, [(old, 0), (old, 1)]) == {old: {0: 60}}
+    edges = ks._edges("old", ks.committed("old", group, [(old, 0)]))
     first, last = edges[old, 0]
     assert (first, last) == (records[60], records[59])
     assert first is not None and first.headers == (("trace", b"60"),)
@@ -119,7 +120,7 @@ def test_loss_and_rereads_by_record_identity_on_real_topics(kafka):
     assert (lost.position, lost.lost, lost.reread) == (90, 3, 0)
     # Caught up: the group committed the old copy's end, so it must resume after payment 99.
     ks.commit("old", group, {old: {0: 100}})
-    first, last = ks._edges("old", ks.committed("old", group, [old]))[old, 0]
+    first, last = ks._edges("old", ks.committed("old", group, [(old, 0)]))[old, 0]
     assert first is None and last == records[99]
     exact = ks._align("new", new, 0, 130, first, last)
     assert (exact.position, exact.lost, exact.reread) == (130, 0, 0)
@@ -180,3 +181,50 @@ def test_offset_syncs_as_kafka_reads_them_and_preflight_lags(kafka, tmp_path):
     (row,) = g["partitions"]
     # 70 lies past the sync 60 -> 60: regional 61 certainly consumed; forward: 60 + 1.
     assert (row["sourceOffset"], row["upstreamOffset"], row["translatedOffset"]) == (70, 61, 61)
+
+
+def test_verify_waits_for_a_member_past_the_translated_offsets_and_a_falling_lag(kafka):
+    """verify on a real group: without a member it fails after its timeout, naming what is
+    missing; with a consumer that reads on from the translated offsets while records keep
+    arriving, it returns the clock reading of the group's first commit past them (seen by the
+    watcher sync_offsets starts) and two lags, the second lower."""
+    b = kafka.bootstrap
+    copy, group = unique("new.pay"), unique("ledger")
+    kl.create_topic(b, copy, 2, {})
+    produce(b, copy, [(i % 2, r) for i, r in enumerate(payments(400))])
+    ks = side(b, verify_timeout=4)
+    translated = {copy: {0: 50, 1: 60}}
+    ks.commit("new", group, translated)
+    drill = SimpleNamespace(groups=[ActivePassiveGroup(group, ("pay",))], target="new")
+    with pytest.raises(StepFailed, match=f"{group}: in new's aggregate, no member after 4 s"):
+        ks.verify(drill, {group: translated})  # type: ignore[arg-type]
+
+    ks = side(b, verify_timeout=60)
+    ks._watch("new", group, translated)
+    halt, first = threading.Event(), []
+
+    def consume() -> None:
+        c = kl.consumer(b, group, "error")
+        c.subscribe([copy])
+        while not halt.is_set():
+            batch = c.consume(num_messages=20, timeout=0.5)
+            position = {m.partition(): m.offset() + 1 for m in batch if not m.error()}
+            if position:
+                kl.commit(c, copy, position)
+                first[:] = first or [time.monotonic()]
+            time.sleep(0.2)  # a slow consumer: the lag falls over several looks
+        c.close()
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    try:
+        got = ks.verify(drill, {group: translated})[group]  # type: ignore[arg-type]
+    finally:
+        halt.set()
+        reader.join(30)
+    assert got["resumedAt"] is not None and first, (got, first)
+    assert abs(got["resumedAt"] - first[0]) < 1.0, (got["resumedAt"], first)
+    first_lag, last_lag = got["lag"]
+    assert last_lag < first_lag or last_lag == 0
+    assert first_lag <= 400 - 110
+    assert not any(t.is_alive() for t in ks._watchers)
