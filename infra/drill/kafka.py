@@ -548,6 +548,12 @@ class LiveKafka:
             except KafkaException as e:
                 if "GROUP_ID_NOT_FOUND" in str(e):
                     return 0
+                self._admins.pop((region, "aggregate"), None)  # a fresh client next time
+                raise
+            except TimeoutError:
+                # An AdminClient that lived through its broker's restart hung here (the real
+                # drill test): the next look builds a fresh one.
+                self._admins.pop((region, "aggregate"), None)
                 raise
             return len(d.members or [])
 
@@ -943,8 +949,11 @@ class LiveKafka:
                             break
                         previous = at
                     failure = ""
-                except KafkaException as e:
+                except (KafkaException, TimeoutError) as e:
+                    # Its cached clients may keep a restarted broker's stale leader epochs
+                    # (FENCED_LEADER_EPOCH on every look): fresh ones next time.
                     failure = f"{type(e).__name__}: {e}"
+                    self._admins.pop((drill.target, "aggregate"), None)
                 if self.clock() >= deadline:
                     what = (
                         f"its clients fail ({failure})"

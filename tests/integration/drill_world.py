@@ -55,17 +55,19 @@ WAIT = 90
 
 @contextlib.contextmanager
 def no_flink_jobs(folder: Path) -> Iterator[None]:
-    """The program and the drill with an empty jobs folder (the repository's jobs name topics
-    this project does not have, and a Flink job's group moves through its savepoint)."""
+    """The program and the drill with empty jobs folders: Flink jobs (jobs/flink) and Pinot
+    tables (jobs/pinot) of the repository name topics this project does not have, and a Flink
+    job's group moves through its savepoint, not as a plain group."""
     import infra.topology.jobs as jobs
+    import infra.topology.pinot as pinot
 
     folder.mkdir(parents=True, exist_ok=True)
-    before = jobs.JOBS_DIR
-    jobs.JOBS_DIR = folder
+    before = jobs.JOBS_DIR, pinot.TABLES_DIR
+    jobs.JOBS_DIR = pinot.TABLES_DIR = folder
     try:
         yield
     finally:
-        jobs.JOBS_DIR = before
+        jobs.JOBS_DIR, pinot.TABLES_DIR = before
 
 
 def project() -> Project:
