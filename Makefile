@@ -13,8 +13,8 @@ LOCK_FLAGS ?= --upgrade
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --custom-compile-command "make lock" --quiet
 
-.PHONY: plan test lint lock bench clean kafka-jars etcd runner-jar flink-jars hdfs-jars offset-sync-jar \
-	pinot-jars trino-server
+.PHONY: plan test lint lock bench bench-drill clean kafka-jars etcd runner-jar flink-jars hdfs-jars \
+	offset-sync-jar pinot-jars trino-server
 
 # Hash-checking mode (on because the lock has hashes) refuses `-e .` in the same install, so rtdi
 # itself goes in afterwards without dependencies, built by the locked setuptools.
@@ -99,6 +99,11 @@ lock: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/plan_scaling.py
+
+# The DR drill's failover against MirrorMaker 2's settings, on real Kafka on loopback (README,
+# "DR drills: `rtdi drill run`"): Java, the Kafka jars and the offset sync jar; about 10 min.
+bench-drill: $(STAMP) kafka-jars offset-sync-jar
+	$(BIN)/python benchmarks/drill.py
 
 clean:
 	rm -rf $(VENV) .rtdi
