@@ -168,67 +168,71 @@ class QueryLayer(pulumi.ComponentResource):
                 ),
             ),
         )
+        value: pulumi.Output[str] = pulumi.Output.secret(password.result)
         secret = k8s.core.v1.Secret(
             f"{name}-db-secret",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=DATABASE, namespace=NAMESPACE, labels=labels),
             type="Opaque",
-            string_data={"password": pulumi.Output.secret(password.result)},
+            string_data={"password": value},
             opts=target.k8s_opts(self, depends_on=[ns]),
         )
         selector = {"app.kubernetes.io/name": DATABASE}
+        # Any: checked against the provider's TypedDicts, such a literal takes mypy
+        # gigabytes of memory; the CRD and API schemas are what the tests check.
+        database_spec: Any = {
+            "serviceName": DATABASE,
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": {**labels, **selector}},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "containers": [
+                        {
+                            "name": "postgres",
+                            "image": target.sources.image(versions.METASTORE_POSTGRES_IMAGE),
+                            "ports": [{"name": "postgres", "containerPort": DATABASE_PORT}],
+                            "env": [
+                                {"name": "POSTGRES_DB", "value": DATABASE_NAME},
+                                {"name": "POSTGRES_USER", "value": DATABASE_USER},
+                                {
+                                    "name": "POSTGRES_PASSWORD",
+                                    "valueFrom": {
+                                        "secretKeyRef": {"name": DATABASE, "key": "password"}
+                                    },
+                                },
+                                {"name": "PGDATA", "value": "/var/lib/postgresql/data/pg"},
+                            ],
+                            "readinessProbe": {
+                                "exec": {"command": ["pg_isready", "-U", DATABASE_USER]},
+                                "periodSeconds": 10,
+                            },
+                            "resources": {
+                                "requests": {"cpu": "250m", "memory": "512Mi"},
+                                "limits": {"memory": "512Mi"},
+                            },
+                            "volumeMounts": [
+                                {"name": "data", "mountPath": "/var/lib/postgresql/data"}
+                            ],
+                        }
+                    ],
+                },
+            },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "storageClassName": target.storage_class,
+                        "resources": {"requests": {"storage": f"{DATABASE_GIB}Gi"}},
+                    },
+                }
+            ],
+        }
         sts = k8s.apps.v1.StatefulSet(
             f"{name}-db",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=DATABASE, namespace=NAMESPACE, labels=labels),
-            spec={
-                "serviceName": DATABASE,
-                "replicas": 1,
-                "selector": {"matchLabels": selector},
-                "template": {
-                    "metadata": {"labels": {**labels, **selector}},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "containers": [
-                            {
-                                "name": "postgres",
-                                "image": target.sources.image(versions.METASTORE_POSTGRES_IMAGE),
-                                "ports": [{"name": "postgres", "containerPort": DATABASE_PORT}],
-                                "env": [
-                                    {"name": "POSTGRES_DB", "value": DATABASE_NAME},
-                                    {"name": "POSTGRES_USER", "value": DATABASE_USER},
-                                    {
-                                        "name": "POSTGRES_PASSWORD",
-                                        "valueFrom": {
-                                            "secretKeyRef": {"name": DATABASE, "key": "password"}
-                                        },
-                                    },
-                                    {"name": "PGDATA", "value": "/var/lib/postgresql/data/pg"},
-                                ],
-                                "readinessProbe": {
-                                    "exec": {"command": ["pg_isready", "-U", DATABASE_USER]},
-                                    "periodSeconds": 10,
-                                },
-                                "resources": {
-                                    "requests": {"cpu": "250m", "memory": "512Mi"},
-                                    "limits": {"memory": "512Mi"},
-                                },
-                                "volumeMounts": [
-                                    {"name": "data", "mountPath": "/var/lib/postgresql/data"}
-                                ],
-                            }
-                        ],
-                    },
-                },
-                "volumeClaimTemplates": [
-                    {
-                        "metadata": {"name": "data"},
-                        "spec": {
-                            "accessModes": ["ReadWriteOnce"],
-                            "storageClassName": target.storage_class,
-                            "resources": {"requests": {"storage": f"{DATABASE_GIB}Gi"}},
-                        },
-                    }
-                ],
-            },
+            spec=database_spec,
             opts=target.k8s_opts(self, depends_on=[ns, secret]),
         )
         svc = k8s.core.v1.Service(
@@ -308,69 +312,70 @@ class QueryLayer(pulumi.ComponentResource):
                 " -Djavax.jdo.option.ConnectionPassword=$(DB_PASSWORD)" + s3a_settings(archive),
             },
         ]
+        metastore_spec: Any = {
+            "replicas": 2,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": {**labels, **selector}},
+                "spec": {
+                    "serviceAccountName": identity.service_account,
+                    "initContainers": [
+                        {
+                            "name": "jdbc-driver",
+                            "image": target.sources.image(versions.METASTORE_FETCH_IMAGE),
+                            "command": ["curl", "-fsSLo", f"/drivers/{JDBC_JAR}", driver_url],
+                            "volumeMounts": [{"name": "drivers", "mountPath": "/drivers"}],
+                        }
+                    ],
+                    "containers": [
+                        {
+                            "name": "metastore",
+                            "image": target.sources.image(versions.HIVE_METASTORE_IMAGE),
+                            "ports": [{"name": "thrift", "containerPort": METASTORE_PORT}],
+                            "env": env,
+                            "readinessProbe": {
+                                "tcpSocket": {"port": METASTORE_PORT},
+                                "periodSeconds": 10,
+                            },
+                            "resources": {
+                                "requests": {"cpu": "500m", "memory": "2Gi"},
+                                "limits": {"memory": "2Gi"},
+                            },
+                            "volumeMounts": [
+                                *identity.volume_mounts,
+                                {
+                                    "name": "drivers",
+                                    "mountPath": f"/opt/hive/lib/{JDBC_JAR}",
+                                    "subPath": JDBC_JAR,
+                                },
+                                {
+                                    "name": "conf",
+                                    "mountPath": "/opt/hive/conf/metastore-site.xml",
+                                    "subPath": "metastore-site.xml",
+                                },
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        *identity.volumes,
+                        {"name": "drivers", "emptyDir": {}},
+                        {"name": "conf", "configMap": {"name": f"{METASTORE}-conf"}},
+                    ],
+                    "topologySpreadConstraints": [
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": "topology.kubernetes.io/zone",
+                            "whenUnsatisfiable": "ScheduleAnyway",
+                            "labelSelector": {"matchLabels": selector},
+                        }
+                    ],
+                },
+            },
+        }
         deployment = k8s.apps.v1.Deployment(
             f"{name}-metastore",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=METASTORE, namespace=NAMESPACE, labels=labels),
-            spec={
-                "replicas": 2,
-                "selector": {"matchLabels": selector},
-                "template": {
-                    "metadata": {"labels": {**labels, **selector}},
-                    "spec": {
-                        "serviceAccountName": identity.service_account,
-                        "initContainers": [
-                            {
-                                "name": "jdbc-driver",
-                                "image": target.sources.image(versions.METASTORE_FETCH_IMAGE),
-                                "command": ["curl", "-fsSLo", f"/drivers/{JDBC_JAR}", driver_url],
-                                "volumeMounts": [{"name": "drivers", "mountPath": "/drivers"}],
-                            }
-                        ],
-                        "containers": [
-                            {
-                                "name": "metastore",
-                                "image": target.sources.image(versions.HIVE_METASTORE_IMAGE),
-                                "ports": [{"name": "thrift", "containerPort": METASTORE_PORT}],
-                                "env": env,
-                                "readinessProbe": {
-                                    "tcpSocket": {"port": METASTORE_PORT},
-                                    "periodSeconds": 10,
-                                },
-                                "resources": {
-                                    "requests": {"cpu": "500m", "memory": "2Gi"},
-                                    "limits": {"memory": "2Gi"},
-                                },
-                                "volumeMounts": [
-                                    *identity.volume_mounts,
-                                    {
-                                        "name": "drivers",
-                                        "mountPath": f"/opt/hive/lib/{JDBC_JAR}",
-                                        "subPath": JDBC_JAR,
-                                    },
-                                    {
-                                        "name": "conf",
-                                        "mountPath": "/opt/hive/conf/metastore-site.xml",
-                                        "subPath": "metastore-site.xml",
-                                    },
-                                ],
-                            }
-                        ],
-                        "volumes": [
-                            *identity.volumes,
-                            {"name": "drivers", "emptyDir": {}},
-                            {"name": "conf", "configMap": {"name": f"{METASTORE}-conf"}},
-                        ],
-                        "topologySpreadConstraints": [
-                            {
-                                "maxSkew": 1,
-                                "topologyKey": "topology.kubernetes.io/zone",
-                                "whenUnsatisfiable": "ScheduleAnyway",
-                                "labelSelector": {"matchLabels": selector},
-                            }
-                        ],
-                    },
-                },
-            },
+            spec=metastore_spec,
             opts=target.k8s_opts(self, depends_on=[ns, sa, conf, *db, *identity.resources]),
         )
         k8s.core.v1.Service(
@@ -414,43 +419,42 @@ class QueryLayer(pulumi.ComponentResource):
             data={ARCHIVE_SQL: sql},
             opts=target.k8s_opts(self, depends_on=[ns]),
         )
+        partitions_spec: Any = {
+            "schedule": PARTITION_SCHEDULE,
+            "concurrencyPolicy": "Forbid",
+            "jobTemplate": {
+                "spec": {
+                    "backoffLimit": 2,
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "automountServiceAccountToken": False,
+                            "containers": [
+                                {
+                                    "name": "sync",
+                                    "image": target.sources.image(
+                                        f"{self.engine.image}:{self.engine.version}"
+                                    ),
+                                    "command": self.engine.cli(
+                                        self.coordinator, f"{SQL_DIR}/{ARCHIVE_SQL}"
+                                    ),
+                                    "volumeMounts": [
+                                        {"name": "sql", "mountPath": SQL_DIR, "readOnly": True}
+                                    ],
+                                }
+                            ],
+                            "volumes": [{"name": "sql", "configMap": {"name": "archive-tables"}}],
+                        },
+                    },
+                }
+            },
+        }
         k8s.batch.v1.CronJob(
             f"{name}-archive-partitions",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name="archive-partitions", namespace=NAMESPACE, labels=labels
             ),
-            spec={
-                "schedule": PARTITION_SCHEDULE,
-                "concurrencyPolicy": "Forbid",
-                "jobTemplate": {
-                    "spec": {
-                        "backoffLimit": 2,
-                        "template": {
-                            "metadata": {"labels": labels},
-                            "spec": {
-                                "restartPolicy": "Never",
-                                "automountServiceAccountToken": False,
-                                "containers": [
-                                    {
-                                        "name": "sync",
-                                        "image": target.sources.image(
-                                            f"{self.engine.image}:{self.engine.version}"
-                                        ),
-                                        "command": self.engine.cli(
-                                            self.coordinator, f"{SQL_DIR}/{ARCHIVE_SQL}"
-                                        ),
-                                        "volumeMounts": [
-                                            {"name": "sql", "mountPath": SQL_DIR, "readOnly": True}
-                                        ],
-                                    }
-                                ],
-                                "volumes": [
-                                    {"name": "sql", "configMap": {"name": "archive-tables"}}
-                                ],
-                            },
-                        },
-                    }
-                },
-            },
+            spec=partitions_spec,
             opts=target.k8s_opts(self, depends_on=[ns, cm, self.release]),
         )
