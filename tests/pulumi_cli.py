@@ -22,6 +22,16 @@ INSTALL = SHARED / "pulumi" / "install.sh"
 PASSPHRASE = "rtdi-tests"
 
 
+def _failed(stdout: str) -> str:
+    """What a failed `pulumi up` printed that says why: its diagnostics (before the outputs,
+    which can be long enough to push them out of a tail), else the tail."""
+    start = stdout.find("Diagnostics:")
+    if start < 0:
+        return stdout[-4000:]
+    end = stdout.find("Outputs:", start)
+    return stdout[start : end if end > 0 else start + 4000][:4000]
+
+
 @dataclass(frozen=True)
 class PulumiCli:
     """A Pulumi CLI and the environment it runs in; state and home under ``home``."""
@@ -42,7 +52,7 @@ class PulumiCli:
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"pulumi {' '.join(args)} exited {proc.returncode}\n"
-                f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+                f"stdout:\n{_failed(proc.stdout)}\nstderr:\n{proc.stderr[-4000:]}"
             )
         return proc
 

@@ -101,28 +101,23 @@ def flink_crd_chart(folder: Path) -> Path:
     return folder
 
 
-def pinot_values_chart(folder: Path) -> Path:
-    """A local chart named and versioned as apache/pinot's with its values and no templates.
+def values_chart(folder: Path, name: str, version: str, values: str) -> Path:
+    """A local chart named and versioned as ``name`` ``version`` with its values and no templates.
 
-    The real chart is fetched from github.com, which this test must not need (and cannot reach
-    here), so the Pinot releases install nothing: Pinot's pods would never run on an API server
-    without a kubelet anyway. Everything else of the Pinot layer (namespace, service account,
-    Kafka identity, the tables' ConfigMap, the apply Job, the budgets) is deployed and compared
-    like every other object. The chart's own objects are not validated here.
+    The real Pinot and Trino charts are fetched from github.com and trinodb.github.io, which this
+    test must not need (and cannot reach here), so those releases install nothing: their pods
+    would never run on an API server without a kubelet anyway. Everything else of those layers
+    (namespaces, service accounts, Kafka identity, ConfigMaps, Jobs, the metastore and its
+    database, budgets) is deployed and compared like every other object. The charts' own objects
+    are not validated here.
     """
     folder.mkdir(parents=True)
     (folder / "templates").mkdir()
     (folder / "Chart.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v2",
-                "name": versions.PINOT_CHART_NAME,
-                "version": versions.PINOT_CHART_VERSION,
-            }
-        )
+        yaml.safe_dump({"apiVersion": "v2", "name": name, "version": version})
     )
-    values = SHARED / "schemas" / "helm-values" / f"pinot-{versions.PINOT_CHART_VALUES}.values.yaml"
-    (folder / "values.yaml").write_text(values.read_text())
+    defaults = SHARED / "schemas" / "helm-values" / f"{name}-{values}.values.yaml"
+    (folder / "values.yaml").write_text(defaults.read_text())
     return folder
 
 
@@ -135,13 +130,23 @@ def local_config(copy: Path, kubeconfig: Path) -> None:
     flink = flink_crd_chart(
         copy / ".charts" / f"{versions.FLINK_OPERATOR_CHART_NAME}-{versions.FLINK_OPERATOR_VERSION}"
     )
-    pinot = pinot_values_chart(
-        copy / ".charts" / f"{versions.PINOT_CHART_NAME}-{versions.PINOT_CHART_VERSION}"
+    pinot = values_chart(
+        copy / ".charts" / f"{versions.PINOT_CHART_NAME}-{versions.PINOT_CHART_VERSION}",
+        versions.PINOT_CHART_NAME,
+        versions.PINOT_CHART_VERSION,
+        versions.PINOT_CHART_VALUES,
+    )
+    trino = values_chart(
+        copy / ".charts" / f"{versions.TRINO_CHART_NAME}-{versions.TRINO_CHART_VERSION}",
+        versions.TRINO_CHART_NAME,
+        versions.TRINO_CHART_VERSION,
+        versions.TRINO_CHART_VERSION,
     )
     config["rtdi:charts"] = {
         "strimzi-kafka-operator": {"source": "local", "path": str(CHART)},
         versions.FLINK_OPERATOR_CHART_NAME: {"source": "local", "path": str(flink)},
         versions.PINOT_CHART_NAME: {"source": "local", "path": str(pinot)},
+        versions.TRINO_CHART_NAME: {"source": "local", "path": str(trino)},
     }
     config["rtdi:helm"] = {"wait": False, "atomic": False}
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -26,6 +26,7 @@ partitions, not as Iceberg commits, so an Iceberg catalog would have no table to
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,7 @@ from infra.components.query.engines import Endpoints, QueryEngine, engine_of, pr
 from infra.targets.base import Bucket, Target
 
 NAMESPACE = "query"
+SKIP_AWAIT = "pulumi.com/skipAwait"  # the Kubernetes provider's: do not wait for readiness
 ENGINE_ACCOUNT = "query-engine"
 METASTORE = "hive-metastore"
 METASTORE_ACCOUNT = "hive-metastore"
@@ -65,6 +67,18 @@ class QueryLayerArgs:
 
     engine: str
     tables: Sequence[ArchiveTable]
+
+
+def _meta(name: str, labels: dict[str, str], target: Target) -> k8s.meta.v1.ObjectMetaArgs:
+    """An object of the namespace; `pulumi up` waits for it to be ready (a Service for its
+    endpoints) exactly when it waits for the Helm releases (`rtdi:helm.wait`), as the other
+    layers' workloads do, so a cluster that runs no pods yet still converges."""
+    return k8s.meta.v1.ObjectMetaArgs(
+        name=name,
+        namespace=NAMESPACE,
+        labels=labels,
+        annotations=None if target.sources.helm.wait else {SKIP_AWAIT: "true"},
+    )
 
 
 def metastore_site(archive: str) -> str:
@@ -171,9 +185,11 @@ class QueryLayer(pulumi.ComponentResource):
         value: pulumi.Output[str] = pulumi.Output.secret(password.result)
         secret = k8s.core.v1.Secret(
             f"{name}-db-secret",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=DATABASE, namespace=NAMESPACE, labels=labels),
+            metadata=_meta(DATABASE, labels, target),
             type="Opaque",
-            string_data={"password": value},
+            # `data`, not `stringData`: the API server keeps no stringData, so a later
+            # `pulumi up` would see it gone and replace the password's Secret every time.
+            data={"password": value.apply(lambda t: base64.b64encode(t.encode()).decode())},
             opts=target.k8s_opts(self, depends_on=[ns]),
         )
         selector = {"app.kubernetes.io/name": DATABASE}
@@ -231,13 +247,13 @@ class QueryLayer(pulumi.ComponentResource):
         }
         sts = k8s.apps.v1.StatefulSet(
             f"{name}-db",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=DATABASE, namespace=NAMESPACE, labels=labels),
+            metadata=_meta(DATABASE, labels, target),
             spec=database_spec,
             opts=target.k8s_opts(self, depends_on=[ns, secret]),
         )
         svc = k8s.core.v1.Service(
             f"{name}-db-svc",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=DATABASE, namespace=NAMESPACE, labels=labels),
+            metadata=_meta(DATABASE, labels, target),
             spec={
                 "selector": selector,
                 "ports": [{"name": "postgres", "port": DATABASE_PORT}],
@@ -248,7 +264,7 @@ class QueryLayer(pulumi.ComponentResource):
         # rather than evict it unannounced mid-query.
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-db-pdb",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=DATABASE, namespace=NAMESPACE, labels=labels),
+            metadata=_meta(DATABASE, labels, target),
             spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
                 max_unavailable=1,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
@@ -374,19 +390,19 @@ class QueryLayer(pulumi.ComponentResource):
         }
         deployment = k8s.apps.v1.Deployment(
             f"{name}-metastore",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=METASTORE, namespace=NAMESPACE, labels=labels),
+            metadata=_meta(METASTORE, labels, target),
             spec=metastore_spec,
             opts=target.k8s_opts(self, depends_on=[ns, sa, conf, *db, *identity.resources]),
         )
         k8s.core.v1.Service(
             f"{name}-metastore-svc",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=METASTORE, namespace=NAMESPACE, labels=labels),
+            metadata=_meta(METASTORE, labels, target),
             spec={"selector": selector, "ports": [{"name": "thrift", "port": METASTORE_PORT}]},
             opts=target.k8s_opts(self, depends_on=[ns]),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-metastore-pdb",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=METASTORE, namespace=NAMESPACE, labels=labels),
+            metadata=_meta(METASTORE, labels, target),
             spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
                 max_unavailable=1,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
