@@ -101,7 +101,7 @@ def kafka_grants(
     A backfill ``run`` is its own principal: its own group, its backfill topics, its own
     transactional ids, and its consumer quota."""
     topics = registry["topics"]
-    reads = source_topics(job, region_id, registry)
+    reads = source_topics(job, region_id, registry) if run is None or run.reads_kafka else []
     sinks = [t.topic if run is None else run.sink_topic(t.table) for t in job.sinks]
     writes = sorted({topics[s]["regions"][region_id]["produce"]["topic"] for s in sinks})
     who = principal(job) if run is None else run.principal
@@ -327,14 +327,20 @@ def job_sql(
     agg: dict,
     reg: dict,
     bounds: BackfillRun | None = None,
+    archive: tuple[Bucket, str] | None = None,
 ) -> str:
     """The runner's script: the tables rtdi derives from the registry, then the job's SQL.
-    With ``bounds``, the same script for a backfill: bounded sources, its own sink topics."""
+    With ``bounds``, the same script for a backfill: bounded sources, its own sink topics; a
+    backfill over the archive reads ``archive`` (the region's bucket and its URI) instead."""
     topics = registry["topics"]
     what = job.name if bounds is None else f"{job.name} backfill {bounds.run_id}"
     parts = [f"-- {what} in {region_id}: tables resolved by rtdi from the federation registry"]
     for t in job.sources:
         entry = topics[t.topic]["regions"][region_id]["consume"]
+        if bounds is not None and not bounds.reads_kafka:
+            assert archive is not None
+            parts += bounds.archive_sources(t, entry["topics"], *archive)
+            continue
         over = None if bounds is None else bounds.source_options()
         parts.append(table_ddl(job, t, entry["topics"], agg, source=True, overrides=over))
     for t in job.sinks:
@@ -572,8 +578,10 @@ class FlinkLayer(pulumi.ComponentResource):
                 )
             )
         reg = access["regional"].properties if "regional" in access else empty
-        props = pulumi.Output.all(agg, reg, registry)
-        return props.apply(lambda p: job_sql(job, region_id, p[2], p[0], p[1], run))
+        props = pulumi.Output.all(agg, reg, registry, self.archive.uri)
+        return props.apply(
+            lambda p: job_sql(job, region_id, p[2], p[0], p[1], run, (self.archive, p[3]))
+        )
 
     def _job(
         self,
