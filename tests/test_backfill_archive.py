@@ -36,6 +36,7 @@ from infra.components.flink.archive_read import (
 )
 from infra.topology.jobs import Job, Table, check_backfills, load_jobs, retention_issues
 from infra.topology.model import Backfill, GlobalStack
+from plantools import S3_READ_WRITE, s3_rights
 
 KAFKA_USER = "kubernetes:kafka.strimzi.io/v1:KafkaUser"
 REGION = "aws-us-east-1"
@@ -360,3 +361,12 @@ def test_the_deployment_is_the_kafka_backfills_but_for_its_name_and_identity(bot
     env = {e["name"] for e in arch["spec"]["podTemplate"]["spec"]["containers"][0]["env"]}
     # The regional cluster's password only: it reads no Kafka.
     assert not any("AGGREGATE" in n for n in env) and any("REGIONAL" in n for n in env)
+
+
+def test_the_archive_backfill_only_reads_the_archive(both):
+    """Its identity reads the archive and keeps its own state; the Kafka backfill has no access
+    to the archive at all."""
+    rw = S3_READ_WRITE
+    arch = s3_rights(both, REGION, "flink-surge-pricing-backfill-arch")
+    assert arch == {"flink-state": rw, "archive": {"s3:GetObject"}}
+    assert s3_rights(both, REGION, "flink-surge-pricing-backfill-kafka") == {"flink-state": rw}

@@ -125,6 +125,14 @@ def kafka_grants(
     return grants
 
 
+def archive_access(job: Job, run: BackfillRun | None) -> tuple[bool, bool]:
+    """(writes, reads) of the region's archive bucket: only the archive job writes it, only a
+    backfill over it reads it; every other job keeps to its `flink-state` and Kafka."""
+    if job.kind == "archive":
+        return True, False
+    return False, run is not None and not run.reads_kafka
+
+
 def source_topics(job: Job, region_id: str, registry: dict) -> list[str]:
     """The physical topics ``job`` reads on the region's aggregate: its sources' copies, or for
     the archive job every copy the region holds (archive.py)."""
@@ -459,7 +467,11 @@ class FlinkLayer(pulumi.ComponentResource):
         for job, run in workloads:
             key = job.name if run is None else run.name
             who = principal(job) if run is None else run.principal
-            identities[key], accounts[key] = self._account(key, who, target, [state, archive], ns)
+            writes, reads = archive_access(job, run)
+            buckets = [state, *([archive] if writes else [])]
+            identities[key], accounts[key] = self._account(
+                key, who, target, buckets, ns, [archive] if reads else []
+            )
             grants[key] = kafka_grants(job, region.id, static, identities[key], run)
         # Every grant of a cluster in one call (an engine may merge ACLs of shared topics).
         access = {
@@ -504,13 +516,14 @@ class FlinkLayer(pulumi.ComponentResource):
         target: Target,
         buckets: list[Bucket],
         ns: pulumi.Resource,
+        read_only: list[Bucket],
     ) -> tuple[Any, list[pulumi.Resource]]:
-        """A deployment's own service account ``account``, its workload identity (the region's
-        `flink-state` and `archive` buckets; the cloud identity its Kafka grants name) and the
-        operator's job Role bound to it."""
+        """A deployment's own service account ``account``, its workload identity (``buckets``
+        read and written, ``read_only`` only read; the cloud identity its Kafka grants name) and
+        the operator's job Role bound to it."""
         name = f"{target.region.id}-flink-{deployment}"
         identity = target.workload_identity(
-            name, NAMESPACE, account, buckets, parent=self, depends_on=[ns]
+            name, NAMESPACE, account, buckets, parent=self, depends_on=[ns], read_only=read_only
         )
         sa = target.service_account(f"{name}-sa", identity, self, [ns])
         binding = k8s.rbac.v1.RoleBinding(

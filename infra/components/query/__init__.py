@@ -128,8 +128,15 @@ class QueryLayer(pulumi.ComponentResource):
             pinot_controller=PINOT_CONTROLLER,
         )
         self.catalogs = self.engine.catalogs(archive, endpoints)
+        # The engine only reads the archive (the Hive connector writes no external table).
         identity = target.workload_identity(
-            f"{name}-engine", NAMESPACE, ENGINE_ACCOUNT, [archive], parent=self, depends_on=[ns]
+            f"{name}-engine",
+            NAMESPACE,
+            ENGINE_ACCOUNT,
+            [],
+            parent=self,
+            depends_on=[ns],
+            read_only=[archive],
         )
         sa = target.service_account(f"{name}-engine-sa", identity, self, [ns], False)
         release = self.engine.name
