@@ -9,7 +9,7 @@ and the Kafka backfill in one plan; tests/integration/test_flink_backfill_archiv
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from test_backfill import (
@@ -31,8 +31,8 @@ from infra.cli import EXIT_BAD_INPUT
 from infra.components.flink.archive_read import (
     ArchiveCopy,
     decode_issues,
+    hour_pattern,
     source_sql,
-    watermark_days,
 )
 from infra.topology.jobs import Job, Table, check_backfills, load_jobs, retention_issues
 from infra.topology.model import Backfill, GlobalStack
@@ -106,7 +106,7 @@ def test_the_archive_backfill_gets_no_kafka_read_access(both):
     assert all("quotas" not in u["spec"] for u in arch)
 
 
-def test_the_view_selects_the_range_by_kafka_timestamp_and_prunes_hours():
+def test_the_view_selects_the_range_by_kafka_timestamp_and_reads_only_its_hours():
     job = Job.model_validate(
         {
             "name": "j",
@@ -127,37 +127,47 @@ def test_the_view_selects_the_range_by_kafka_timestamp_and_prunes_hours():
     )
     start = datetime(2026, 11, 29, 23, 59, 30, 250_000, tzinfo=UTC)
     end = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
-    (ddl, view) = source_sql(job.sources[0], [ArchiveCopy("archive_t_x", "hdfs://n/x")], start, end)
+    copy = ArchiveCopy("archive_t_x", "hdfs://n/x")
+    (ddl, view) = source_sql(job.sources[0], [copy], start, end)
     assert "`n` AS CAST(JSON_VALUE(CAST(`value` AS STRING), '$.n') AS BIGINT)" in ddl
-    assert "WATERMARK FOR `at` AS `at` - INTERVAL '1' DAY(6)" in ddl
-    # The last hour read is the one holding end - 1 ms: 01, not 02.
-    assert "CONCAT(`dt`, ' ', `hr`) >= '2026-11-29 23'" in view
-    assert "CONCAT(`dt`, ' ', `hr`) <= '2026-11-30 01'" in view
+    # Held at the epoch until the files are read: out-of-order files drop nothing.
+    assert "WATERMARK FOR `at` AS TIMESTAMP '1970-01-01 00:00:00.000'" in ddl
+    (pattern,) = re.findall(r"'source.path.regex-pattern' = '([^']*)'", ddl)
+    assert pattern == hour_pattern(start, end)
     assert "`kafka_timestamp` >= TIMESTAMP '2026-11-29 23:59:30.250'" in view
     assert "`kafka_timestamp` < TIMESTAMP '2026-11-30 02:00:00.000'" in view
     # Another offset is the same instant: the partitions are UTC.
-    cet = source_sql(
-        job.sources[0],
-        [ArchiveCopy("archive_t_x", "hdfs://n/x")],
-        start.astimezone(datetime.now().astimezone().tzinfo),
-        end,
-    )
-    assert cet[1] == view
+    local = start.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    assert source_sql(job.sources[0], [copy], local, end) == [ddl, view]
 
 
-@pytest.mark.parametrize(
-    "days, delay, span, expected",
-    [
-        (1, 0, timedelta(hours=1), 1),
-        (1, 86_400, timedelta(hours=1), 2),
-        (1, 0, timedelta(days=400), 401),
-    ],
-)
-def test_the_watermark_trails_by_more_than_the_range(days, delay, span, expected):
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    got = watermark_days(start, start + span, delay)
-    assert got == expected
-    assert timedelta(days=got) > span + timedelta(seconds=delay)
+def _read(pattern: str, dt: str, hr: str, file: str = "part-0a1b-0-3") -> bool:
+    """Whether Flink reads a file there: Java's `matches`, the whole path (the same syntax)."""
+    path = f"/rtdi/onprem-dc1/archive/x.trips/dt={dt}/hr={hr}/{file}"
+    return re.fullmatch(pattern, path) is not None
+
+
+def test_only_the_hours_of_the_range_are_read():
+    start = datetime(2026, 11, 29, 23, 59, tzinfo=UTC)
+    end = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # exclusive: hour 02 holds nothing of it
+    pattern = hour_pattern(start, end)
+    assert _read(pattern, "2026-11-29", "23") and not _read(pattern, "2026-11-29", "22")
+    assert all(_read(pattern, "2026-11-30", f"{h:02d}") for h in range(24))
+    assert _read(pattern, "2026-12-01", "01") and not _read(pattern, "2026-12-01", "02")
+    assert not _read(pattern, "2026-12-02", "00") and not _read(pattern, "2025-11-30", "00")
+    # Not a file of an hour directory: a deeper path, or the directory itself.
+    assert not re.fullmatch(pattern, "/a/x.trips/dt=2026-11-30/hr=05")
+    assert not re.fullmatch(pattern, "/a/x.trips/dt=2026-11-30/hr=05/sub/part-0")
+
+
+def test_a_long_range_stays_a_short_pattern():
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    end = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
+    pattern = hour_pattern(start, end)
+    assert len(pattern) < 200, pattern
+    assert _read(pattern, "2025-07-14", "13") and _read(pattern, "2026-02-28", "23")
+    assert _read(pattern, "2026-03-02", "04") and not _read(pattern, "2026-03-02", "05")
+    assert not _read(pattern, "2024-12-31", "23") and not _read(pattern, "2026-03-03", "00")
 
 
 def _table(fmt: str, *columns: tuple[str, str]) -> Table:
