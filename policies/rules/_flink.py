@@ -8,6 +8,8 @@
   or ``spec.taskManager.podTemplate``; without ``merge-arrays-by-name`` (off by default) a list
   the component's template sets replaces the common one, so a list is read from the component's
   template when it has it, else from the common one.
+* Where a URI's store is (`outside_region`): the placement every data-placement rule uses for
+  the files a region's jobs and servers write (state, archive, deep store).
 * The SQL script: followed from the job's ``--sql-file`` argument through the JobManager's
   ``flink-main-container`` volume mounts to the ConfigMap (and key) mounted there, i.e. the file
   the runner will read, not a label naming a ConfigMap. The script is tokenized as Flink SQL
@@ -23,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policies.engine import Context, Rule
-from policies.view import Resource, StackView, as_int, dig, items, str_map, text
+from policies.rules._common import GCS_BUCKET, S3_BUCKETS
+from policies.view import Resource, StackView, as_int, dig, items, location, output, str_map, text
 
 GROUP = "flink.apache.org"
 MAIN_CONTAINER = "flink-main-container"
@@ -502,6 +505,72 @@ def location_of(uri: str) -> Location | None:
         return None
     authority = match.group(2).lower() if family == "hdfs" else match.group(2)
     return Location(family, authority, match.group(3) or "/")
+
+
+def outside_region(view: StackView, region: str | None, uri: str) -> str | None:
+    """Why ``uri`` is not in a store of ``region``; None when it is.
+
+    Which stores are the region's is read from what decides it:
+
+    * a cloud bucket (S3 ``bucket``, GCS ``name``) declared by a stack is that region's only if
+      its location (its own region or its provider's, as `bucket-colocated-with-cluster` reads
+      it) is ``region``; a bucket another checked stack declares is that stack's region's;
+    * a store no stack declares as a resource (on-prem HDFS, or a site's S3-compatible bucket
+      shared by regions under per-region prefixes) is the region's when the URI lies under one
+      of the object-store roots the stack is built with (`store_roots`); a prefix of another
+      region of the same bucket is not.
+
+    One implementation for every rule that places files (Flink state and files, Pinot's deep
+    store, the query engine's archive tables), so they cannot disagree on what is in region.
+    """
+    loc = location_of(uri)
+    if loc is None:
+        return "is not an s3/s3a/s3p, gs or hdfs URI with a bucket or namenode"
+    if region is None:
+        return "cannot be placed: the stack's region is unknown (no region output)"
+    for stack in [view, *(p for p in view.peers if p is not view)]:
+        for bucket in stack.of_type(*S3_BUCKETS, GCS_BUCKET):
+            family = "gs" if bucket.type == GCS_BUCKET else "s3"
+            name = text(bucket.props.get("name" if family == "gs" else "bucket"))
+            if (family, name) != (loc.family, loc.authority):
+                continue
+            where = location(bucket)
+            if stack is not view:
+                return f"is in bucket {name} of stack {stack.stack}, not of region {region}"
+            if where is None:
+                return f"is in bucket {name}, whose region is unknown"
+            if f"{where[0]}-{where[1]}" != region:
+                return f"is in bucket {name} in {where[0]} {where[1]}, not in region {region}"
+            return None
+    declared = {
+        "gs" if b.type == GCS_BUCKET else "s3" for b in view.of_type(*S3_BUCKETS, GCS_BUCKET)
+    }
+    if loc.family not in declared and any(loc.under(root) for root in store_roots(view)):
+        return None
+    for peer in view.peers:
+        if peer is not view and any(loc.under(root) for root in store_roots(peer)):
+            return f"is in the object store of stack {peer.stack}, not of region {region}"
+    return f"is in no bucket or object store of region {region}"
+
+
+def store_roots(view: StackView) -> list[Location]:
+    """The stack's object-store roots (its ``buckets`` output: the ``rtdi:objectStore`` the whole
+    region's storage is derived from). They vouch for a store only where the stack declares no
+    bucket of that kind (on-prem): a cloud stack's buckets are resources."""
+    buckets = output(view, "buckets")
+    if not isinstance(buckets, Mapping):
+        return []
+    roots = [location_of(v) for v in buckets.values() if isinstance(v, str)]
+    return [r for r in roots if r is not None]
+
+
+def store_of(view: StackView, purpose: str) -> str:
+    """The stack's store for ``purpose`` (``flink-state``, ``archive``) as its ``buckets`` output
+    names it, else all its roots: what a violation tells the reader to use instead."""
+    buckets = output(view, "buckets")
+    if isinstance(buckets, Mapping) and isinstance(buckets.get(purpose), str):
+        return str(buckets[purpose])
+    return ", ".join(str(r) for r in store_roots(view)) or "none found"
 
 
 def replicas(dep: Resource) -> int:

@@ -135,3 +135,31 @@ def test_a_script_is_read_as_flink_sql():
 def test_a_script_flink_would_refuse_is_refused(sql):
     with pytest.raises(SqlError):
         parse_script(sql)
+
+
+BACKFILL = """
+CREATE TABLE `copy_a` (`value` BYTES, `dt` STRING, `hr` STRING,
+  `ts` AS CAST(JSON_VALUE(CAST(`value` AS STRING), '$.ts') AS TIMESTAMP(3))
+) PARTITIONED BY (`dt`, `hr`) WITH (
+  'connector' = 'filesystem', 'path' = 's3a://archive/a.trips', 'format' = 'parquet'
+);
+CREATE TABLE copy_b (`value` BYTES) WITH ('connector' = 'filesystem', 'path' = 'gs://b/x');
+CREATE TEMPORARY VIEW `trips` AS
+SELECT `ts` FROM `copy_a` WHERE CONCAT(`dt`, ' ', `hr`) >= '2026-11-21 00'
+UNION ALL
+SELECT `ts` FROM `copy_b`;
+CREATE VIEW IF NOT EXISTS other AS SELECT 1 FROM (VALUES (1)) AS t (x);
+CREATE TABLE sink (ts TIMESTAMP(3)) WITH ('connector' = 'kafka', 'topic' = 'out');
+INSERT INTO sink SELECT ts FROM trips;
+"""
+
+
+def test_views_are_no_tables_and_leave_the_tables_they_read():
+    """A backfill over the archive replaces a Kafka source by a view of the same name over
+    FileSystem tables: the view is not a table of the script (it has no options, opens nothing of
+    its own); the FileSystem tables it selects from are, with their paths."""
+    script = parse_script(BACKFILL)
+    assert set(script.tables) == {"copy_a", "copy_b", "sink"}
+    assert script.tables["copy_a"].options["path"] == "s3a://archive/a.trips"
+    assert script.tables["copy_b"].options == {"connector": "filesystem", "path": "gs://b/x"}
+    assert script.inserts == ["sink"]
