@@ -14,7 +14,11 @@
   ``flink-main-container`` volume mounts to the ConfigMap (and key) mounted there, i.e. the file
   the runner will read, not a label naming a ConfigMap. The script is tokenized as Flink SQL
   (string literals with ``''``, quoted identifiers, ``--`` and ``/* */`` comments), so a ``;`` or a
-  ``${env:...}`` placeholder inside a property value changes nothing.
+  ``${env:...}`` placeholder inside a property value changes nothing. A table's options are what
+  Flink's catalog holds when the job's INSERTs are planned: its ``WITH`` options, those it
+  inherits through ``LIKE`` (unless excluded), and ``ALTER TABLE ... SET/RESET/RENAME``; a
+  ``/*+ OPTIONS(...) */`` hint on a table reference (Flink's dynamic table options, on by
+  default) overrides them for that query, so hints are kept too (`Script.hints`).
 """
 
 from __future__ import annotations
@@ -250,6 +254,9 @@ class Script:
     inserts: list[str] = field(default_factory=list)  # INSERT INTO targets, in order
     # SET key value / RESET key (value None) / RESET (key "" and value None), in order
     settings: list[tuple[str, str | None]] = field(default_factory=list)
+    # /*+ OPTIONS(...) */ hints on table references: the table referenced and the options the
+    # hint overrides for that query, in order
+    hints: list[Table] = field(default_factory=list)
 
 
 @dataclass
@@ -325,7 +332,7 @@ class SqlError(ValueError):
 
 
 _TOKEN = re.compile(
-    r"""(?P<ws>\s+)|(?P<comment>--[^\n]*|/\*.*?\*/)|(?P<str>'(?:[^']|'')*')
+    r"""(?P<ws>\s+)|(?P<hint>/\*\+.*?\*/)|(?P<comment>--[^\n]*|/\*.*?\*/)|(?P<str>'(?:[^']|'')*')
     |(?P<bq>`(?:[^`]|``)*`)|(?P<dq>"(?:[^"]|"")*")|(?P<word>[A-Za-z_][A-Za-z_0-9$]*)
     |(?P<num>\d+(?:\.\d+)?)|(?P<open>/\*|'|`|")|(?P<punct>.)""",
     re.S | re.X,
@@ -342,7 +349,9 @@ def tokens(sql: str) -> Iterator[Token]:
             continue
         if kind == "open":
             raise SqlError(f"unclosed {value} at offset {match.start()}")
-        if kind == "str":
+        if kind == "hint":
+            value = value[3:-2]
+        elif kind == "str":
             value = value[1:-1].replace("''", "'")
         elif kind in ("bq", "dq"):
             value = value[1:-1].replace(value[0] * 2, value[0])
@@ -413,43 +422,143 @@ def _options(stmt: list[Token], i: int) -> dict[str, str]:
 
 
 def parse_script(sql: str) -> Script:
-    """The tables (with their WITH options), INSERT targets and SET/RESET of a script."""
+    """The tables (with the options Flink's catalog ends up holding for them), INSERT targets,
+    SET/RESET and OPTIONS hints of a script."""
     script = Script()
-    for stmt in statements(sql):
+    for raw in statements(sql):
+        script.hints.extend(_hints(raw))
+        stmt = [t for t in raw if t[0] != "hint"]
+        if not stmt:
+            continue
         first = stmt[0]
         if _is(first, "SET") and len(stmt) >= 4 and stmt[1][0] == "str" and stmt[3][0] == "str":
             script.settings.append((stmt[1][1], stmt[3][1]))
         elif _is(first, "RESET"):
             script.settings.append((stmt[1][1] if len(stmt) > 1 else "", None))
         elif _is(first, "CREATE"):
-            i = 1
-            while i < len(stmt) and _is(stmt[i], "TEMPORARY", "OR", "REPLACE"):
-                i += 1
-            if not _is(stmt[i] if i < len(stmt) else None, "TABLE"):
-                continue
-            i += 1
-            if _is(stmt[i] if i < len(stmt) else None, "IF"):
-                i += 3  # IF NOT EXISTS
-            name, i = _name(stmt, i)
-            if name is None:
-                raise SqlError("CREATE TABLE without a table name")
-            options: dict[str, str] = {}
-            depth = 0
-            for j in range(i, len(stmt)):
-                tok = stmt[j]
-                if tok == ("punct", "("):
-                    depth += 1
-                elif tok == ("punct", ")"):
-                    depth -= 1
-                elif depth == 0 and _is(tok, "WITH") and stmt[j + 1 : j + 2] == [("punct", "(")]:
-                    options = _options(stmt, j + 1)
-                    break
-            script.tables[name] = Table(name, options)
+            table = _create_table(stmt, script)
+            if table is not None:
+                script.tables[table.name] = table
+        elif _is(first, "ALTER") and _is(_at(stmt, 1), "TABLE"):
+            _alter_table(stmt, script)
         elif _is(first, "INSERT") and len(stmt) > 2 and _is(stmt[1], "INTO", "OVERWRITE"):
             target, _ = _name(stmt, 2)
             if target:
                 script.inserts.append(target)
     return script
+
+
+def _at(stmt: list[Token], i: int) -> Token | None:
+    return stmt[i] if i < len(stmt) else None
+
+
+def _create_table(stmt: list[Token], script: Script) -> Table | None:
+    """A ``CREATE [TEMPORARY] TABLE`` as the catalog holds it; None for other CREATEs (views,
+    functions, catalogs), which name no table options."""
+    i = 1
+    while i < len(stmt) and _is(stmt[i], "TEMPORARY", "OR", "REPLACE"):
+        i += 1
+    if not _is(_at(stmt, i), "TABLE"):
+        return None
+    i += 1
+    if _is(_at(stmt, i), "IF"):
+        i += 3  # IF NOT EXISTS
+    name, i = _name(stmt, i)
+    if name is None:
+        raise SqlError("CREATE TABLE without a table name")
+    options: dict[str, str] = {}
+    like: tuple[str, bool] | None = None
+    depth = 0
+    j = i
+    while j < len(stmt):
+        tok = stmt[j]
+        if tok == ("punct", "("):
+            depth += 1
+        elif tok == ("punct", ")"):
+            depth -= 1
+        elif depth == 0 and _is(tok, "WITH") and _at(stmt, j + 1) == ("punct", "("):
+            options = _options(stmt, j + 1)
+            j = _closing(stmt, j + 1)
+        elif depth == 0 and _is(tok, "LIKE"):
+            like, j = _like(stmt, j + 1)
+            continue
+        elif depth == 0 and _is(tok, "AS"):
+            break  # CREATE TABLE ... AS SELECT: the query follows, its LIKEs are not the table's
+        j += 1
+    if like is not None:
+        source = script.tables.get(like[0])
+        if source is None:
+            raise SqlError(
+                f"CREATE TABLE {name} ... LIKE {like[0]}: the script creates no table {like[0]} "
+                "before it, so the options it inherits are unknown"
+            )
+        if like[1]:
+            options = {**source.options, **options}
+    return Table(name, options)
+
+
+def _like(stmt: list[Token], i: int) -> tuple[tuple[str, bool], int]:
+    """``LIKE source [(like options)]`` at ``i`` (after LIKE): (source, whether its options are
+    inherited), and the index after it. Flink's default is ``INCLUDING ALL OVERWRITING OPTIONS``;
+    an ``OPTIONS`` strategy wins over ``ALL``; only ``EXCLUDING`` drops them."""
+    source, i = _name(stmt, i)
+    if source is None:
+        raise SqlError("LIKE without a source table")
+    strategy: dict[str, str] = {}
+    if _at(stmt, i) == ("punct", "("):
+        end = _closing(stmt, i)
+        words = [t[1].upper() for t in stmt[i + 1 : end] if t[0] == "word"]
+        for verb, what in zip(words[::2], words[1::2], strict=False):
+            strategy[what] = verb
+        i = end + 1
+    verb = strategy.get("OPTIONS", strategy.get("ALL", "INCLUDING"))
+    return (source, verb != "EXCLUDING"), i
+
+
+def _alter_table(stmt: list[Token], script: Script) -> None:
+    """``ALTER TABLE t SET (...)``, ``RESET ('k', ...)`` and ``RENAME TO n`` change what the
+    catalog holds for a table the script created; other ALTERs change no option."""
+    i = 2
+    if _is(_at(stmt, i), "IF"):
+        i += 2  # IF EXISTS
+    name, i = _name(stmt, i)
+    table = script.tables.get(name) if name else None
+    if table is None:
+        return
+    if _is(_at(stmt, i), "SET") and _at(stmt, i + 1) == ("punct", "("):
+        table.options.update(_options(stmt, i + 1))
+    elif _is(_at(stmt, i), "RESET") and _at(stmt, i + 1) == ("punct", "("):
+        for tok in stmt[i + 2 : _closing(stmt, i + 1)]:
+            if tok[0] == "str":
+                table.options.pop(tok[1], None)
+    elif _is(_at(stmt, i), "RENAME") and _is(_at(stmt, i + 1), "TO"):
+        new, _ = _name(stmt, i + 2)
+        if new:
+            del script.tables[table.name]
+            script.tables[new] = Table(new, table.options)
+
+
+def _hints(stmt: list[Token]) -> list[Table]:
+    """The OPTIONS hints of a statement: a hint right after a table name (``FROM t /*+ ... */``,
+    ``INSERT INTO t /*+ ... */``), not a query hint after SELECT."""
+    found = []
+    for j, tok in enumerate(stmt):
+        before = stmt[j - 1] if j else None
+        if tok[0] != "hint" or before is None or before[0] not in ("word", "bq", "dq"):
+            continue
+        if _is(before, "SELECT"):
+            continue
+        body = list(tokens(tok[1]))
+        k = 0
+        while k < len(body):
+            if _is(body[k], "OPTIONS") and _at(body, k + 1) == ("punct", "("):
+                found.append(Table(before[1], _options(body, k + 1)))
+                k = _closing(body, k + 1) + 1
+            elif body[k] == ("punct", "("):
+                k = _closing(body, k) + 1
+            else:
+                k += 1
+    return found
 
 
 def kafka_topics(table: Table) -> tuple[list[str], str | None]:

@@ -163,3 +163,57 @@ def test_views_are_no_tables_and_leave_the_tables_they_read():
     assert script.tables["copy_a"].options["path"] == "s3a://archive/a.trips"
     assert script.tables["copy_b"].options == {"connector": "filesystem", "path": "gs://b/x"}
     assert script.inserts == ["sink"]
+
+
+def test_like_inherits_options_unless_excluded():
+    """Flink's LIKE default is INCLUDING ALL OVERWRITING OPTIONS: the new table is the source's
+    connector and options with its own WITH on top; an OPTIONS strategy wins over ALL."""
+    script = parse_script(
+        """
+        CREATE TABLE base (a INT) WITH ('connector' = 'filesystem', 'path' = 's3a://b/x');
+        CREATE TEMPORARY TABLE copy WITH ('path' = 'file:///tmp/y') LIKE base;
+        CREATE TABLE kept LIKE `base` (EXCLUDING ALL INCLUDING OPTIONS);
+        CREATE TABLE own WITH ('connector' = 'kafka') LIKE base (EXCLUDING OPTIONS);
+        CREATE TABLE none_ WITH ('connector' = 'kafka') LIKE base (EXCLUDING ALL);
+        CREATE TABLE ctas WITH ('connector' = 'print') AS SELECT a FROM base WHERE 'x' LIKE 'y';
+        """
+    )
+    tables = script.tables
+    assert tables["copy"].options == {"connector": "filesystem", "path": "file:///tmp/y"}
+    assert tables["kept"].options == tables["base"].options
+    assert tables["own"].options == tables["none_"].options == {"connector": "kafka"}
+    assert tables["ctas"].options == {"connector": "print"}
+    with pytest.raises(SqlError, match="creates no table elsewhere"):
+        parse_script("CREATE TABLE t WITH ('path' = 'x') LIKE elsewhere;")
+
+
+def test_alter_table_changes_what_the_catalog_holds():
+    script = parse_script(
+        """
+        CREATE TABLE t (a INT) WITH ('connector' = 'filesystem', 'path' = 's3a://b/x', 'k' = 'v');
+        ALTER TABLE t SET ('path' = 'gs://other/x');
+        ALTER TABLE IF EXISTS t RESET ('k');
+        ALTER TABLE t RENAME TO u;
+        ALTER TABLE missing SET ('path' = 'file:///nowhere');
+        """
+    )
+    assert set(script.tables) == {"u"}
+    assert script.tables["u"].options == {"connector": "filesystem", "path": "gs://other/x"}
+
+
+def test_options_hints_are_kept_per_table_reference():
+    """``/*+ OPTIONS(...) */`` right after a table name overrides its options for that query (on
+    by default in Flink 2.2); a query hint after SELECT names no table; other hints are skipped;
+    a plain comment is no hint."""
+    script = parse_script(
+        """
+        INSERT INTO sink /*+ OPTIONS('path' = 'file:///tmp/a') */
+        SELECT /*+ BROADCAST(d) */ a FROM src /*+ LOOKUP('table' = 'd'), OPTIONS('k' = 'v') */
+        JOIN `db`.`dim` /* OPTIONS('path' = 'ignored') */ AS d ON TRUE;
+        """
+    )
+    assert [(h.name, h.options) for h in script.hints] == [
+        ("sink", {"path": "file:///tmp/a"}),
+        ("src", {"k": "v"}),
+    ]
+    assert script.inserts == ["sink"]
