@@ -21,16 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import versions
-from infra.targets.base import Bucket
-
-if TYPE_CHECKING:
-    from infra.targets.base import Target
+from infra.targets.base import Bucket, Target
 
 SCRIPT = Path(__file__).resolve().parents[2] / "jobs" / "archive-expiry" / "expire.sh"
 SCRIPT_DIR = "/opt/rtdi/expiry"
