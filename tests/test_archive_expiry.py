@@ -126,7 +126,7 @@ def test_the_expiry_job_runs_the_script_of_jobs(plans):
     (cm,) = [
         r.inputs
         for r in plan.of_type(CONFIGMAP)
-        if r.inputs["metadata"] == {**r.inputs["metadata"], "name": volume["configMap"]["name"]}
+        if r.inputs["metadata"]["name"] == volume["configMap"]["name"]
         and r.inputs["metadata"]["namespace"] == APP
     ]
     assert cm["data"][name] == (ROOT / "jobs" / "archive-expiry" / "expire.sh").read_text()
