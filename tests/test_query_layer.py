@@ -4,7 +4,6 @@ region's aggregate topics), and Presto as a region's option, chosen in the topol
 
 from __future__ import annotations
 
-import json
 import re
 
 from infra import versions
@@ -17,7 +16,7 @@ from infra.components.query.engines import (
     trino_fs_switch,
 )
 from infra.topology.model import Kafka, Topology
-from plantools import sample_config
+from plantools import with_engine
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
@@ -206,14 +205,7 @@ def test_the_metastore_has_its_own_database_and_the_archive_identity(plans):
 
 
 def _with_engine(plans, stack: str, engine: str):
-    from infra.plan.engine import run_stack
-    from infra.program import main
-
-    values = json.loads(json.dumps(plans["global"].values))
-    for region in values["rtdi"]["topology"]["regions"]:
-        if f"{region['cloud']}-{region['name']}" == stack:
-            region["query"] = {"engine": engine}
-    return run_stack(sample_config(stack), main, {"global": values})
+    return with_engine(plans, stack, engine)
 
 
 def test_presto_is_a_region_option_with_its_own_chart_and_property_names(plans):

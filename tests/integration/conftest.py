@@ -21,8 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import flink_local as fl
 import hdfs_local
+import hive_local
 import kafka_jars
 import kafka_local as kl
+import presto_local
 import trino_local
 
 
@@ -96,6 +98,63 @@ def trino(plans, moto, tmp_path_factory) -> Iterator[trino_local.Trino]:
     )
     try:
         print(f"\nTrino on {server.url} up in {server.started_in:.1f} s", flush=True)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def presto_plan(plans):
+    """The Presto test's region planned with `query: {engine: presto}` (no sample stack is)."""
+    from plantools import with_engine
+
+    return with_engine(plans, presto_local.REGION, "presto")
+
+
+@pytest.fixture(scope="session")
+def presto_metastore(presto_plan, moto, tmp_path_factory) -> Iterator[hive_local.Metastore]:
+    """The Hive metastore a Presto region runs (its planned version and metastore-site.xml,
+    endpoints and credentials rewritten: `hive_local.REWRITTEN`), on moto, Derby inside."""
+    from kafka_local import free_port
+
+    from infra.components.query.engines import Presto
+
+    version = Presto.metastore_version
+    hive_local.require_metastore(version)
+    region = presto_local.REGION
+    site = hive_local.planned_site(presto_plan, region)
+    # The warehouse's bucket exists before the metastore starts (the plan's archive bucket).
+    warehouse = site["metastore.warehouse.dir"].split("://", 1)[1].split("/", 1)[0]
+    if warehouse not in {b["Name"] for b in moto.client().list_buckets()["Buckets"]}:
+        moto.client().create_bucket(Bucket=warehouse)
+    metastore = hive_local.start_metastore(
+        version,
+        tmp_path_factory.mktemp("shared-hive-metastore"),
+        hive_local.loopback_site(site, moto.endpoint, free_port()),
+    )
+    try:
+        print(
+            f"\nHive metastore {version} on {metastore.uri} up in {metastore.started_in:.1f} s",
+            flush=True,
+        )
+        yield metastore
+    finally:
+        metastore.stop()
+
+
+@pytest.fixture(scope="session")
+def presto(presto_plan, presto_metastore, moto, tmp_path_factory) -> Iterator[presto_local.Presto]:
+    """One Presto server with the catalogs rtdi plans for a Presto region (endpoints and
+    credentials rewritten to loopback: `presto_local.loopback_catalogs` says which keys)."""
+    presto_local.require_presto()
+    region = presto_local.REGION
+    catalogs = presto_local.planned_catalogs(presto_plan, region)
+    server = presto_local.start_presto(
+        tmp_path_factory.mktemp("shared-presto"),
+        presto_local.loopback_catalogs(catalogs, presto_metastore.uri, moto.endpoint),
+    )
+    try:
+        print(f"\nPresto on {server.url} up in {server.started_in:.1f} s", flush=True)
         yield server
     finally:
         server.stop()

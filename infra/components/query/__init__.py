@@ -84,15 +84,22 @@ def _meta(name: str, labels: dict[str, str], target: Target) -> k8s.meta.v1.Obje
 def metastore_site(archive: str) -> str:
     """metastore-site.xml: the database comes from SERVICE_OPTS (its password from a Secret);
     the warehouse is the archive, and S3A authenticates with the pod's web identity (IRSA),
-    which its default provider chain lacks (as Flink's)."""
+    which its default provider chain lacks (as Flink's).
+
+    The warehouse ends with `/`: Hive 3 cannot make a path of a bare `s3://bucket` ("Can not
+    create a Path from an empty string"). The engines name S3 locations `s3://`, for which
+    Hadoop 3 has no file system of its own: the metastore, which checks and creates every
+    database, table and partition location, maps it to S3A."""
     props = {
-        "metastore.warehouse.dir": archive,
+        "metastore.warehouse.dir": archive.rstrip("/") + "/",
         "metastore.thrift.port": str(METASTORE_PORT),
         "fs.s3a.aws.credentials.provider": (
             "com.amazonaws.auth.WebIdentityTokenCredentialsProvider,"
             "com.amazonaws.auth.EnvironmentVariableCredentialsProvider"
         ),
     }
+    if archive.startswith("s3://"):
+        props["fs.s3.impl"] = "org.apache.hadoop.fs.s3a.S3AFileSystem"
     body = "".join(
         f"  <property><name>{escape(k)}</name><value>{escape(v)}</value></property>\n"
         for k, v in props.items()
@@ -346,7 +353,10 @@ class QueryLayer(pulumi.ComponentResource):
                     "containers": [
                         {
                             "name": "metastore",
-                            "image": target.sources.image(versions.HIVE_METASTORE_IMAGE),
+                            "image": target.sources.image(
+                                f"{versions.HIVE_METASTORE_REPOSITORY}:"
+                                f"{self.engine.metastore_version}"
+                            ),
                             "ports": [{"name": "thrift", "containerPort": METASTORE_PORT}],
                             "env": env,
                             "readinessProbe": {
