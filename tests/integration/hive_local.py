@@ -42,8 +42,8 @@ REWRITTEN = {
     "fs.s3a.endpoint": "added: moto's loopback address (the plan has the cloud's own S3)",
     "fs.s3a.path.style.access": "added: moto serves buckets by path",
     "fs.s3a.aws.credentials.provider": (
-        "moto's keys in place of the pod's web identity (IRSA); Hive 3.1.3's Hadoop 3.1.0 "
-        "ships AWS SDK 1.11.271, which has no WebIdentityTokenCredentialsProvider"
+        "moto's keys in place of the pod's web identity (IRSA; besides, Hive 3.1.3's Hadoop "
+        "3.1.0 has AWS SDK 1.11.271, which lacks WebIdentityTokenCredentialsProvider)"
     ),
     "fs.s3a.access.key": "added: moto's key",
     "fs.s3a.secret.key": "added: moto's secret",

@@ -56,16 +56,6 @@ def run_cronjob(presto, command: list[str], script: Path):
     return presto.cli(args)
 
 
-def empty_bucket(client, bucket: str) -> None:
-    """The bucket, created or emptied (the Trino test of the session uses the same name)."""
-    if bucket not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
-        client.create_bucket(Bucket=bucket)
-        return
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for o in page.get("Contents", []):
-            client.delete_object(Bucket=bucket, Key=o["Key"])
-
-
 def counted(presto, table: str) -> dict[tuple[str, str], int]:
     rows = presto.run(f"SELECT dt, hr, count(*) FROM archive.kafka.{table} GROUP BY dt, hr")
     return tqt.by_hour(rows)
@@ -83,8 +73,8 @@ def test_presto_counts_what_the_archive_job_wrote_by_hour(
     buckets = {tqt.split(loc)[0] for _, _, loc in tables}
     assert len(buckets) == 1
     (bucket,) = buckets
+    moto.fresh_bucket(bucket)
     client = moto.client()
-    empty_bucket(client, bucket)
     s3 = {
         "s3.endpoint": moto.endpoint,
         "s3.path.style.access": "true",
