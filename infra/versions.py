@@ -127,13 +127,23 @@ HELM_CHARTS[PRESTO_CHART_NAME] = (PRESTO_CHART, PRESTO_CHART_VERSION)
 PRESTO_VERSION = "0.287"
 PRESTO_IMAGE = "prestodb/presto"
 # The archive catalog's metastore: a standalone Hive metastore (Apache's image runs it with
-# SERVICE_NAME=metastore) over a PostgreSQL database of its own, in the region's cluster.
+# SERVICE_NAME=metastore) over a PostgreSQL database of its own, in the region's cluster. Its
+# version is the engine's to choose: Presto 0.287's Thrift client calls `get_table`, which Hive 4
+# removed ("Invalid method name: 'get_table'", run in tests/integration/test_query_presto.py), so
+# a Presto region runs the last Hive 3 metastore.
 HIVE_METASTORE_VERSION = "4.0.1"
-HIVE_METASTORE_IMAGE = f"apache/hive:{HIVE_METASTORE_VERSION}"
+HIVE_METASTORE_PRESTO_VERSION = "3.1.3"
+HIVE_METASTORE_REPOSITORY = "apache/hive"
+HIVE_METASTORE_IMAGE = f"{HIVE_METASTORE_REPOSITORY}:{HIVE_METASTORE_VERSION}"
 METASTORE_POSTGRES_IMAGE = "postgres:17.6"
 # What Apache's image lacks, baked into rtdi's own (jobs/metastore/Dockerfile): PostgreSQL's
 # JDBC driver, and the GCS connector for a GCP region's gs:// archive (Java 8, like the image).
 POSTGRES_JDBC_VERSION = "42.7.7"
 METASTORE_GCS_CONNECTOR_VERSION = "hadoop3-2.2.33"
-METASTORE_IMAGE_VERSION = f"{HIVE_METASTORE_VERSION}-rtdi.1"
-METASTORE_IMAGE = f"rtdi/hive-metastore:{METASTORE_IMAGE_VERSION}"
+# rtdi's image is tagged `<Hive version>-<revision>`, one per metastore version an engine runs:
+# rtdi/hive-metastore:4.0.1-rtdi.1 (Trino) and rtdi/hive-metastore:3.1.3-rtdi.1 (Presto).
+METASTORE_IMAGE_REPOSITORY = "rtdi/hive-metastore"
+METASTORE_IMAGE_REVISION = "rtdi.1"
+METASTORE_IMAGE = (
+    f"{METASTORE_IMAGE_REPOSITORY}:{HIVE_METASTORE_VERSION}-{METASTORE_IMAGE_REVISION}"
+)

@@ -85,6 +85,18 @@ def run_program(
     return run_stack(cfg, program, {})
 
 
+def with_engine(plans: dict[str, StackPlan], stack: str, engine: str) -> StackPlan:
+    """``stack`` planned again with its region's ``query.engine`` set to ``engine`` in the
+    global stack's published topology (what a region's `query: {engine: ...}` publishes)."""
+    from infra.program import main
+
+    values = json.loads(json.dumps(plans["global"].values))
+    for region in values["rtdi"]["topology"]["regions"]:
+        if f"{region['cloud']}-{region['name']}" == stack:
+            region["query"] = {"engine": engine}
+    return run_stack(sample_config(stack), main, {"global": values})
+
+
 def target_only(stack, topology) -> None:
     """The region alone: its target and the archive bucket, as `regional_stack` builds them."""
     from infra.targets import make_target

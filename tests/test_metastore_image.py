@@ -36,14 +36,23 @@ def pinned_urls() -> dict[str, str]:
     }
 
 
-def test_the_image_is_apaches_pinned_metastore():
+def test_the_image_is_apaches_metastore_of_each_engines_version():
     text = DOCKERFILE.read_text()
     assert len(re.findall(r"(?m)^FROM\s", text)) == 1
     ((base, _),) = stages(text).values()
-    assert base == versions.HIVE_METASTORE_IMAGE
+    assert base == f"{versions.HIVE_METASTORE_REPOSITORY}:${{HIVE_VERSION}}"
+    (default,) = re.findall(r"(?m)^ARG HIVE_VERSION=(\S+)$", text)
+    assert f"{versions.HIVE_METASTORE_REPOSITORY}:{default}" == versions.HIVE_METASTORE_IMAGE
     repo, tag = versions.METASTORE_IMAGE.rsplit(":", 1)
-    assert (repo, tag) == ("rtdi/hive-metastore", versions.METASTORE_IMAGE_VERSION)
-    assert tag.startswith(f"{versions.HIVE_METASTORE_VERSION}-rtdi.")
+    assert repo == versions.METASTORE_IMAGE_REPOSITORY == "rtdi/hive-metastore"
+    assert tag == f"{versions.HIVE_METASTORE_VERSION}-{versions.METASTORE_IMAGE_REVISION}"
+    # Every version an engine asks for is built (the header's build command, once per version).
+    from infra.components.query.engines import ENGINES
+
+    wanted = {e.metastore_version for e in ENGINES.values()}
+    assert wanted == {versions.HIVE_METASTORE_VERSION, versions.HIVE_METASTORE_PRESTO_VERSION}
+    built = re.search(r"# for each version \((.*)\)", text)
+    assert built is not None and set(built.group(1).split(" and ")) == wanted
 
 
 def test_the_image_adds_exactly_the_pinned_jars_to_hives_lib():
@@ -55,4 +64,4 @@ def test_the_image_adds_exactly_the_pinned_jars_to_hives_lib():
 def test_the_build_command_in_the_dockerfile_names_the_pinned_tag():
     command = re.search(r"docker build .*-t (\S+)", DOCKERFILE.read_text())
     assert command is not None
-    assert command.group(1) == "rtdi/hive-metastore:<METASTORE_IMAGE_VERSION>"
+    assert command.group(1) == "rtdi/hive-metastore:<version>-<METASTORE_IMAGE_REVISION>"

@@ -21,8 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import flink_local as fl
 import hdfs_local
+import hive_local
 import kafka_jars
 import kafka_local as kl
+import presto_local
 import trino_local
 
 
@@ -83,19 +85,98 @@ def moto(tmp_path_factory) -> Iterator[trino_local.Moto]:
 
 
 @pytest.fixture(scope="session")
-def trino(plans, moto, tmp_path_factory) -> Iterator[trino_local.Trino]:
+def trino(plans, moto, trino_metastore, tmp_path_factory) -> Iterator[trino_local.Trino]:
     """One Trino server with the catalogs rtdi plans for the query test's region (endpoints and
-    credentials rewritten to loopback: `trino_local.loopback_catalogs` says which keys)."""
+    credentials rewritten to loopback: `trino_local.loopback_catalogs` says which keys), its
+    archive catalog on the region's planned Hive metastore (`trino_metastore`)."""
     trino_local.require_trino()
     region = trino_local.REGION
     catalogs = trino_local.planned_catalogs(plans[region], region)
-    moto.client().create_bucket(Bucket=trino_local.METASTORE_BUCKET)
     server = trino_local.start_trino(
         tmp_path_factory.mktemp("shared-trino"),
-        trino_local.loopback_catalogs(catalogs, moto.endpoint),
+        trino_local.loopback_catalogs(catalogs, moto.endpoint, trino_metastore.uri),
     )
     try:
         print(f"\nTrino on {server.url} up in {server.started_in:.1f} s", flush=True)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def presto_plan(plans):
+    """The Presto test's region planned with `query: {engine: presto}` (no sample stack is)."""
+    from plantools import with_engine
+
+    return with_engine(plans, presto_local.REGION, "presto")
+
+
+def _metastore(plan, region: str, version: str, moto, folder) -> Iterator[hive_local.Metastore]:
+    """The Hive metastore ``version`` with ``region``'s planned metastore-site.xml (endpoints
+    and credentials rewritten: `hive_local.REWRITTEN`) on moto, Derby inside."""
+    from kafka_local import free_port
+
+    hive_local.require_metastore(version)
+    site = hive_local.planned_site(plan, region)
+    # The warehouse's bucket exists before the metastore starts (the plan's archive bucket).
+    warehouse = site["metastore.warehouse.dir"].split("://", 1)[1].split("/", 1)[0]
+    if warehouse not in {b["Name"] for b in moto.client().list_buckets()["Buckets"]}:
+        moto.client().create_bucket(Bucket=warehouse)
+    metastore = hive_local.start_metastore(
+        version, folder, hive_local.loopback_site(site, moto.endpoint, free_port())
+    )
+    try:
+        print(
+            f"\nHive metastore {version} on {metastore.uri} up in {metastore.started_in:.1f} s",
+            flush=True,
+        )
+        yield metastore
+    finally:
+        metastore.stop()
+
+
+@pytest.fixture(scope="session")
+def presto_metastore(presto_plan, moto, tmp_path_factory) -> Iterator[hive_local.Metastore]:
+    """The Hive metastore a Presto region runs (the engine's metastore version)."""
+    from infra.components.query.engines import Presto
+
+    yield from _metastore(
+        presto_plan,
+        presto_local.REGION,
+        Presto.metastore_version,
+        moto,
+        tmp_path_factory.mktemp("shared-hive-metastore-presto"),
+    )
+
+
+@pytest.fixture(scope="session")
+def trino_metastore(plans, moto, tmp_path_factory) -> Iterator[hive_local.Metastore]:
+    """The Hive metastore a Trino region runs (the engine's metastore version)."""
+    from infra.components.query.engines import Trino
+
+    region = trino_local.REGION
+    yield from _metastore(
+        plans[region],
+        region,
+        Trino.metastore_version,
+        moto,
+        tmp_path_factory.mktemp("shared-hive-metastore-trino"),
+    )
+
+
+@pytest.fixture(scope="session")
+def presto(presto_plan, presto_metastore, moto, tmp_path_factory) -> Iterator[presto_local.Presto]:
+    """One Presto server with the catalogs rtdi plans for a Presto region (endpoints and
+    credentials rewritten to loopback: `presto_local.loopback_catalogs` says which keys)."""
+    presto_local.require_presto()
+    region = presto_local.REGION
+    catalogs = presto_local.planned_catalogs(presto_plan, region)
+    server = presto_local.start_presto(
+        tmp_path_factory.mktemp("shared-presto"),
+        presto_local.loopback_catalogs(catalogs, presto_metastore.uri, moto.endpoint),
+    )
+    try:
+        print(f"\nPresto on {server.url} up in {server.started_in:.1f} s", flush=True)
         yield server
     finally:
         server.stop()

@@ -4,9 +4,10 @@ Trino (``io.trino:trino-server`` of infra/versions.py's TRINO_VERSION, from Mave
 Temurin 25 under /usr/lib/jvm) is started once per session (conftest.py `trino`) with the
 catalogs of aws-us-east-1's planned Helm release, only endpoints and credentials rewritten
 (trino_local.REWRITTEN lists every key the test changes, and why): the archive catalog's Thrift
-metastore becomes Trino's `file` metastore on moto (the test runs no Hive metastore), S3 is moto
-on loopback. Trino refuses unknown catalog properties at startup, so the server starting proves
-the planned property names are Trino 476's.
+metastore is the region's planned Hive metastore (its version, Hive 4.0.1, from Maven Central,
+with the planned metastore-site.xml, endpoints and credentials rewritten: conftest.py
+`trino_metastore`), S3 is moto on loopback. Trino refuses unknown catalog properties at startup,
+so the server starting proves the planned property names are Trino 476's.
 
 The archive is written by the region's planned archive Flink job (archive_local.archive_records:
 real Kafka in, a MiniCluster running the real SQL runner, s3a:// out to the same moto, path-style
@@ -69,7 +70,9 @@ def by_hour(rows) -> dict[tuple[str, str], int]:
     return {(dt, hr): c for dt, hr, c in rows}
 
 
-def test_trino_counts_what_the_archive_job_wrote_by_hour(kafka, plans, moto, trino, tmp_path):
+def test_trino_counts_what_the_archive_job_wrote_by_hour(
+    kafka, plans, moto, trino_metastore, trino, tmp_path
+):
     region = trino_local.REGION
     script = planned_script(plans)
     tables = TABLE.findall(script)
@@ -78,7 +81,7 @@ def test_trino_counts_what_the_archive_job_wrote_by_hour(kafka, plans, moto, tri
     buckets = {split(loc)[0] for _, _, loc in tables}
     assert len(buckets) == 1, "every table is in the region's one archive bucket"
     (bucket,) = buckets
-    moto.client().create_bucket(Bucket=bucket)
+    moto.fresh_bucket(bucket)
     s3 = {
         "s3.endpoint": moto.endpoint,
         "s3.path.style.access": "true",
@@ -178,7 +181,8 @@ def test_trino_counts_what_the_archive_job_wrote_by_hour(kafka, plans, moto, tri
         assert by_hour(rows) == expected, table
     produced = sum(len(r) for r in manifest.records.values())
     print(
-        f"\nTrino started in {trino.started_in:.1f} s; the archive job wrote {produced} records "
+        f"\nTrino started in {trino.started_in:.1f} s, its Hive metastore in "
+        f"{trino_metastore.started_in:.1f} s; the archive job wrote {produced} records "
         f"in {first_job:.1f} s (job until committed {manifest.seconds['archive']:.1f} s), "
         f"9 more in {second_job:.1f} s; the planned script ({len(tables)} tables) ran in "
         f"{first_run:.1f} s, again in {second_run:.1f} s",

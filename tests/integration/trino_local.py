@@ -35,7 +35,6 @@ from kafka_local import free_port
 
 START_TIMEOUT = 240
 REGION = "aws-us-east-1"  # the query test's region: its archive is on S3 (moto here)
-METASTORE_BUCKET = "rtdi-test-metastore"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 MOTO_KEY = ("testing", "testing")  # moto accepts any keys
 MOTO_REGION = "us-east-1"
@@ -91,6 +90,17 @@ class Moto(Process):
             aws_secret_access_key=MOTO_KEY[1],
             region_name=MOTO_REGION,
         )
+
+    def fresh_bucket(self, bucket: str) -> None:
+        """``bucket`` created, or emptied if an earlier test of the session made it (the query
+        tests write the same planned archive bucket, and its metastore creates it first)."""
+        client = self.client()
+        if bucket not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
+            client.create_bucket(Bucket=bucket)
+            return
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for o in page.get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=o["Key"])
 
 
 def start_moto(folder: Path) -> Moto:
@@ -240,9 +250,7 @@ def planned_catalogs(plan: Any, region: str) -> dict[str, dict[str, str]]:
 
 # What the test changes in a planned catalog, by key, and why; every other key is used as planned.
 REWRITTEN = {
-    "hive.metastore": "file: a metastore on the test's S3 in place of the region's Thrift one",
-    "hive.metastore.uri": "dropped with the Thrift metastore",
-    "hive.metastore.catalog.dir": "added: where the file metastore keeps its tables (moto)",
+    "hive.metastore.uri": "the test's Hive metastore on loopback (hive_local)",
     "s3.endpoint": "added: moto's loopback address (the plan has the cloud's own S3)",
     "s3.path-style-access": "added: moto serves buckets by path",
     "s3.aws-access-key": "added: moto's key (the plan's pods use IRSA)",
@@ -252,23 +260,23 @@ REWRITTEN = {
 
 
 def loopback_catalogs(
-    catalogs: Mapping[str, Mapping[str, str]], endpoint: str
+    catalogs: Mapping[str, Mapping[str, str]], endpoint: str, metastore: str
 ) -> dict[str, dict[str, str]]:
-    """``catalogs`` with endpoints and credentials on loopback: the metastore a file metastore on
-    moto (Trino's `file` metastore, as the test has no Hive metastore), S3 moto's address and
-    keys; the keys REWRITTEN names are the only ones changed, every other one is kept."""
+    """``catalogs`` with endpoints and credentials on loopback: the Thrift metastore at
+    ``metastore``, S3 moto's address and keys; the keys REWRITTEN names are the only ones
+    changed, every other one is kept."""
     out: dict[str, dict[str, str]] = {}
     for name, props in catalogs.items():
         props = dict(props)
         if props.get("hive.metastore") == "thrift":
-            props["hive.metastore"] = "file"
-            del props["hive.metastore.uri"]
-            props["hive.metastore.catalog.dir"] = f"s3://{METASTORE_BUCKET}/{name}"
+            props["hive.metastore.uri"] = metastore
             props["s3.endpoint"] = endpoint
             props["s3.path-style-access"] = "true"
             props["s3.aws-access-key"], props["s3.aws-secret-key"] = MOTO_KEY
         if "pinot.controller-urls" in props:
             props["pinot.controller-urls"] = f"127.0.0.1:{free_port()}"
+        changed = {k for k in props if props[k] != catalogs[name].get(k)}
+        assert changed <= set(REWRITTEN), sorted(changed - set(REWRITTEN))
         out[name] = props
     return out
 

@@ -80,30 +80,35 @@ def _meta(name: str, labels: dict[str, str], target: Target) -> k8s.meta.v1.Obje
     )
 
 
-def metastore_site(archive: str) -> str:
+def metastore_site(archive: str, endpoint: str | None = None) -> str:
     """metastore-site.xml: the database comes from SERVICE_OPTS (its password from a Secret);
     the warehouse is the archive, and S3A authenticates with the pod's web identity (IRSA),
-    which its default provider chain lacks (as Flink's)."""
+    which its default provider chain lacks (as Flink's).
+
+    The warehouse ends with `/`: Hive 3 cannot make a path of a bare `s3://bucket` ("Can not
+    create a Path from an empty string"). The engines name S3 locations `s3://`, for which
+    Hadoop 3 has no file system of its own: the metastore, which checks and creates every
+    database, table and partition location, maps it to S3A."""
     props = {
-        "metastore.warehouse.dir": archive,
+        "metastore.warehouse.dir": archive.rstrip("/") + "/",
         "metastore.thrift.port": str(METASTORE_PORT),
         "fs.s3a.aws.credentials.provider": (
             "com.amazonaws.auth.WebIdentityTokenCredentialsProvider,"
             "com.amazonaws.auth.EnvironmentVariableCredentialsProvider"
         ),
     }
+    if archive.startswith("s3://"):
+        props["fs.s3.impl"] = "org.apache.hadoop.fs.s3a.S3AFileSystem"
+    if archive.startswith("s3://") and endpoint is not None:
+        # An S3-compatible store, here and not as -D options: the metastore takes only its own
+        # and `hive.` settings from system properties, so Hadoop's would be lost.
+        props["fs.s3a.endpoint"] = endpoint
+        props["fs.s3a.path.style.access"] = "true"
     body = "".join(
         f"  <property><name>{escape(k)}</name><value>{escape(v)}</value></property>\n"
         for k, v in props.items()
     )
     return f'<?xml version="1.0"?>\n<configuration>\n{body}</configuration>\n'
-
-
-def s3a_settings(bucket: Bucket) -> str:
-    """Hadoop -D options for an S3-compatible store (its endpoint, path-style access)."""
-    if bucket.scheme != "s3" or bucket.endpoint is None:
-        return ""
-    return f" -Dfs.s3a.endpoint={bucket.endpoint} -Dfs.s3a.path.style.access=true"
 
 
 class QueryLayer(pulumi.ComponentResource):
@@ -304,7 +309,11 @@ class QueryLayer(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=f"{METASTORE}-conf", namespace=NAMESPACE, labels=labels
             ),
-            data={"metastore-site.xml": archive.uri.apply(metastore_site)},
+            data={
+                "metastore-site.xml": archive.uri.apply(
+                    lambda u: metastore_site(u, archive.endpoint)
+                )
+            },
             opts=target.k8s_opts(self, depends_on=[ns]),
         )
         jdbc = (
@@ -327,7 +336,7 @@ class QueryLayer(pulumi.ComponentResource):
                 "value": "-Djavax.jdo.option.ConnectionDriverName=org.postgresql.Driver"
                 f" -Djavax.jdo.option.ConnectionURL={jdbc}"
                 f" -Djavax.jdo.option.ConnectionUserName={DATABASE_USER}"
-                " -Djavax.jdo.option.ConnectionPassword=$(DB_PASSWORD)" + s3a_settings(archive),
+                " -Djavax.jdo.option.ConnectionPassword=$(DB_PASSWORD)",
             },
         ]
         metastore_spec: Any = {
@@ -340,9 +349,12 @@ class QueryLayer(pulumi.ComponentResource):
                     "containers": [
                         {
                             "name": "metastore",
-                            # Apache's image plus the JDBC driver and the GCS connector
-                            # (jobs/metastore/Dockerfile): nothing fetched at start.
-                            "image": target.sources.image(versions.METASTORE_IMAGE),
+                            # Apache's image of the engine's Hive plus the JDBC driver and the
+                            # GCS connector (jobs/metastore/Dockerfile): nothing fetched at start.
+                            "image": target.sources.image(
+                                f"{versions.METASTORE_IMAGE_REPOSITORY}:"
+                                f"{self.engine.metastore_version}-{versions.METASTORE_IMAGE_REVISION}"
+                            ),
                             "ports": [{"name": "thrift", "containerPort": METASTORE_PORT}],
                             "env": env,
                             "readinessProbe": {

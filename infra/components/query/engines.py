@@ -62,6 +62,8 @@ class QueryEngine(abc.ABC):
     image: ClassVar[str]
     version: ClassVar[str]
     port: ClassVar[int] = 8080
+    # The Hive metastore version whose Thrift API the engine's Hive connector speaks.
+    metastore_version: ClassVar[str] = versions.HIVE_METASTORE_VERSION
     # The engine's spelling of the archive's column types (a table's DDL).
     types: ClassVar[Mapping[str, str]] = {}
 
@@ -228,6 +230,8 @@ class Presto(QueryEngine):
     chart_name = versions.PRESTO_CHART_NAME
     image = versions.PRESTO_IMAGE
     version = versions.PRESTO_VERSION
+    # Its metastore client calls `get_table`, which Hive 4 no longer serves.
+    metastore_version = versions.HIVE_METASTORE_PRESTO_VERSION
     # Presto has no timestamp precision: its timestamp is milliseconds, the archive's precision.
     types = {"timestamp(3)": "timestamp"}
 
@@ -269,7 +273,18 @@ class Presto(QueryEngine):
         }
 
     def cli(self, server: str, script: str) -> list[str]:
-        return ["presto-cli", "--server", server.removeprefix("http://"), "--file", script]
+        # Presto refuses a table whose external location has no object yet ("External location
+        # must be a directory": a topic not archived yet), and its CLI stops at the first
+        # failure; --ignore-errors runs every statement (and still exits 1 after a failure), so
+        # one idle topic does not keep the others' tables and hours from being registered.
+        return [
+            "presto-cli",
+            "--server",
+            server.removeprefix("http://"),
+            "--file",
+            script,
+            "--ignore-errors",
+        ]
 
 
 ENGINES: dict[str, type[QueryEngine]] = {"trino": Trino, "presto": Presto}
