@@ -16,18 +16,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import presto_jars
+import trino_local
 from kafka_local import free_port
-from trino_local import MOTO_KEY, RELEASE, Process
+from trino_local import MOTO_KEY, EngineServer
 
 START_TIMEOUT = 240
 REGION = "aws-us-east-1"  # the Presto test's region, planned with `query: {engine: presto}`
@@ -60,29 +60,12 @@ def require_presto() -> tuple[Path, Path, Path]:
 
 
 @dataclass
-class Presto(Process):
-    url: str = ""
+class Presto(EngineServer):
     cli_jar: Path = Path()
     java: Path = Path()
-    started_in: float = 0.0
-
-    def run(self, sql: str, timeout: float = 300) -> list[list[Any]]:
-        """One statement's rows, in UTC; its error as an AssertionError with Presto's message."""
-        headers = {"X-Presto-User": USER, "X-Presto-Time-Zone": "UTC"}
-        reply = requests.post(f"{self.url}/v1/statement", data=sql.encode(), headers=headers)
-        reply.raise_for_status()
-        rows: list[list[Any]] = []
-        deadline = time.monotonic() + timeout
-        body = reply.json()
-        while True:
-            if "error" in body:
-                raise AssertionError(f"{sql!r} failed: {body['error'].get('message')}")
-            rows += body.get("data", [])
-            if "nextUri" not in body:
-                return rows
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{sql!r} did not finish within {timeout} s")
-            body = requests.get(body["nextUri"], headers=headers).json()
+    headers: dict[str, str] = field(
+        default_factory=lambda: {"X-Presto-User": USER, "X-Presto-Time-Zone": "UTC"}
+    )
 
     def cli(self, args: Sequence[str], timeout: float = 600) -> subprocess.CompletedProcess:
         """``presto-cli ARGS`` (the executable jar on Java 11): its exit code and output."""
@@ -141,29 +124,14 @@ def start_presto(folder: Path, catalogs: Mapping[str, Mapping[str, str]]) -> Pre
             env=environ,
             start_new_session=True,
         )
-    presto = Presto(proc, log, f"http://127.0.0.1:{port}", cli, java)
-    deadline = started + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"Presto exited {proc.returncode}:\n{presto.tail(60)}")
-        try:
-            info = requests.get(f"{presto.url}/v1/info", timeout=2).json()
-            if not info.get("starting", True):
-                presto.started_in = time.monotonic() - started
-                return presto
-        except (requests.ConnectionError, requests.Timeout, ValueError):
-            pass
-        time.sleep(1)
-    presto.stop()
-    raise RuntimeError(f"Presto did not start within {START_TIMEOUT} s:\n{presto.tail(60)}")
+    presto = Presto(proc, log, f"http://127.0.0.1:{port}", cli_jar=cli, java=java)
+    presto.wait_started("Presto", started, START_TIMEOUT)
+    return presto
 
 
 def planned_catalogs(plan: Any, region: str) -> dict[str, dict[str, str]]:
     """The catalogs of ``region``'s planned Presto release, as the chart writes them."""
-    from infra.components.query.engines import parse_properties
-
-    release = next(r for r in plan.of_type(RELEASE) if r.name == f"{region}-query-presto")
-    return {n: parse_properties(t) for n, t in release.inputs["values"]["catalog"].items()}
+    return trino_local.planned_catalogs(plan, region, "presto")
 
 
 # What the test changes in a planned catalog, by key, and why; every other key is used as planned.

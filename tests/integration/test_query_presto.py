@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,38 +70,12 @@ def test_presto_counts_what_the_archive_job_wrote_by_hour(
     tables = tqt.TABLE.findall(script)
     assert tables and {s for s, _, _ in tables} == {"kafka"}
     assert "kafka_timestamp timestamp," in script, "Presto's spelling of timestamp(3)"
-    buckets = {tqt.split(loc)[0] for _, _, loc in tables}
-    assert len(buckets) == 1
-    (bucket,) = buckets
-    moto.fresh_bucket(bucket)
+    first = tqt.first_archive(kafka, plans, region, moto, tables, tmp_path / "first")
+    bucket, s3, midnight, own, peer = first.bucket, first.s3, first.midnight, first.own, first.peer
+    wanted, manifest, first_job = first.wanted, first.manifest, first.seconds
+    # The planned tables of the two topics (where the job wrote them: first_archive checked).
+    chosen = {topic: first.location[topic][0] for topic in (own, peer)}
     client = moto.client()
-    s3 = {
-        "s3.endpoint": moto.endpoint,
-        "s3.path.style.access": "true",
-        "s3.access-key": presto_local.MOTO_KEY[0],
-        "s3.secret-key": presto_local.MOTO_KEY[1],
-    }
-    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    midnight -= timedelta(days=1)
-    own, peer = f"{region}.{tqt.LOGICAL}", f"{tqt.PEER}.{tqt.LOGICAL}"
-    hours = [midnight + timedelta(hours=h) for h in (-2, -1, 0, 1)]
-    wanted = {
-        own: dict(zip(hours, [57, 131, 1, 64], strict=True)),
-        peer: dict(zip(hours, [64, 57, 131, 1], strict=True)),
-    }
-    started = time.monotonic()
-    manifest = al.archive_records(kafka, plans, region, tmp_path / "first", s3, bucket, wanted)
-    first_job = time.monotonic() - started
-
-    location = {
-        key.rsplit("/", 1)[-1]: (table, f"s3://{bucket}/{key}")
-        for _, table, key in ((s, t, tqt.split(loc)[1]) for s, t, loc in tables)
-    }
-    chosen = {}
-    for topic in (own, peer):
-        table, planned = location[topic]
-        assert planned == "s3://" + manifest.locations[topic].split("://", 1)[1], topic
-        chosen[topic] = table
     idle = sorted(t for _, t, _ in tables if t not in chosen.values())
 
     command = planned_command(presto_plan, region)

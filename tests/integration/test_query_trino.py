@@ -28,8 +28,10 @@ from __future__ import annotations
 import re
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -70,14 +72,25 @@ def by_hour(rows) -> dict[tuple[str, str], int]:
     return {(dt, hr): c for dt, hr, c in rows}
 
 
-def test_trino_counts_what_the_archive_job_wrote_by_hour(
-    kafka, plans, moto, trino_metastore, trino, tmp_path
-):
-    region = trino_local.REGION
-    script = planned_script(plans)
-    tables = TABLE.findall(script)
-    assert tables, "the plan declares archive tables"
-    assert {schema_ for schema_, _, _ in tables} == {"kafka"}
+@dataclass
+class FirstArchive:
+    """What the archive job wrote for a query test: four hours across yesterday's midnight in
+    the region's own copy of `LOGICAL` and a peer's, into the plan's one archive bucket."""
+
+    bucket: str
+    s3: dict[str, str]
+    midnight: datetime
+    own: str
+    peer: str
+    wanted: dict[str, dict[datetime, int]]
+    manifest: Any
+    seconds: float
+    location: dict[str, tuple[str, str]]  # physical topic -> (planned table, planned location)
+
+
+def first_archive(kafka, plans, region: str, moto, tables, folder: Path) -> FirstArchive:
+    """Run the planned archive job into moto (the plan's bucket, emptied first) and check that
+    the planned tables of the two topics are where it wrote them."""
     buckets = {split(loc)[0] for _, _, loc in tables}
     assert len(buckets) == 1, "every table is in the region's one archive bucket"
     (bucket,) = buckets
@@ -98,19 +111,31 @@ def test_trino_counts_what_the_archive_job_wrote_by_hour(
         peer: dict(zip(hours, [64, 57, 131, 1], strict=True)),
     }
     started = time.monotonic()
-    manifest = al.archive_records(kafka, plans, region, tmp_path / "first", s3, bucket, wanted)
-    first_job = time.monotonic() - started
-
-    # The planned tables of the two topics are where the job wrote them.
+    manifest = al.archive_records(kafka, plans, region, folder, s3, bucket, wanted)
+    seconds = time.monotonic() - started
     location = {
         key.rsplit("/", 1)[-1]: (table, f"s3://{bucket}/{key}")
         for _, table, key in ((s, t, split(loc)[1]) for s, t, loc in tables)
     }
-    chosen = {}
     for topic in (own, peer):
-        table, planned = location[topic]
+        _, planned = location[topic]
         assert planned == "s3://" + manifest.locations[topic].split("://", 1)[1], topic
-        chosen[topic] = table
+    return FirstArchive(bucket, s3, midnight, own, peer, wanted, manifest, seconds, location)
+
+
+def test_trino_counts_what_the_archive_job_wrote_by_hour(
+    kafka, plans, moto, trino_metastore, trino, tmp_path
+):
+    region = trino_local.REGION
+    script = planned_script(plans)
+    tables = TABLE.findall(script)
+    assert tables, "the plan declares archive tables"
+    assert {schema_ for schema_, _, _ in tables} == {"kafka"}
+    first = first_archive(kafka, plans, region, moto, tables, tmp_path / "first")
+    bucket, s3, midnight, own, peer = first.bucket, first.s3, first.midnight, first.own, first.peer
+    wanted, manifest, first_job = first.wanted, first.manifest, first.seconds
+    # The planned tables of the two topics (where the job wrote them: first_archive checked).
+    chosen = {topic: first.location[topic][0] for topic in (own, peer)}
 
     started = time.monotonic()
     for stmt in statements(script):

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -129,28 +129,53 @@ def start_moto(folder: Path) -> Moto:
 
 
 @dataclass
-class Trino(Process):
+class EngineServer(Process):
+    """A Trino or Presto coordinator on loopback: one client protocol (POST /v1/statement,
+    follow nextUri), told apart by the user and time-zone headers they read."""
+
     url: str = ""
     started_in: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
 
     def run(self, sql: str, timeout: float = 300) -> list[list[Any]]:
-        """One statement's rows; its error as an AssertionError with Trino's message."""
-        headers = {"X-Trino-User": "rtdi-test"}
-        reply = requests.post(f"{self.url}/v1/statement", data=sql.encode(), headers=headers)
+        """One statement's rows; its error as an AssertionError with the engine's message."""
+        reply = requests.post(f"{self.url}/v1/statement", data=sql.encode(), headers=self.headers)
         reply.raise_for_status()
         rows: list[list[Any]] = []
         deadline = time.monotonic() + timeout
         body = reply.json()
         while True:
             if "error" in body:
-                error = body["error"]
-                raise AssertionError(f"{sql!r} failed: {error.get('message')}")
+                raise AssertionError(f"{sql!r} failed: {body['error'].get('message')}")
             rows += body.get("data", [])
             if "nextUri" not in body:
                 return rows
             if time.monotonic() > deadline:
                 raise AssertionError(f"{sql!r} did not finish within {timeout} s")
-            body = requests.get(body["nextUri"], headers=headers).json()
+            body = requests.get(body["nextUri"], headers=self.headers).json()
+
+    def wait_started(self, name: str, started: float, timeout: float) -> None:
+        """Until /v1/info says the server is no longer starting; it stopped and its log's tail
+        raised when it exits or ``timeout`` passes first."""
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited {self.proc.returncode}:\n{self.tail(60)}")
+            try:
+                info = requests.get(f"{self.url}/v1/info", timeout=2).json()
+                if not info.get("starting", True):
+                    self.started_in = time.monotonic() - started
+                    return
+            except (requests.ConnectionError, requests.Timeout, ValueError):
+                pass
+            time.sleep(1)
+        self.stop()
+        raise RuntimeError(f"{name} did not start within {timeout} s:\n{self.tail(60)}")
+
+
+@dataclass
+class Trino(EngineServer):
+    headers: dict[str, str] = field(default_factory=lambda: {"X-Trino-User": "rtdi-test"})
 
 
 def start_trino(
@@ -224,28 +249,19 @@ def start_trino(
             start_new_session=True,
         )
     trino = Trino(proc, log, f"http://127.0.0.1:{port}")
-    deadline = started + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"Trino exited {proc.returncode}:\n{trino.tail(60)}")
-        try:
-            info = requests.get(f"{trino.url}/v1/info", timeout=2).json()
-            if not info.get("starting", True):
-                trino.started_in = time.monotonic() - started
-                return trino
-        except (requests.ConnectionError, requests.Timeout, ValueError):
-            pass
-        time.sleep(1)
-    trino.stop()
-    raise RuntimeError(f"Trino did not start within {START_TIMEOUT} s:\n{trino.tail(60)}")
+    trino.wait_started("Trino", started, START_TIMEOUT)
+    return trino
 
 
-def planned_catalogs(plan: Any, region: str) -> dict[str, dict[str, str]]:
-    """The catalogs of ``region``'s planned engine release, as the chart writes them."""
+def planned_catalogs(plan: Any, region: str, engine: str = "trino") -> dict[str, dict[str, str]]:
+    """The catalogs of ``region``'s planned ``engine`` release, as its chart writes them (Trino's
+    chart under `catalogs`, Presto's under `catalog`)."""
     from infra.components.query.engines import parse_properties
 
-    release = next(r for r in plan.of_type(RELEASE) if r.name == f"{region}-query-trino")
-    return {n: parse_properties(t) for n, t in release.inputs["values"]["catalogs"].items()}
+    release = next(r for r in plan.of_type(RELEASE) if r.name == f"{region}-query-{engine}")
+    values = release.inputs["values"]
+    written = values["catalogs"] if engine == "trino" else values["catalog"]
+    return {n: parse_properties(t) for n, t in written.items()}
 
 
 # What the test changes in a planned catalog, by key, and why; every other key is used as planned.
