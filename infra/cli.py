@@ -146,7 +146,7 @@ def cmd_backfill(args) -> int:
     from infra.plan.writer import check_writable, write
 
     project = Project.find()
-    request = Request(args.job, args.start, args.end, args.region, args.id)
+    request = Request(args.job, args.start, args.end, args.region, args.id, args.source)
     if args.out:
         check_writable(Path(args.out))
     bp = plan_backfill(project, request)
@@ -382,6 +382,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--region", help="a region of the job (default: the primary, if the job runs there)"
     )
     backfill.add_argument("--id", help="names the run (default: the start time, UTC)")
+    backfill.add_argument(
+        "--source",
+        metavar="SOURCE",
+        help="kafka or archive (default: Kafka while it holds the range, else the region's "
+        "Parquet archive)",
+    )
     backfill.add_argument("--out", help="output folder (default: .rtdi/backfill/<job>-<id>)")
     backfill.set_defaults(func=cmd_backfill)
     drill = sub.add_parser("drill", help="DR drills: switch the primary region (issue 11)")

@@ -98,9 +98,11 @@ def backfill_issues(
     if issues:
         raise ConfigError(issues)
     # Not refused: a finished backfill's entry stays in the stack after its range has expired.
-    # `rtdi backfill` refuses a new one whose range Kafka no longer holds.
+    # `rtdi backfill` refuses a new one whose range its source no longer holds.
     now = datetime.now(UTC)
-    for key, value, message in retention_issues(model.backfills, list(jobs), kafka, now):
+    for key, value, message in retention_issues(
+        model.backfills, model.region, list(jobs), topology, kafka, now
+    ):
         pulumi.log.warn(str(Issue(file, key, message, value)))
 
 

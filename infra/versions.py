@@ -127,7 +127,9 @@ PRESTO_IMAGE = "prestodb/presto"
 HIVE_METASTORE_VERSION = "4.0.1"
 HIVE_METASTORE_IMAGE = f"apache/hive:{HIVE_METASTORE_VERSION}"
 METASTORE_POSTGRES_IMAGE = "postgres:17.6"
-# The JDBC driver the metastore image lacks: fetched by an init container from Maven Central.
+# What Apache's image lacks, baked into rtdi's own (jobs/metastore/Dockerfile): PostgreSQL's
+# JDBC driver, and the GCS connector for a GCP region's gs:// archive (Java 8, like the image).
 POSTGRES_JDBC_VERSION = "42.7.7"
-# The init container that puts POSTGRES_JDBC_VERSION's driver beside the metastore.
-METASTORE_FETCH_IMAGE = "curlimages/curl:8.16.0"
+METASTORE_GCS_CONNECTOR_VERSION = "hadoop3-2.2.33"
+METASTORE_IMAGE_VERSION = f"{HIVE_METASTORE_VERSION}-rtdi.1"
+METASTORE_IMAGE = f"rtdi/hive-metastore:{METASTORE_IMAGE_VERSION}"

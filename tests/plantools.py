@@ -289,3 +289,18 @@ def assert_k8s_on_region_provider(plan: StackPlan, region_id: str) -> Declared:
             f"{r.type} {r.name} does not use {region_id}-k8s"
         )
     return k8s_provider
+
+
+S3_READ_WRITE = {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
+
+
+def s3_rights(plan: StackPlan, stack: str, workload: str) -> dict[str, set[str]]:
+    """Bucket purpose -> the S3 object actions ``workload``'s IRSA policy allows on it."""
+    policy = one(plan, "aws:iam/rolePolicy:RolePolicy", f"{stack}-{workload}-irsa")
+    rights: dict[str, set[str]] = {}
+    for s in json.loads(policy.inputs["policy"])["Statement"]:
+        for res in s["Resource"]:
+            if res.startswith("arn:aws:s3:::") and res.endswith("/*"):
+                purpose = res.removesuffix("/*").rsplit(f"{stack}-", 1)[1]
+                rights.setdefault(purpose, set()).update(s["Action"])
+    return rights

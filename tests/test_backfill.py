@@ -453,7 +453,8 @@ def test_rtdi_backfill_plans_the_region_and_says_how_to_apply_it(tmp_path):
         "rtdi:topology"
     ]["primary"]
     assert (
-        lines[0] == f"backfill payments-backfill-recon: job payments (active-passive) in {primary}"
+        lines[0] == f"backfill payments-backfill-recon: job payments (active-passive) in "
+        f"{primary}, from kafka"
     )
     assert f"range: {_z(START)} to {_z(END)}" in lines[1]
     assert "sinks: ledger -> payment-ledger-backfill" in out
@@ -462,9 +463,10 @@ def test_rtdi_backfill_plans_the_region_and_says_how_to_apply_it(tmp_path):
         "throttle: 5242880 B/s per consumer, a Kafka consumer quota on principal "
         "flink-payments-backfill-recon" in out
     )
-    assert lines[-4:] == [
+    pinned = (("job", "payments"), ("from", _z(START)), ("to", _z(END)), ("id", "recon"))
+    assert lines[-5:] == [
         f"  pulumi config set --stack {primary} --path 'rtdi:backfills[0].{k}' {v}"
-        for k, v in (("job", "payments"), ("from", _z(START)), ("to", _z(END)), ("id", "recon"))
+        for k, v in (*pinned, ("source", "kafka"))
     ]
     # The global stack's plan is written beside it, so the policy pack can check the backfill.
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["global", primary])
@@ -509,7 +511,8 @@ def test_rtdi_backfill_plans_the_region_and_says_how_to_apply_it(tmp_path):
             f"rtdi backfill: --to = '{(NOW + timedelta(hours=1)).isoformat()}': in the future",
         ),
         (
-            ["surge-pricing", "--from", _z(NOW - timedelta(days=4)), "--to", _z(END)],
+            ["surge-pricing", "--from", _z(NOW - timedelta(days=4)), "--to", _z(END)]
+            + ["--source", "kafka"],
             f"rtdi backfill: --from = '{(NOW - timedelta(days=4)).isoformat()}': older than "
             "source topic trips's retention (72 h",
         ),
@@ -533,11 +536,12 @@ def test_rtdi_backfill_refuses_bad_input_in_one_line_with_exit_2(tmp_path, args,
     assert not (tmp_path / "out").exists()
 
 
-def test_the_retention_refusal_points_to_the_archive_layer():
-    code, _, err = _cli("surge-pricing", "--from", _z(NOW - timedelta(days=4)), "--to", _z(END))
+def test_the_retention_refusal_points_to_the_archive():
+    old = ["surge-pricing", "--from", _z(NOW - timedelta(days=4)), "--to", _z(END)]
+    code, _, err = _cli(*old, "--source", "kafka")
     assert code == EXIT_BAD_INPUT
     assert err.strip().endswith(
-        "the Parquet archive keeps older records, but a backfill does not read it yet"
+        "allowed: a later time, or the region's Parquet archive as the source (`source: archive`)"
     )
 
 

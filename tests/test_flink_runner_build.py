@@ -126,14 +126,19 @@ def test_image_recipe_builds_on_the_pinned_flink_image():
     assert (repo, tag) == ("rtdi/flink-sql-runner", versions.FLINK_SQL_RUNNER_VERSION)
 
 
+def jars_added(body: str) -> dict[str, tuple[str, str, str]]:
+    """A stage that only ADDs checksummed files: file name -> (URL, sha256, destination)."""
+    assert not re.search(r"(?m)^(?!ADD\s)\S", body), "the stage only adds jars"
+    added = re.findall(r"(?m)^ADD\s+.*--checksum=sha256:([0-9a-f]{64})\s+(\S+)\s+(\S+)$", body)
+    assert len(added) == len(re.findall(r"(?m)^ADD\s", body))
+    return {url.rsplit("/", 1)[1]: (url, sha, dest) for sha, url, dest in added}
+
+
 def hadoop_jars_added() -> dict[str, tuple[str, str, str]]:
     """The HDFS stage's ADDs: jar file name -> (URL, sha256, destination)."""
     base, body = stages((RUNNER / "Dockerfile").read_text())["hdfs"]
     assert base == "runner", "the HDFS image is the runner image plus Hadoop"
-    assert not re.search(r"(?m)^(?!ADD\s)\S", body), "the HDFS stage only adds jars"
-    added = re.findall(r"(?m)^ADD\s+.*--checksum=sha256:([0-9a-f]{64})\s+(\S+)\s+(\S+)$", body)
-    assert len(added) == len(re.findall(r"(?m)^ADD\s", body))
-    return {url.rsplit("/", 1)[1]: (url, sha, dest) for sha, url, dest in added}
+    return jars_added(body)
 
 
 def test_the_hdfs_image_adds_exactly_the_pinned_hadoop_client():

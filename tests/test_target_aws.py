@@ -14,6 +14,7 @@ from infra.targets.base import ABORT_MULTIPART_DAYS, BUCKET_PURPOSES, LABEL_PURP
 from plantools import (
     GRANTED,
     NAMESPACE_WL,
+    S3_READ_WRITE,
     SERVICE_ACCOUNT,
     WORKLOAD,
     amend,
@@ -27,6 +28,7 @@ from plantools import (
     one,
     provider_of,
     run_program,
+    s3_rights,
     sample_config,
     target_only,
     workload,
@@ -574,3 +576,30 @@ def test_ebs_csi_role_may_use_the_region_key(target_plans):
     assert policy["role"] == mock_id(one(plan, "aws:iam/role:Role", f"{CREATE}-eks-ebs-csi"))
     (st,) = json.loads(policy["policy"])["Statement"]
     assert st["Resource"] == [key_arn] and "kms:CreateGrant" in st["Action"]
+
+
+def test_each_workload_reaches_only_the_buckets_it_uses(plans):
+    """Least privilege by what each workload does: a stream job keeps to its state, only the
+    archive job writes the archive, the query engine only reads it."""
+    plan = plans[CREATE]
+    rw = S3_READ_WRITE
+    assert s3_rights(plan, CREATE, "flink-surge-pricing") == {"flink-state": rw}
+    assert s3_rights(plan, CREATE, "flink-payments") == {"flink-state": rw}
+    assert s3_rights(plan, CREATE, "flink-archive") == {"flink-state": rw, "archive": rw}
+    assert s3_rights(plan, CREATE, "query-engine") == {"archive": {"s3:GetObject"}}
+    engine = one(plan, "aws:iam/rolePolicy:RolePolicy", f"{CREATE}-query-engine-irsa")
+    kms = [
+        s for s in json.loads(engine.inputs["policy"])["Statement"] if "kms:Decrypt" in s["Action"]
+    ]
+    assert [s["Action"] for s in kms] == [["kms:Decrypt"]]  # it never encrypts: it never writes
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_no_iam_statement_has_an_empty_resource(plans, stack):
+    """IAM refuses such a document (MalformedPolicyDocument): an identity without buckets (the
+    offset sync's, for Kafka only) gets no S3 policy at all."""
+    for policy in plans[stack].of_type("aws:iam/rolePolicy:RolePolicy"):
+        for s in json.loads(policy.inputs["policy"])["Statement"]:
+            assert s.get("Resource"), (policy.name, s)
+    names = {p.name for p in plans[stack].of_type("aws:iam/rolePolicy:RolePolicy")}
+    assert f"{stack}-offset-sync-irsa" not in names

@@ -393,3 +393,19 @@ def test_every_data_bucket_logs_to_the_log_bucket(workload_plan):
         "name"
     ]
     assert all(b.inputs["logging"]["logBucket"] == log_name for b in data)
+
+
+def test_each_workload_reaches_only_the_buckets_it_uses(plans):
+    """A stream job keeps to its state; only the archive job may write the archive; the query
+    engine may only read it (objectViewer: no create, no delete)."""
+    grants: dict[str, dict[str, str]] = {}
+    for g in plans[STACK].of_type("gcp:storage/bucketIAMMember:BucketIAMMember"):
+        name = g.name.removeprefix(f"{STACK}-")
+        purpose = next((p for p in ("flink-state", "archive") if name.endswith(f"-{p}")), None)
+        if purpose is not None:
+            who = name.removesuffix(f"-{purpose}")
+            grants.setdefault(who, {})[purpose] = g.inputs["role"]
+    user, viewer = "roles/storage.objectUser", "roles/storage.objectViewer"
+    assert grants["flink-surge-pricing"] == {"flink-state": user}
+    assert grants["flink-archive"] == {"flink-state": user, "archive": user}
+    assert grants["query-engine"] == {"archive": viewer}

@@ -11,6 +11,7 @@ apply it. It also refuses what the program only warns about: a range Kafka no lo
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,8 @@ FLINK_DEPLOYMENT = "kubernetes:flink.apache.org/v1beta1:FlinkDeployment"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 WHERE = "rtdi backfill"
 # `check_backfills` names keys of the stack file; here the user typed command-line arguments.
-_ARGS = {"job": "JOB", "from": "--from", "to": "--to", "id": "--id"}
+_ARGS = {"job": "JOB", "from": "--from", "to": "--to", "id": "--id", "source": "--source"}
+SOURCES = ("kafka", "archive")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Request:
     end: str
     region: str | None = None
     id: str | None = None
+    # `kafka` or `archive`; left out: Kafka while it holds the range, else the archive.
+    source: str | None = None
 
 
 @dataclass
@@ -76,6 +80,10 @@ def plan_backfill(project: Project, req: Request, now: datetime | None = None) -
             raise _bad(_ARGS[key], str(exc), text) from None
     if req.id is not None:
         entry["id"] = req.id
+    if req.source is not None and req.source not in SOURCES:
+        raise _bad(
+            "--source", f"not a backfill source; allowed: {' or '.join(SOURCES)}", req.source
+        )
     globals_ = [s for s in project.stack_names() if project.read(s).is_global]
     stacks = validate(project, globals_)
     published = [v.model for v in stacks.values() if isinstance(v.model, GlobalStack)]
@@ -109,27 +117,46 @@ def plan_backfill(project: Project, req: Request, now: datetime | None = None) -
             req.id,
         ) from exc
     jobs = load_jobs(topology_stack.topology, topology_stack.kafka)
-    issues = []
-    for key, value, message in check_backfills(
-        [*model.backfills, backfill],
-        region,
-        jobs,
-        topology_stack.topology,
-        topology_stack.kafka,
-        now,
-        retention=True,
-    ):
-        # Only what concerns the new entry: the stack's own entries are its file's business.
-        prefix = f"rtdi:backfills[{index}]."
-        if key.startswith(prefix):
-            issues.append(Issue(WHERE, _ARGS.get(key[len(prefix) :], key), message, value))
+
+    def issues_of(source: str) -> list[Issue]:
+        candidate = backfill.model_copy(update={"source": source})
+        found = []
+        for key, value, message in check_backfills(
+            [*model.backfills, candidate],
+            region,
+            jobs,
+            topology_stack.topology,
+            topology_stack.kafka,
+            now,
+            retention=True,
+        ):
+            # Only what concerns the new entry: the stack's own entries are its file's business.
+            prefix = f"rtdi:backfills[{index}]."
+            if key.startswith(prefix):
+                found.append(Issue(WHERE, _ARGS.get(key[len(prefix) :], key), message, value))
+        return found
+
+    # Unless told, Kafka while it holds the range, else the archive: both refusals when neither.
+    source = req.source or "kafka"
+    issues = issues_of(source)
+    if req.source is None and issues and all(_past_kafka(i) for i in issues):
+        source = "archive"
+        archive_issues = issues_of(source)
+        issues = [*issues, *archive_issues] if archive_issues else []
     if issues:
         raise ConfigError(issues)
+    backfill = backfill.model_copy(update={"source": source})
+    entry["source"] = source
     project.extra.setdefault(region, {})["rtdi:backfills"] = json.dumps([*existing, entry])
     global_name = stacks[region].global_stack
     assert global_name is not None
     plans = plan_stacks(project, [global_name, region])
     return BackfillPlan(region, job, backfill, index, plans[region], plans[global_name])
+
+
+def _past_kafka(issue: Issue) -> bool:
+    """A refusal only because Kafka no longer holds the range's start."""
+    return issue.key == "--from" and "left in Kafka" in issue.message
 
 
 def _default_region(
@@ -154,6 +181,8 @@ def config_lines(bp: BackfillPlan) -> list[str]:
     b = bp.backfill
     values = [("job", bp.job.name), ("from", _rfc3339(b.start)), ("to", _rfc3339(b.end))]
     values.append(("id", b.run_id))  # pinned: the default derives from `from`, and so must stay
+    # Pinned too: chosen from the retention at planning time, which a later `up` must not redo.
+    values.append(("source", b.source))
     return [
         f"pulumi config set --stack {bp.stack} --path 'rtdi:backfills[{bp.index}].{k}' {v}"
         for k, v in values
@@ -173,11 +202,19 @@ def summary(bp: BackfillPlan, out: Path) -> list[str]:
         for r in bp.plan.of_type(CONFIG_MAP)
         if r.inputs["metadata"]["name"] == f"{bp.name}-sql"
     )
-    sources = [
-        f"{t.topic} -> {', '.join(registry[t.topic]['regions'][region]['consume']['topics'])} "
-        f"(aggregate)"
-        for t in bp.job.sources
-    ]
+    b = bp.backfill
+    if b.source == "archive":
+        sources = [
+            f"{t.topic} -> {', '.join(_archive_paths(sql, t.table))} (archive, the range's "
+            f"hour partitions)"
+            for t in bp.job.sources
+        ]
+    else:
+        sources = [
+            f"{t.topic} -> {', '.join(registry[t.topic]['regions'][region]['consume']['topics'])}"
+            f" (aggregate)"
+            for t in bp.job.sources
+        ]
     assert bp.job.backfill is not None
     produce = {
         name: entry["regions"][region]["produce"]["topic"]
@@ -190,7 +227,12 @@ def summary(bp: BackfillPlan, out: Path) -> list[str]:
         for t in bp.job.sinks
     ]
     rate = bp.job.backfill.max_bytes_per_second
-    if "properties.fetch.max.bytes" in sql:
+    if b.source == "archive":
+        throttle = (
+            "none: no Kafka consumer, so no quota; the archive is read at the backfill's "
+            "parallelism, and every window fires when the range is read (the files keep no order)"
+        )
+    elif "properties.fetch.max.bytes" in sql:
         throttle = (
             f"{rate} B/s per consumer NOT enforced as a quota here (the cluster has no quotas): "
             f"each fetch "
@@ -198,9 +240,8 @@ def summary(bp: BackfillPlan, out: Path) -> list[str]:
         )
     else:
         throttle = f"{rate} B/s per consumer, a Kafka consumer quota on principal {bp.principal}"
-    b = bp.backfill
     return [
-        f"backfill {bp.name}: job {bp.job.name} ({bp.job.mode}) in {region}",
+        f"backfill {bp.name}: job {bp.job.name} ({bp.job.mode}) in {region}, from {b.source}",
         f"  range: {_rfc3339(b.start)} to {_rfc3339(b.end)} (Kafka record timestamps, end "
         f"exclusive)",
         f"  sources: {'; '.join(sources)}",
@@ -211,3 +252,11 @@ def summary(bp: BackfillPlan, out: Path) -> list[str]:
         f"sources, state under {spec['flinkConfiguration']['execution.checkpointing.dir']}",
         f"  plan: {out}",
     ]
+
+
+def _archive_paths(sql: str, table: str) -> list[str]:
+    """The archive paths a backfill script reads for source ``table`` (archive_read.py)."""
+    pattern = (
+        rf"CREATE TABLE `archive_{table}_\w+` \([^;]*?\) PARTITIONED BY [^;]*?'path' = '([^']*)'"
+    )
+    return re.findall(pattern, sql)

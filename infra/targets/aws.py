@@ -810,53 +810,73 @@ class AwsTarget(Target):
         return bucket, guards
 
     def workload_identity(
-        self, name, namespace, service_account, buckets: Sequence[Bucket], parent, depends_on=()
+        self,
+        name,
+        namespace,
+        service_account,
+        buckets: Sequence[Bucket],
+        parent,
+        depends_on=(),
+        read_only: Sequence[Bucket] = (),
     ) -> WorkloadIdentity:
         role = self._irsa_role(
             f"{name}-irsa", name.removeprefix(f"{self.name}-"), namespace, service_account, parent
         )
-        policy = pulumi.Output.all(self.kms_key.arn, *[b.name for b in buckets]).apply(
-            lambda a: json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
-                            "Resource": [f"arn:aws:s3:::{b}" for b in a[1:]],
-                        },
-                        {
-                            "Effect": "Allow",
-                            "Action": [
-                                "s3:GetObject",
-                                "s3:PutObject",
-                                "s3:DeleteObject",
-                                "s3:AbortMultipartUpload",
-                            ],
-                            "Resource": [f"arn:aws:s3:::{b}/*" for b in a[1:]],
-                        },
-                        {
-                            "Effect": "Allow",
-                            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                            "Resource": [a[0]],
-                        },
-                    ],
-                }
+        resources: list[pulumi.Resource] = [role]
+        names = [b.name for b in (*buckets, *read_only)]
+        # No bucket, no S3 policy: IAM refuses a statement whose Resource is empty
+        # (MalformedPolicyDocument), so an identity for Kafka only (offset sync) has none.
+        if names:
+            policy = pulumi.Output.all(self.kms_key.arn, *names).apply(
+                lambda a: json.dumps(
+                    _bucket_policy(a[0], a[1 : 1 + len(buckets)], a[1 + len(buckets) :])
+                )
             )
-        )
-        access = aws.iam.RolePolicy(
-            f"{name}-irsa",
-            aws.iam.RolePolicyArgs(role=role.id, policy=policy),
-            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
-        )
+            resources.append(
+                aws.iam.RolePolicy(
+                    f"{name}-irsa",
+                    aws.iam.RolePolicyArgs(role=role.id, policy=policy),
+                    opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
+                )
+            )
         return WorkloadIdentity(
             service_account=service_account,
             namespace=namespace,
             # EKS's pod identity webhook injects AWS_ROLE_ARN, the token file and AWS_REGION itself.
             annotations={"eks.amazonaws.com/role-arn": role.arn},
             grantee=role.id,  # the role's name, as RolePolicy takes it
-            resources=[role, access],
+            resources=resources,
         )
+
+
+def _bucket_policy(key_arn: str, writes: Sequence[str], reads: Sequence[str]) -> dict:
+    """An identity's S3 rights: list every bucket; read and write the objects of ``writes``;
+    only read those of ``reads``; decrypt with the region's key, and encrypt only to write."""
+    objects = [
+        (
+            ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+            writes,
+        ),
+        (["s3:GetObject"], reads),
+    ]
+    statements: list[dict] = [
+        {
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+            "Resource": [f"arn:aws:s3:::{b}" for b in (*writes, *reads)],
+        },
+        *(
+            {"Effect": "Allow", "Action": actions, "Resource": [f"arn:aws:s3:::{b}/*" for b in on]}
+            for actions, on in objects
+            if on
+        ),
+        {
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"] if writes else ["kms:Decrypt"],
+            "Resource": [key_arn],
+        },
+    ]
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def _iam_name(raw: str) -> str:

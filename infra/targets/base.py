@@ -168,8 +168,12 @@ class Target(pulumi.ComponentResource, abc.ABC):
         buckets: Sequence[Bucket],
         parent: pulumi.Resource,
         depends_on: Sequence[pulumi.Resource] = (),
+        read_only: Sequence[Bucket] = (),
     ) -> WorkloadIdentity:
-        """Let pods running as ``namespace/service_account`` read and write ``buckets``.
+        """Let pods running as ``namespace/service_account`` read and write ``buckets``, and
+        only read ``read_only`` (a query engine over the archive, a backfill reading it): a
+        reader that cannot delete cannot lose the archive. Where the store has no per-identity
+        rights (on-prem: one Hadoop user, one S3 access key) the target says so in its doc.
 
         The returned annotations go on the Kubernetes ServiceAccount the component creates. Cloud
         resources are parented to ``parent`` (the asking component) so they are deleted with it.

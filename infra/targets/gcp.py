@@ -467,7 +467,14 @@ class GcpTarget(Target):
         )
 
     def workload_identity(
-        self, name, namespace, service_account, buckets: Sequence[Bucket], parent, depends_on=()
+        self,
+        name,
+        namespace,
+        service_account,
+        buckets: Sequence[Bucket],
+        parent,
+        depends_on=(),
+        read_only: Sequence[Bucket] = (),
     ) -> WorkloadIdentity:
         opts = pulumi.ResourceOptions(parent=parent, provider=self.provider)
         short = name.removeprefix(f"{self.name}-")
@@ -490,13 +497,15 @@ class GcpTarget(Target):
                 opts=opts,
             ),
         ]
-        for bucket in buckets:
+        roles = [(b, "roles/storage.objectUser") for b in buckets]
+        roles += [(b, "roles/storage.objectViewer") for b in read_only]
+        for bucket, role in roles:
             grants.append(
                 gcp.storage.BucketIAMMember(
                     f"{name}-{bucket.purpose}",
                     gcp.storage.BucketIAMMemberArgs(
                         bucket=bucket.name,
-                        role="roles/storage.objectUser",
+                        role=role,
                         member=gsa.email.apply(lambda e: f"serviceAccount:{e}"),
                     ),
                     opts=opts,

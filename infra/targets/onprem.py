@@ -84,8 +84,19 @@ class OnpremTarget(Target):
         )
 
     def workload_identity(
-        self, name, namespace, service_account, buckets: Sequence[Bucket], parent, depends_on=()
+        self,
+        name,
+        namespace,
+        service_account,
+        buckets: Sequence[Bucket],
+        parent,
+        depends_on=(),
+        read_only: Sequence[Bucket] = (),
     ) -> WorkloadIdentity:
+        """The site's store as configured: HDFS through its core-site (the pods' Hadoop user),
+        an S3-compatible store through its one access key. Neither gives rights per identity,
+        so ``read_only`` buckets are as writable as the others here: restricting them is the
+        site's (HDFS permissions, a read-only key), which rtdi does not manage."""
         store = self.stack.object_store
         opts = self.k8s_opts(parent, depends_on=list(depends_on))
         if store.kind == "hdfs":

@@ -476,6 +476,8 @@ def check_backfills(
                 f"the backfill's FlinkDeployment name {name} does not fit the Flink operator's "
                 f"45 characters; allowed: a shorter id",
             )
+        if b.source == "archive":
+            yield from _archive_source_issues(i, job, region_id, jobs, topology)
         first = seen.setdefault((job.name, b.run_id), i)
         if first != i:
             yield (
@@ -484,23 +486,81 @@ def check_backfills(
                 f"already the id of backfill [{first}] of {job.name}; allowed: a new id",
             )
     if retention:
-        yield from retention_issues(backfills, jobs, kafka, now)
+        yield from retention_issues(backfills, region_id, jobs, topology, kafka, now)
+
+
+def archive_job(region_id: str, jobs: list[Job], topology: Topology) -> Job | None:
+    """The job that archives region ``region_id``'s aggregate (``kind: archive``), if any."""
+    found = [j for j in jobs if j.kind == "archive" and region_id in job_regions(j, topology)]
+    return found[0] if found else None
+
+
+def _archive_source_issues(
+    i: int, job: Job, region_id: str, jobs: list[Job], topology: Topology
+) -> Iterator[tuple[str, Any, str]]:
+    """A backfill over the archive needs an archive in its region and source tables the
+    archive can give back (infra/components/flink/archive_read.py decodes them)."""
+    from infra.components.flink.archive_read import decode_issues
+
+    where = key_path("rtdi:backfills", [i, "source"])
+    if archive_job(region_id, jobs, topology) is None:
+        yield (
+            where,
+            "archive",
+            f"no archive job runs in {region_id}, so it has no archive to read; allowed: kafka, "
+            f"or a job of `kind: archive` in jobs/flink that runs there",
+        )
+    for key, value, message in decode_issues(job.sources):
+        yield where, "archive", f"{job.name}'s {key} is {value}: {message}"
 
 
 def retention_issues(
-    backfills: list[Backfill], jobs: list[Job], kafka: Kafka, now: Any
+    backfills: list[Backfill],
+    region_id: str,
+    jobs: list[Job],
+    topology: Topology,
+    kafka: Kafka,
+    now: Any,
 ) -> Iterator[tuple[str, Any, str]]:
-    """Backfills whose range starts before their sources' retention: Kafka no longer holds the
-    start (it would silently start at the oldest record left)."""
+    """Backfills whose range their source no longer (or not yet) holds. Kafka: the range starts
+    before a source topic's retention (the run would silently start at the oldest record left).
+    The archive: the range starts before a source's data class's `archiveRetentionDays`, or ends
+    within two of the archive job's checkpoint intervals (its files are published at
+    checkpoints, so the range's last records may not be there yet)."""
     from datetime import timedelta
 
     by_name = {j.name: j for j in jobs}
     topics = {t.name: t for t in kafka.topics}
+    archiver = archive_job(region_id, jobs, topology)
     for i, b in enumerate(backfills):
         job = by_name.get(b.job)
-        for t in job.sources if job is not None else []:
+        if job is None:
+            continue
+        if b.source == "archive" and archiver is not None:
+            settle = timedelta(seconds=2 * archiver.checkpoint_interval_seconds)
+            if b.end > now - settle:
+                yield (
+                    key_path("rtdi:backfills", [i, "to"]),
+                    b.end.isoformat(),
+                    f"too recent for the archive, which publishes its files at each checkpoint "
+                    f"(every {archiver.checkpoint_interval_seconds} s); allowed: a time at least "
+                    f"{int(settle.total_seconds())} s past, or the Kafka source",
+                )
+        for t in job.sources:
             topic = topics.get(t.topic)
             if topic is None:
+                continue
+            if b.source == "archive":
+                days = kafka.data_classes[topic.data_class].archive_retention_days
+                oldest = None if days is None else now - timedelta(days=days)
+                if oldest is not None and b.start < oldest:
+                    yield (
+                        key_path("rtdi:backfills", [i, "from"]),
+                        b.start.isoformat(),
+                        f"older than the archive keeps source topic {topic.name} (data class "
+                        f"{topic.data_class}: {days} days, nothing before "
+                        f"{oldest.isoformat(timespec='seconds')}); allowed: a later time",
+                    )
                 continue
             oldest = now - timedelta(hours=topic.retention_hours)
             if b.start < oldest:
@@ -509,8 +569,8 @@ def retention_issues(
                     b.start.isoformat(),
                     f"older than source topic {topic.name}'s retention ({topic.retention_hours} "
                     f"h: nothing before {oldest.isoformat(timespec='seconds')} is left in "
-                    f"Kafka); allowed: a later time; the Parquet archive keeps older records, "
-                    f"but a backfill does not read it yet",
+                    f"Kafka); allowed: a later time, or the region's Parquet archive as the "
+                    f"source (`source: archive`)",
                 )
 
 

@@ -683,6 +683,12 @@ class Backfill(Strict):
     id: BackfillId | None = Field(
         default=None, description="Names the run; its start time (UTC) when left out."
     )
+    # `kafka`: the aggregate's retained records (bounded Kafka sources). `archive` (paper 4.4):
+    # the region's Parquet archive, for a range Kafka no longer holds (`rtdi backfill` picks it
+    # then, and pins it here so a later `pulumi up` never switches a running backfill's source).
+    source: Literal["kafka", "archive"] = Field(
+        default="kafka", description="What the run reads: kafka or archive."
+    )
 
     @property
     def run_id(self) -> str:

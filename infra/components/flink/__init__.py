@@ -101,7 +101,7 @@ def kafka_grants(
     A backfill ``run`` is its own principal: its own group, its backfill topics, its own
     transactional ids, and its consumer quota."""
     topics = registry["topics"]
-    reads = source_topics(job, region_id, registry)
+    reads = source_topics(job, region_id, registry) if run is None or run.reads_kafka else []
     sinks = [t.topic if run is None else run.sink_topic(t.table) for t in job.sinks]
     writes = sorted({topics[s]["regions"][region_id]["produce"]["topic"] for s in sinks})
     who = principal(job) if run is None else run.principal
@@ -123,6 +123,14 @@ def kafka_grants(
             transactional_id_prefix=prefix if job.exactly_once else None,
         )
     return grants
+
+
+def archive_access(job: Job, run: BackfillRun | None) -> tuple[bool, bool]:
+    """(writes, reads) of the region's archive bucket: only the archive job writes it, only a
+    backfill over it reads it; every other job keeps to its `flink-state` and Kafka."""
+    if job.kind == "archive":
+        return True, False
+    return False, run is not None and not run.reads_kafka
 
 
 def source_topics(job: Job, region_id: str, registry: dict) -> list[str]:
@@ -327,14 +335,20 @@ def job_sql(
     agg: dict,
     reg: dict,
     bounds: BackfillRun | None = None,
+    archive: tuple[Bucket, str] | None = None,
 ) -> str:
     """The runner's script: the tables rtdi derives from the registry, then the job's SQL.
-    With ``bounds``, the same script for a backfill: bounded sources, its own sink topics."""
+    With ``bounds``, the same script for a backfill: bounded sources, its own sink topics; a
+    backfill over the archive reads ``archive`` (the region's bucket and its URI) instead."""
     topics = registry["topics"]
     what = job.name if bounds is None else f"{job.name} backfill {bounds.run_id}"
     parts = [f"-- {what} in {region_id}: tables resolved by rtdi from the federation registry"]
     for t in job.sources:
         entry = topics[t.topic]["regions"][region_id]["consume"]
+        if bounds is not None and not bounds.reads_kafka:
+            assert archive is not None
+            parts += bounds.archive_sources(t, entry["topics"], *archive)
+            continue
         over = None if bounds is None else bounds.source_options()
         parts.append(table_ddl(job, t, entry["topics"], agg, source=True, overrides=over))
     for t in job.sinks:
@@ -453,7 +467,11 @@ class FlinkLayer(pulumi.ComponentResource):
         for job, run in workloads:
             key = job.name if run is None else run.name
             who = principal(job) if run is None else run.principal
-            identities[key], accounts[key] = self._account(key, who, target, [state, archive], ns)
+            writes, reads = archive_access(job, run)
+            buckets = [state, *([archive] if writes else [])]
+            identities[key], accounts[key] = self._account(
+                key, who, target, buckets, ns, [archive] if reads else []
+            )
             grants[key] = kafka_grants(job, region.id, static, identities[key], run)
         # Every grant of a cluster in one call (an engine may merge ACLs of shared topics).
         access = {
@@ -498,13 +516,14 @@ class FlinkLayer(pulumi.ComponentResource):
         target: Target,
         buckets: list[Bucket],
         ns: pulumi.Resource,
+        read_only: list[Bucket],
     ) -> tuple[Any, list[pulumi.Resource]]:
-        """A deployment's own service account ``account``, its workload identity (the region's
-        `flink-state` and `archive` buckets; the cloud identity its Kafka grants name) and the
-        operator's job Role bound to it."""
+        """A deployment's own service account ``account``, its workload identity (``buckets``
+        read and written, ``read_only`` only read; the cloud identity its Kafka grants name) and
+        the operator's job Role bound to it."""
         name = f"{target.region.id}-flink-{deployment}"
         identity = target.workload_identity(
-            name, NAMESPACE, account, buckets, parent=self, depends_on=[ns]
+            name, NAMESPACE, account, buckets, parent=self, depends_on=[ns], read_only=read_only
         )
         sa = target.service_account(f"{name}-sa", identity, self, [ns])
         binding = k8s.rbac.v1.RoleBinding(
@@ -572,8 +591,10 @@ class FlinkLayer(pulumi.ComponentResource):
                 )
             )
         reg = access["regional"].properties if "regional" in access else empty
-        props = pulumi.Output.all(agg, reg, registry)
-        return props.apply(lambda p: job_sql(job, region_id, p[2], p[0], p[1], run))
+        props = pulumi.Output.all(agg, reg, registry, self.archive.uri)
+        return props.apply(
+            lambda p: job_sql(job, region_id, p[2], p[0], p[1], run, (self.archive, p[3]))
+        )
 
     def _job(
         self,

@@ -22,9 +22,14 @@ so count late events the live job dropped: a different answer, not a re-run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from infra.components.flink.archive import sink_path, table_name
+from infra.components.flink.archive_read import ArchiveCopy, source_sql
+from infra.targets.base import Bucket
 from infra.topology.jobs import Job, backfill_name
 from infra.topology.model import Backfill
 
@@ -50,6 +55,29 @@ class BackfillRun:
     @property
     def name(self) -> str:
         return backfill_name(self.job.name, self.run_id)
+
+    @property
+    def source(self) -> str:
+        """`kafka` (bounded Kafka sources) or `archive` (archive_read.py)."""
+        return self.backfill.source
+
+    @property
+    def reads_kafka(self) -> bool:
+        """Whether the run consumes Kafka at all: over the archive it needs no read grant,
+        no group and no quota, only its sinks' writes."""
+        return self.source == "kafka"
+
+    def archive_sources(
+        self, table: Any, topics: Sequence[str], bucket: Bucket, uri: str
+    ) -> list[str]:
+        """The statements that stand for source ``table`` over the archive: one FileSystem
+        table per physical copy in ``topics``, at the path the archive job writes it, and the
+        view named as the table (archive_read.py)."""
+        copies = [
+            ArchiveCopy(f"archive_{table.table}_{table_name(t)}", sink_path(bucket, uri, t))
+            for t in topics
+        ]
+        return source_sql(table, copies, self.backfill.start, self.backfill.end)
 
     @property
     def group(self) -> str:

@@ -57,7 +57,6 @@ ARCHIVE_SQL = "archive.sql"
 PARTITION_SCHEDULE = "*/15 * * * *"
 # The Pinot chart's controller Service (release `pinot`, namespace `pinot`; the Pinot layer).
 PINOT_CONTROLLER = "pinot-controller.pinot.svc.cluster.local:9000"
-JDBC_JAR = "postgresql.jar"
 WORKERS = 2
 
 
@@ -128,8 +127,15 @@ class QueryLayer(pulumi.ComponentResource):
             pinot_controller=PINOT_CONTROLLER,
         )
         self.catalogs = self.engine.catalogs(archive, endpoints)
+        # The engine only reads the archive (the Hive connector writes no external table).
         identity = target.workload_identity(
-            f"{name}-engine", NAMESPACE, ENGINE_ACCOUNT, [archive], parent=self, depends_on=[ns]
+            f"{name}-engine",
+            NAMESPACE,
+            ENGINE_ACCOUNT,
+            [],
+            parent=self,
+            depends_on=[ns],
+            read_only=[archive],
         )
         sa = target.service_account(f"{name}-engine-sa", identity, self, [ns], False)
         release = self.engine.name
@@ -305,10 +311,6 @@ class QueryLayer(pulumi.ComponentResource):
             f"jdbc:postgresql://{DATABASE}.{NAMESPACE}.svc.cluster.local:{DATABASE_PORT}/"
             f"{DATABASE_NAME}"
         )
-        driver_url = (
-            "https://repo1.maven.org/maven2/org/postgresql/postgresql/"
-            f"{versions.POSTGRES_JDBC_VERSION}/postgresql-{versions.POSTGRES_JDBC_VERSION}.jar"
-        )
         selector = {"app.kubernetes.io/name": METASTORE}
         env = [
             *identity.env,
@@ -335,18 +337,12 @@ class QueryLayer(pulumi.ComponentResource):
                 "metadata": {"labels": {**labels, **selector}},
                 "spec": {
                     "serviceAccountName": identity.service_account,
-                    "initContainers": [
-                        {
-                            "name": "jdbc-driver",
-                            "image": target.sources.image(versions.METASTORE_FETCH_IMAGE),
-                            "command": ["curl", "-fsSLo", f"/drivers/{JDBC_JAR}", driver_url],
-                            "volumeMounts": [{"name": "drivers", "mountPath": "/drivers"}],
-                        }
-                    ],
                     "containers": [
                         {
                             "name": "metastore",
-                            "image": target.sources.image(versions.HIVE_METASTORE_IMAGE),
+                            # Apache's image plus the JDBC driver and the GCS connector
+                            # (jobs/metastore/Dockerfile): nothing fetched at start.
+                            "image": target.sources.image(versions.METASTORE_IMAGE),
                             "ports": [{"name": "thrift", "containerPort": METASTORE_PORT}],
                             "env": env,
                             "readinessProbe": {
@@ -360,11 +356,6 @@ class QueryLayer(pulumi.ComponentResource):
                             "volumeMounts": [
                                 *identity.volume_mounts,
                                 {
-                                    "name": "drivers",
-                                    "mountPath": f"/opt/hive/lib/{JDBC_JAR}",
-                                    "subPath": JDBC_JAR,
-                                },
-                                {
                                     "name": "conf",
                                     "mountPath": "/opt/hive/conf/metastore-site.xml",
                                     "subPath": "metastore-site.xml",
@@ -374,7 +365,6 @@ class QueryLayer(pulumi.ComponentResource):
                     ],
                     "volumes": [
                         *identity.volumes,
-                        {"name": "drivers", "emptyDir": {}},
                         {"name": "conf", "configMap": {"name": f"{METASTORE}-conf"}},
                     ],
                     "topologySpreadConstraints": [
