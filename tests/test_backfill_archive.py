@@ -31,8 +31,8 @@ from infra.cli import EXIT_BAD_INPUT
 from infra.components.flink.archive_read import (
     ArchiveCopy,
     decode_issues,
+    hour_pattern,
     source_sql,
-    watermark_days,
 )
 from infra.topology.jobs import Job, Table, check_backfills, load_jobs, retention_issues
 from infra.topology.model import Backfill, GlobalStack
@@ -129,7 +129,9 @@ def test_the_view_selects_the_range_by_kafka_timestamp_and_prunes_hours():
     end = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
     (ddl, view) = source_sql(job.sources[0], [ArchiveCopy("archive_t_x", "hdfs://n/x")], start, end)
     assert "`n` AS CAST(JSON_VALUE(CAST(`value` AS STRING), '$.n') AS BIGINT)" in ddl
-    assert "WATERMARK FOR `at` AS `at` - INTERVAL '1' DAY(6)" in ddl
+    # Never past a window before the sources end, whatever order the files come in.
+    assert "WATERMARK FOR `at` AS CAST(TIMESTAMP '1970-01-01 00:00:00.000' AS TIMESTAMP(3))" in ddl
+    assert f"'source.path.regex-pattern' = '{hour_pattern(start, end)}'" in ddl
     # The last hour read is the one holding end - 1 ms: 01, not 02.
     assert "CONCAT(`dt`, ' ', `hr`) >= '2026-11-29 23'" in view
     assert "CONCAT(`dt`, ' ', `hr`) <= '2026-11-30 01'" in view
@@ -145,19 +147,38 @@ def test_the_view_selects_the_range_by_kafka_timestamp_and_prunes_hours():
     assert cet[1] == view
 
 
+def _files(start: datetime, end: datetime) -> set[str]:
+    """Archive files of every hour from a day before ``start`` to a day after ``end`` that
+    ``hour_pattern`` lets the enumerator read (as paths below the copy's location)."""
+    pattern = re.compile(hour_pattern(start, end))
+    hour = start.replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+    kept = set()
+    while hour < end + timedelta(days=1):
+        path = f"hdfs://n:8020/a/x.trips/dt={hour:%Y-%m-%d}/hr={hour:%H}/part-1"
+        if pattern.fullmatch(path):
+            kept.add(f"{hour:%Y-%m-%d %H}")
+        hour += timedelta(hours=1)
+    return kept
+
+
 @pytest.mark.parametrize(
-    "days, delay, span, expected",
+    "start, end",
     [
-        (1, 0, timedelta(hours=1), 1),
-        (1, 86_400, timedelta(hours=1), 2),
-        (1, 0, timedelta(days=400), 401),
+        (datetime(2026, 11, 30, 21, 37, tzinfo=UTC), datetime(2026, 11, 30, 22, 23, tzinfo=UTC)),
+        (datetime(2026, 11, 29, 23, 59, 30, tzinfo=UTC), datetime(2026, 11, 30, 2, tzinfo=UTC)),
+        (datetime(2026, 11, 30, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)),
+        (datetime(2024, 2, 28, 5, tzinfo=UTC), datetime(2026, 3, 2, 1, 0, 0, 1000, tzinfo=UTC)),
     ],
+    ids=["inside-a-day", "across-midnight", "one-whole-day", "years-and-a-leap-day"],
 )
-def test_the_watermark_trails_by_more_than_the_range(days, delay, span, expected):
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    got = watermark_days(start, start + span, delay)
-    assert got == expected
-    assert timedelta(days=got) > span + timedelta(seconds=delay)
+def test_only_the_hours_of_the_range_are_read(start, end):
+    hours = set()
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    while hour < end:
+        hours.add(f"{hour:%Y-%m-%d %H}")
+        hour += timedelta(hours=1)
+    assert _files(start, end) == hours
+    assert len(hour_pattern(start, end)) < 2000, "a range of years stays a short option"
 
 
 def _table(fmt: str, *columns: tuple[str, str]) -> Table:

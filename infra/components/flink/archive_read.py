@@ -9,17 +9,25 @@ temporary view of the same name over the archive's copies of T's topic (archive.
 - one FileSystem table per physical copy the region's aggregate holds (the copies the live
   job's Kafka source subscribes to), over the very path the archive job writes, with the
   archive's columns and T's columns decoded from the archived ``value`` as computed columns;
-- T's watermark on its decoded event-time column (see `watermark` for its bound);
+- T's watermark on its decoded event-time column, held at the epoch (see below);
+- only the range's hour directories read: `source.path.regex-pattern` (`hour_pattern`) makes the
+  file enumerator skip every other file unopened. A `dt`/`hr` WHERE cannot do it: Flink 2.2 puts
+  the WatermarkAssigner between the scan and the filter (the FileSystem source takes no watermark
+  push-down), so no partition is pruned and every file of the copy would be read
+  (tests/integration/test_flink_backfill_archive.py fails on an unreadable file outside the
+  range without the pattern);
 - the view: each copy filtered to the range on the archived Kafka timestamp, exactly the
-  records a Kafka backfill's `timestamp` bounds select, with a `dt`/`hr` predicate Flink prunes
-  partitions by, so only the range's hours are read; the copies joined by UNION ALL.
+  records a Kafka backfill's `timestamp` bounds select; the copies joined by UNION ALL.
 
 What the archive cannot give back: the order of a partition. Parquet files of an hour are read
 in no particular order, so a record may come after a later one of its partition. The watermark
-therefore trails the event time by more than the whole range: no record of the range is ever
-late, and every window fires once, when the bounded sources end (Uber's Kappa+ answer: a larger
-buffer). Unlike a Kafka backfill, this also counts events the live job dropped as late; a long
-range holds all its windows in state (RocksDB) until the end, so split years into months.
+therefore stays at the epoch until the bounded sources end: no record is ever late, whatever the
+range, the read order or an event time far from its Kafka timestamp, and every window fires
+once, at the end (Uber's Kappa+ answer, a larger buffer, taken to the whole run). A watermark
+trailing the event time by a bound is not enough: a record whose event time runs ahead moves it
+past windows still being read, and Flink 2.2 refuses day intervals above DAY(3) anyway. Unlike a
+Kafka backfill, this also counts events the live job dropped as late; a long range holds all its
+windows in state (RocksDB) until the end, so split years into months.
 
 Decoding: the archive holds the record as Kafka did (bytes). JSON values decode through
 JSON_VALUE and a CAST to each column's type, which covers scalar columns; a ``raw`` table's one
@@ -29,7 +37,6 @@ are refused by `decode_issues` before anything is declared, in words.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -111,11 +118,51 @@ def column_expression(table: Any, column: Any) -> str:
     return f"CAST(JSON_VALUE({text}, '{path}') AS {column.type})"
 
 
-def watermark_days(start: datetime, end: datetime, delay_seconds: int) -> int:
-    """Whole days the watermark trails the event time: more than the range, the job's own delay
-    and an hour partition each side, so no record of the range can ever be late."""
-    bound = (end - start) + timedelta(seconds=delay_seconds) + timedelta(hours=2)
-    return math.ceil(bound / timedelta(days=1))
+# The watermark of every archive copy: a constant at the epoch, so it never passes a window
+# before the bounded sources end (Flink then emits the final watermark and every window fires).
+EPOCH = "TIMESTAMP '1970-01-01 00:00:00.000'"
+
+
+def hour_pattern(start: datetime, end: datetime) -> str:
+    """A regular expression matching exactly the archive files of the UTC hours that can hold a
+    record of [start, end): `.../dt=YYYY-MM-DD/hr=HH/<file>`. Whole days, months and years of the
+    range collapse to one alternative each, so a range of years stays short."""
+    first = start.replace(minute=0, second=0, microsecond=0)
+    last = (end - timedelta(milliseconds=1)).replace(minute=0, second=0, microsecond=0)
+    partial: list[str] = []
+    whole: list[datetime] = []
+    day = first.replace(hour=0)
+    while day <= last:
+        lo = first.hour if day.date() == first.date() else 0
+        hi = last.hour if day.date() == last.date() else 23
+        if (lo, hi) == (0, 23):
+            whole.append(day)
+        else:
+            hours = "|".join(f"{h:02d}" for h in range(lo, hi + 1))
+            partial.append(f"{day:%Y-%m-%d}/hr=(?:{hours})")
+        day += timedelta(days=1)
+    alternatives = [f"{d}/hr=[0-9]{{2}}" for d in _collapse({d.date() for d in whole})]
+    return f".*/dt=(?:{'|'.join(alternatives + partial)})/[^/]+"
+
+
+def _collapse(days: set[Any]) -> list[str]:
+    """Dates as `dt` patterns: a whole year as `YYYY-[0-9]{2}-[0-9]{2}`, a whole month as
+    `YYYY-MM-[0-9]{2}`, any other day as itself; sorted."""
+    out = []
+    months: dict[tuple[int, int], list[Any]] = {}
+    for d in days:
+        months.setdefault((d.year, d.month), []).append(d)
+    full = {m for m, ds in months.items() if len(ds) == _month_days(*m)}
+    years = {y for y in {m[0] for m in full} if all((y, m) in full for m in range(1, 13))}
+    out += [f"{y:04d}-[0-9]{{2}}-[0-9]{{2}}" for y in sorted(years)]
+    out += [f"{y:04d}-{m:02d}-[0-9]{{2}}" for (y, m) in sorted(full) if y not in years]
+    out += [f"{d:%Y-%m-%d}" for d in sorted(days) if (d.year, d.month) not in full]
+    return out
+
+
+def _month_days(year: int, month: int) -> int:
+    nxt = datetime(year + month // 12, month % 12 + 1, 1)
+    return (nxt - datetime(year, month, 1)).days
 
 
 def copy_ddl(table: Any, copy: ArchiveCopy, start: datetime, end: datetime) -> str:
@@ -126,10 +173,12 @@ def copy_ddl(table: Any, copy: ArchiveCopy, start: datetime, end: datetime) -> s
     columns += [f"  `{c.name}` AS {column_expression(table, c)}" for c in table.columns]
     if table.watermark:
         col = table.watermark.column
-        days = watermark_days(start, end, table.watermark.delay_seconds)
-        columns.append(f"  WATERMARK FOR `{col}` AS `{col}` - INTERVAL '{days}' DAY(6)")
+        kind = next(c.type for c in table.columns if c.name == col)
+        kind = re.sub(r"\s+NOT NULL\s*$", "", kind, flags=re.I)
+        columns.append(f"  WATERMARK FOR `{col}` AS CAST({EPOCH} AS {kind})")
     options = {"connector": "filesystem", "path": copy.path, "format": "parquet"}
     options.update(PARQUET_OPTIONS)
+    options["source.path.regex-pattern"] = hour_pattern(start, end)
     parts = ", ".join(f"`{p}`" for p in PARTITION_COLUMNS)
     return _create(copy.table, columns, options, f"PARTITIONED BY ({parts}) ")
 
@@ -144,7 +193,8 @@ def _timestamp(instant: datetime) -> str:
 
 def view_sql(table: Any, copies: Sequence[ArchiveCopy], start: datetime, end: datetime) -> str:
     """The job's source table as a view: every copy's records whose Kafka timestamp (UTC) is
-    in ``[start, end)``, only from the hour partitions that can hold them."""
+    in ``[start, end)``. The `dt`/`hr` predicate says which hours for a reader of the script;
+    Flink does not prune on it (the copy's `source.path.regex-pattern` does)."""
     names = ", ".join(f"`{c.name}`" for c in table.columns)
     last = end - timedelta(milliseconds=1)
     hour = "CONCAT(`dt`, ' ', `hr`)"
