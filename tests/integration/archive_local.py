@@ -134,11 +134,10 @@ def planned_archive(plans, stack: str) -> PlannedArchive:
     return PlannedArchive(stack, spec, sql, env)
 
 
-def loopback_archive_sql(sql: str, bootstrap: str, store: str) -> tuple[str, dict, dict]:
-    """The planned script on loopback: Kafka connections to ``bootstrap``, archive paths moved to
-    ``store`` (scheme://authority; same keys below it). Returns (script, Kafka table -> options,
-    topic -> path)."""
-    script, tables = fl.loopback_sql(sql, bootstrap)
+def loopback_paths(script: str, store: str) -> tuple[str, dict[str, str]]:
+    """Every archive path of ``script`` moved to ``store`` (scheme://authority; same keys below
+    it), as the archive job writes them and a backfill over the archive reads them. Returns
+    (script, physical topic -> path)."""
     locations: dict[str, str] = {}
 
     def move(found: re.Match) -> str:
@@ -148,7 +147,15 @@ def loopback_archive_sql(sql: str, bootstrap: str, store: str) -> tuple[str, dic
         locations[rest.rsplit("/", 1)[-1]] = path
         return f"'path' = '{path}'"
 
-    script = PATH.sub(move, script)
+    return PATH.sub(move, script), locations
+
+
+def loopback_archive_sql(sql: str, bootstrap: str, store: str) -> tuple[str, dict, dict]:
+    """The planned script on loopback: Kafka connections to ``bootstrap``, archive paths moved to
+    ``store`` (scheme://authority; same keys below it). Returns (script, Kafka table -> options,
+    topic -> path)."""
+    script, tables = fl.loopback_sql(sql, bootstrap)
+    script, locations = loopback_paths(script, store)
     kafka = {n: o for n, o in tables.items() if o.get("connector") == "kafka"}
     assert kafka and len(locations) == len(kafka), (sorted(kafka), sorted(locations))
     return script, kafka, locations
