@@ -125,8 +125,8 @@ EPOCH = "TIMESTAMP '1970-01-01 00:00:00.000'"
 
 def hour_pattern(start: datetime, end: datetime) -> str:
     """A regular expression matching exactly the archive files of the UTC hours that can hold a
-    record of [start, end): `.../dt=YYYY-MM-DD/hr=HH/<file>`. Whole days, months and years of the
-    range collapse to one alternative each, so a range of years stays short."""
+    record of [start, end): `.../dt=YYYY-MM-DD/hr=HH/<file>`, in date order. Whole days, months
+    and years of the range collapse to one alternative each, so a range of years stays short."""
     first = start.replace(minute=0, second=0, microsecond=0)
     last = (end - timedelta(milliseconds=1)).replace(minute=0, second=0, microsecond=0)
     partial: list[str] = []
@@ -142,7 +142,7 @@ def hour_pattern(start: datetime, end: datetime) -> str:
             partial.append(f"{day:%Y-%m-%d}/hr=(?:{hours})")
         day += timedelta(days=1)
     alternatives = [f"{d}/hr=[0-9]{{2}}" for d in _collapse({d.date() for d in whole})]
-    return f".*/dt=(?:{'|'.join(alternatives + partial)})/[^/]+"
+    return f".*/dt=(?:{'|'.join(sorted(alternatives + partial))})/[^/]+"
 
 
 def _collapse(days: set[Any]) -> list[str]:
