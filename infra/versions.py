@@ -69,6 +69,10 @@ JUNIT_VERSION = "5.13.4"
 HADOOP_VERSION = "3.4.1"
 HADOOP_CLIENT_JARS = ("hadoop-client-api", "hadoop-client-runtime")
 FLINK_SQL_RUNNER_HDFS_IMAGE = f"{FLINK_SQL_RUNNER_IMAGE}-hadoop{HADOOP_VERSION}"
+# On-prem archive retention (infra/targets/expiry.py): jobs/archive-expiry/expire.sh runs
+# `hadoop fs` from Apache's Hadoop image of the same HADOOP_VERSION (hdfs://, and s3a:// with
+# hadoop-aws); tests/integration/test_archive_expiry.py runs the script with that version's client.
+ARCHIVE_EXPIRY_IMAGE = f"apache/hadoop:{HADOOP_VERSION}"
 
 # The Pinot layer (issue 12): apache/pinot's Helm chart from the Helm repository the project
 # publishes in its git tree (helm/index.yaml, digest sha256:2d262e0d298c...). 1.0.0 is the newest

@@ -4,6 +4,9 @@ S3-compatible store.
 rtdi does not own on-prem storage: the platform's storage team provisions the HDFS path or the
 bucket, with its encryption, snapshots or versioning and retention. rtdi lays out one prefix per
 purpose under it and hands workloads the Hadoop configuration or the S3 credentials they need.
+Per-prefix retention (the archive's, per data class) is no store lifecycle here: HDFS has none,
+and a shared bucket's lifecycle configuration is not rtdi's to replace. A bucket with
+expirations gets an hourly expiry CronJob in the region's cluster instead (expiry.py).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.targets.base import Bucket, Lifecycle, SegmentStore, Target, WorkloadIdentity
+from infra.targets.expiry import PrefixExpiry
 from infra.topology.model import OnpremStack, Topology
 
 HADOOP_CONF_DIR = "/etc/hadoop/conf"
@@ -41,26 +45,33 @@ class OnpremTarget(Target):
         self.cluster_name = cluster.context
 
     def _create_bucket(self, purpose: str, lifecycle: Lifecycle) -> Bucket:
+        """A prefix of the site's store; its expirations become an expiry CronJob (expiry.py).
+        Versions and colder classes are the storage team's (module doc)."""
         store = self.stack.object_store
         if store.kind == "hdfs":
             assert store.uri is not None  # infra/topology/checks.py requires it for kind: hdfs
             uri = f"{store.uri.rstrip('/')}/{self.region.id}/{purpose}"
-            return Bucket(
+            bucket = Bucket(
                 purpose=purpose,
                 scheme="hdfs",
                 name=pulumi.Output.from_input(uri),
                 uri=pulumi.Output.from_input(uri),
             )
-        prefix = f"{self.region.id}/{purpose}/"
-        return Bucket(
-            purpose=purpose,
-            scheme="s3",
-            name=pulumi.Output.from_input(str(store.bucket)),
-            uri=pulumi.Output.from_input(f"s3://{store.bucket}/{prefix}"),
-            prefix=prefix,
-            endpoint=store.endpoint,
-            cloud_region=S3_COMPATIBLE_REGION,
-        )
+        else:
+            prefix = f"{self.region.id}/{purpose}/"
+            uri = f"s3://{store.bucket}/{prefix}"
+            bucket = Bucket(
+                purpose=purpose,
+                scheme="s3",
+                name=pulumi.Output.from_input(str(store.bucket)),
+                uri=pulumi.Output.from_input(uri),
+                prefix=prefix,
+                endpoint=store.endpoint,
+                cloud_region=S3_COMPATIBLE_REGION,
+            )
+        if lifecycle.expirations:
+            PrefixExpiry(self, bucket, uri, lifecycle.expirations)
+        return bucket
 
     def cold_storage_class(self) -> str:
         """The site's `coldStorageClass`, else its one class: rtdi does not own on-prem storage."""

@@ -8,11 +8,17 @@
   or ``spec.taskManager.podTemplate``; without ``merge-arrays-by-name`` (off by default) a list
   the component's template sets replaces the common one, so a list is read from the component's
   template when it has it, else from the common one.
+* Where a URI's store is (`outside_region`): the placement every data-placement rule uses for
+  the files a region's jobs and servers write (state, archive, deep store).
 * The SQL script: followed from the job's ``--sql-file`` argument through the JobManager's
   ``flink-main-container`` volume mounts to the ConfigMap (and key) mounted there, i.e. the file
   the runner will read, not a label naming a ConfigMap. The script is tokenized as Flink SQL
   (string literals with ``''``, quoted identifiers, ``--`` and ``/* */`` comments), so a ``;`` or a
-  ``${env:...}`` placeholder inside a property value changes nothing.
+  ``${env:...}`` placeholder inside a property value changes nothing. A table's options are what
+  Flink's catalog holds when the job's INSERTs are planned: its ``WITH`` options, those it
+  inherits through ``LIKE`` (unless excluded), and ``ALTER TABLE ... SET/RESET/RENAME``; a
+  ``/*+ OPTIONS(...) */`` hint on a table reference (Flink's dynamic table options, on by
+  default) overrides them for that query, so hints are kept too (`Script.hints`).
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policies.engine import Context, Rule
-from policies.view import Resource, StackView, as_int, dig, items, str_map, text
+from policies.rules._common import GCS_BUCKET, S3_BUCKETS
+from policies.view import Resource, StackView, as_int, dig, items, location, output, str_map, text
 
 GROUP = "flink.apache.org"
 MAIN_CONTAINER = "flink-main-container"
@@ -247,6 +254,9 @@ class Script:
     inserts: list[str] = field(default_factory=list)  # INSERT INTO targets, in order
     # SET key value / RESET key (value None) / RESET (key "" and value None), in order
     settings: list[tuple[str, str | None]] = field(default_factory=list)
+    # /*+ OPTIONS(...) */ hints on table references: the table referenced and the options the
+    # hint overrides for that query, in order
+    hints: list[Table] = field(default_factory=list)
 
 
 @dataclass
@@ -322,7 +332,7 @@ class SqlError(ValueError):
 
 
 _TOKEN = re.compile(
-    r"""(?P<ws>\s+)|(?P<comment>--[^\n]*|/\*.*?\*/)|(?P<str>'(?:[^']|'')*')
+    r"""(?P<ws>\s+)|(?P<hint>/\*\+.*?\*/)|(?P<comment>--[^\n]*|/\*.*?\*/)|(?P<str>'(?:[^']|'')*')
     |(?P<bq>`(?:[^`]|``)*`)|(?P<dq>"(?:[^"]|"")*")|(?P<word>[A-Za-z_][A-Za-z_0-9$]*)
     |(?P<num>\d+(?:\.\d+)?)|(?P<open>/\*|'|`|")|(?P<punct>.)""",
     re.S | re.X,
@@ -339,7 +349,9 @@ def tokens(sql: str) -> Iterator[Token]:
             continue
         if kind == "open":
             raise SqlError(f"unclosed {value} at offset {match.start()}")
-        if kind == "str":
+        if kind == "hint":
+            value = value[3:-2]
+        elif kind == "str":
             value = value[1:-1].replace("''", "'")
         elif kind in ("bq", "dq"):
             value = value[1:-1].replace(value[0] * 2, value[0])
@@ -410,43 +422,143 @@ def _options(stmt: list[Token], i: int) -> dict[str, str]:
 
 
 def parse_script(sql: str) -> Script:
-    """The tables (with their WITH options), INSERT targets and SET/RESET of a script."""
+    """The tables (with the options Flink's catalog ends up holding for them), INSERT targets,
+    SET/RESET and OPTIONS hints of a script."""
     script = Script()
-    for stmt in statements(sql):
+    for raw in statements(sql):
+        script.hints.extend(_hints(raw))
+        stmt = [t for t in raw if t[0] != "hint"]
+        if not stmt:
+            continue
         first = stmt[0]
         if _is(first, "SET") and len(stmt) >= 4 and stmt[1][0] == "str" and stmt[3][0] == "str":
             script.settings.append((stmt[1][1], stmt[3][1]))
         elif _is(first, "RESET"):
             script.settings.append((stmt[1][1] if len(stmt) > 1 else "", None))
         elif _is(first, "CREATE"):
-            i = 1
-            while i < len(stmt) and _is(stmt[i], "TEMPORARY", "OR", "REPLACE"):
-                i += 1
-            if not _is(stmt[i] if i < len(stmt) else None, "TABLE"):
-                continue
-            i += 1
-            if _is(stmt[i] if i < len(stmt) else None, "IF"):
-                i += 3  # IF NOT EXISTS
-            name, i = _name(stmt, i)
-            if name is None:
-                raise SqlError("CREATE TABLE without a table name")
-            options: dict[str, str] = {}
-            depth = 0
-            for j in range(i, len(stmt)):
-                tok = stmt[j]
-                if tok == ("punct", "("):
-                    depth += 1
-                elif tok == ("punct", ")"):
-                    depth -= 1
-                elif depth == 0 and _is(tok, "WITH") and stmt[j + 1 : j + 2] == [("punct", "(")]:
-                    options = _options(stmt, j + 1)
-                    break
-            script.tables[name] = Table(name, options)
+            table = _create_table(stmt, script)
+            if table is not None:
+                script.tables[table.name] = table
+        elif _is(first, "ALTER") and _is(_at(stmt, 1), "TABLE"):
+            _alter_table(stmt, script)
         elif _is(first, "INSERT") and len(stmt) > 2 and _is(stmt[1], "INTO", "OVERWRITE"):
             target, _ = _name(stmt, 2)
             if target:
                 script.inserts.append(target)
     return script
+
+
+def _at(stmt: list[Token], i: int) -> Token | None:
+    return stmt[i] if i < len(stmt) else None
+
+
+def _create_table(stmt: list[Token], script: Script) -> Table | None:
+    """A ``CREATE [TEMPORARY] TABLE`` as the catalog holds it; None for other CREATEs (views,
+    functions, catalogs), which name no table options."""
+    i = 1
+    while i < len(stmt) and _is(stmt[i], "TEMPORARY", "OR", "REPLACE"):
+        i += 1
+    if not _is(_at(stmt, i), "TABLE"):
+        return None
+    i += 1
+    if _is(_at(stmt, i), "IF"):
+        i += 3  # IF NOT EXISTS
+    name, i = _name(stmt, i)
+    if name is None:
+        raise SqlError("CREATE TABLE without a table name")
+    options: dict[str, str] = {}
+    like: tuple[str, bool] | None = None
+    depth = 0
+    j = i
+    while j < len(stmt):
+        tok = stmt[j]
+        if tok == ("punct", "("):
+            depth += 1
+        elif tok == ("punct", ")"):
+            depth -= 1
+        elif depth == 0 and _is(tok, "WITH") and _at(stmt, j + 1) == ("punct", "("):
+            options = _options(stmt, j + 1)
+            j = _closing(stmt, j + 1)
+        elif depth == 0 and _is(tok, "LIKE"):
+            like, j = _like(stmt, j + 1)
+            continue
+        elif depth == 0 and _is(tok, "AS"):
+            break  # CREATE TABLE ... AS SELECT: the query follows, its LIKEs are not the table's
+        j += 1
+    if like is not None:
+        source = script.tables.get(like[0])
+        if source is None:
+            raise SqlError(
+                f"CREATE TABLE {name} ... LIKE {like[0]}: the script creates no table {like[0]} "
+                "before it, so the options it inherits are unknown"
+            )
+        if like[1]:
+            options = {**source.options, **options}
+    return Table(name, options)
+
+
+def _like(stmt: list[Token], i: int) -> tuple[tuple[str, bool], int]:
+    """``LIKE source [(like options)]`` at ``i`` (after LIKE): (source, whether its options are
+    inherited), and the index after it. Flink's default is ``INCLUDING ALL OVERWRITING OPTIONS``;
+    an ``OPTIONS`` strategy wins over ``ALL``; only ``EXCLUDING`` drops them."""
+    source, i = _name(stmt, i)
+    if source is None:
+        raise SqlError("LIKE without a source table")
+    strategy: dict[str, str] = {}
+    if _at(stmt, i) == ("punct", "("):
+        end = _closing(stmt, i)
+        words = [t[1].upper() for t in stmt[i + 1 : end] if t[0] == "word"]
+        for verb, what in zip(words[::2], words[1::2], strict=False):
+            strategy[what] = verb
+        i = end + 1
+    verb = strategy.get("OPTIONS", strategy.get("ALL", "INCLUDING"))
+    return (source, verb != "EXCLUDING"), i
+
+
+def _alter_table(stmt: list[Token], script: Script) -> None:
+    """``ALTER TABLE t SET (...)``, ``RESET ('k', ...)`` and ``RENAME TO n`` change what the
+    catalog holds for a table the script created; other ALTERs change no option."""
+    i = 2
+    if _is(_at(stmt, i), "IF"):
+        i += 2  # IF EXISTS
+    name, i = _name(stmt, i)
+    table = script.tables.get(name) if name else None
+    if table is None:
+        return
+    if _is(_at(stmt, i), "SET") and _at(stmt, i + 1) == ("punct", "("):
+        table.options.update(_options(stmt, i + 1))
+    elif _is(_at(stmt, i), "RESET") and _at(stmt, i + 1) == ("punct", "("):
+        for tok in stmt[i + 2 : _closing(stmt, i + 1)]:
+            if tok[0] == "str":
+                table.options.pop(tok[1], None)
+    elif _is(_at(stmt, i), "RENAME") and _is(_at(stmt, i + 1), "TO"):
+        new, _ = _name(stmt, i + 2)
+        if new:
+            del script.tables[table.name]
+            script.tables[new] = Table(new, table.options)
+
+
+def _hints(stmt: list[Token]) -> list[Table]:
+    """The OPTIONS hints of a statement: a hint right after a table name (``FROM t /*+ ... */``,
+    ``INSERT INTO t /*+ ... */``), not a query hint after SELECT."""
+    found = []
+    for j, tok in enumerate(stmt):
+        before = stmt[j - 1] if j else None
+        if tok[0] != "hint" or before is None or before[0] not in ("word", "bq", "dq"):
+            continue
+        if _is(before, "SELECT"):
+            continue
+        body = list(tokens(tok[1]))
+        k = 0
+        while k < len(body):
+            if _is(body[k], "OPTIONS") and _at(body, k + 1) == ("punct", "("):
+                found.append(Table(before[1], _options(body, k + 1)))
+                k = _closing(body, k + 1) + 1
+            elif body[k] == ("punct", "("):
+                k = _closing(body, k) + 1
+            else:
+                k += 1
+    return found
 
 
 def kafka_topics(table: Table) -> tuple[list[str], str | None]:
@@ -502,6 +614,72 @@ def location_of(uri: str) -> Location | None:
         return None
     authority = match.group(2).lower() if family == "hdfs" else match.group(2)
     return Location(family, authority, match.group(3) or "/")
+
+
+def outside_region(view: StackView, region: str | None, uri: str) -> str | None:
+    """Why ``uri`` is not in a store of ``region``; None when it is.
+
+    Which stores are the region's is read from what decides it:
+
+    * a cloud bucket (S3 ``bucket``, GCS ``name``) declared by a stack is that region's only if
+      its location (its own region or its provider's, as `bucket-colocated-with-cluster` reads
+      it) is ``region``; a bucket another checked stack declares is that stack's region's;
+    * a store no stack declares as a resource (on-prem HDFS, or a site's S3-compatible bucket
+      shared by regions under per-region prefixes) is the region's when the URI lies under one
+      of the object-store roots the stack is built with (`store_roots`); a prefix of another
+      region of the same bucket is not.
+
+    One implementation for every rule that places files (Flink state and files, Pinot's deep
+    store, the query engine's archive tables), so they cannot disagree on what is in region.
+    """
+    loc = location_of(uri)
+    if loc is None:
+        return "is not an s3/s3a/s3p, gs or hdfs URI with a bucket or namenode"
+    if region is None:
+        return "cannot be placed: the stack's region is unknown (no region output)"
+    for stack in [view, *(p for p in view.peers if p is not view)]:
+        for bucket in stack.of_type(*S3_BUCKETS, GCS_BUCKET):
+            family = "gs" if bucket.type == GCS_BUCKET else "s3"
+            name = text(bucket.props.get("name" if family == "gs" else "bucket"))
+            if (family, name) != (loc.family, loc.authority):
+                continue
+            where = location(bucket)
+            if stack is not view:
+                return f"is in bucket {name} of stack {stack.stack}, not of region {region}"
+            if where is None:
+                return f"is in bucket {name}, whose region is unknown"
+            if f"{where[0]}-{where[1]}" != region:
+                return f"is in bucket {name} in {where[0]} {where[1]}, not in region {region}"
+            return None
+    declared = {
+        "gs" if b.type == GCS_BUCKET else "s3" for b in view.of_type(*S3_BUCKETS, GCS_BUCKET)
+    }
+    if loc.family not in declared and any(loc.under(root) for root in store_roots(view)):
+        return None
+    for peer in view.peers:
+        if peer is not view and any(loc.under(root) for root in store_roots(peer)):
+            return f"is in the object store of stack {peer.stack}, not of region {region}"
+    return f"is in no bucket or object store of region {region}"
+
+
+def store_roots(view: StackView) -> list[Location]:
+    """The stack's object-store roots (its ``buckets`` output: the ``rtdi:objectStore`` the whole
+    region's storage is derived from). They vouch for a store only where the stack declares no
+    bucket of that kind (on-prem): a cloud stack's buckets are resources."""
+    buckets = output(view, "buckets")
+    if not isinstance(buckets, Mapping):
+        return []
+    roots = [location_of(v) for v in buckets.values() if isinstance(v, str)]
+    return [r for r in roots if r is not None]
+
+
+def store_of(view: StackView, purpose: str) -> str:
+    """The stack's store for ``purpose`` (``flink-state``, ``archive``) as its ``buckets`` output
+    names it, else all its roots: what a violation tells the reader to use instead."""
+    buckets = output(view, "buckets")
+    if isinstance(buckets, Mapping) and isinstance(buckets.get(purpose), str):
+        return str(buckets[purpose])
+    return ", ".join(str(r) for r in store_roots(view)) or "none found"
 
 
 def replicas(dep: Resource) -> int:

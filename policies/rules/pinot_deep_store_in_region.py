@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from policies.engine import Context, Rule
 from policies.rules import _pinot
-from policies.rules.flink_state_in_region import FlinkStateInRegion
+from policies.rules._flink import outside_region
 
 KEYS = {
     "controller": "controller.data.dir",
@@ -41,7 +41,6 @@ class PinotDeepStoreInRegion(Rule):
 
     def check(self, ctx: Context) -> None:
         view = ctx.view
-        placed = FlinkStateInRegion()
         for release in _pinot.releases(view):
             with ctx.guard(release):
                 name = _pinot.release_name(release)
@@ -58,7 +57,7 @@ class PinotDeepStoreInRegion(Rule):
                                 "region's pinot-deep-store bucket",
                             )
                         continue
-                    why = placed._outside(view, view.region_id, uri)
+                    why = outside_region(view, view.region_id, uri)
                     if why:
                         ctx.report(
                             release,

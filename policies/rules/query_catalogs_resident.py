@@ -29,7 +29,7 @@ from policies.rules._common import (
     class_of_topic,
     unknown_class,
 )
-from policies.rules.flink_state_in_region import RULE as STATE_RULE
+from policies.rules._flink import outside_region
 from policies.view import Resource, StackView, dig, text
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -163,7 +163,7 @@ class QueryCatalogsResident(Rule):
         self, ctx: Context, view: StackView, cm: Resource, table: str, location: str
     ) -> None:
         region = view.region_id
-        where = STATE_RULE._outside(view, region, location)
+        where = outside_region(view, region, location)
         if where:
             ctx.report(cm, f"table {table}: location {location!r} {where}")
         topic = location.rstrip("/").rsplit("/", 1)[-1]

@@ -8,6 +8,9 @@ fetches, for infra/versions.py's HADOOP_VERSION:
 - ``client/``: infra/versions.py's HADOOP_CLIENT_JARS alone (no dependencies), exactly what the
   HDFS runner image adds to /opt/flink/lib, so the test's Flink reaches HDFS with the image's
   Hadoop and nothing more. The Flink file system plugins never go beside them.
+- ``cli/``: commons-cli (hadoop-common's), which `hadoop fs` needs beside Flink's s3-fs-hadoop
+  plugin when the archive expiry test runs FsShell with that plugin's S3A
+  (tests/integration/test_archive_expiry.py says why).
 
 A stamp (the version, the jar list and a hash of the pom) makes later runs a no-op. Without Maven,
 Java or a registry the step warns and exits 0, so the rest of ``make test`` runs and the HDFS test
@@ -40,13 +43,17 @@ def client_jars() -> tuple[str, ...]:
     return HADOOP_CLIENT_JARS
 
 
+# What Hadoop's command-line parser needs and Flink's s3-fs-hadoop plugin leaves out.
+COMMONS_CLI = "commons-cli:commons-cli:1.5.0"
+
+
 def cache_dir(version: str | None = None) -> Path:
     return CACHE / (version or hadoop_version())
 
 
 def _stamp_text(version: str) -> str:
     pom = hashlib.sha256(POM.read_bytes()).hexdigest()[:16]
-    return f"hadoop {version} pom {pom} client {list(client_jars())}\n"
+    return f"hadoop {version} pom {pom} client {list(client_jars())} cli {COMMONS_CLI}\n"
 
 
 def fetched(version: str | None = None) -> Path | None:
@@ -80,6 +87,15 @@ def fetch(version: str | None = None) -> Path:
                 ],
                 log,
             )
+        maven(
+            [
+                *common,
+                "dependency:copy",
+                f"-Dartifact={COMMONS_CLI}",
+                f"-DoutputDirectory={partial / 'cli'}",
+            ],
+            log,
+        )
 
     return fetch_once(cache_dir(version), _stamp_text(version), fill)
 

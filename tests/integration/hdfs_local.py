@@ -130,3 +130,27 @@ def start_hdfs(hadoop: Path, workdir: Path, timeout: float = 120) -> Hdfs:
         hdfs.stop()
         raise
     return hdfs
+
+
+def hadoop_command(hadoop: Path, bindir: Path) -> Path:
+    """A `hadoop` on ``bindir`` that runs `hadoop fs` as Hadoop's own launcher does: FsShell of
+    the cached client (HADOOP_VERSION's hadoop-client-api/-runtime, with the logging jars they
+    need) and $HADOOP_CONF_DIR first on the classpath, where the client finds core-site.xml.
+    Only `fs` is offered: it is all the scripts under jobs/ call."""
+    server = hadoop / "server"
+    jars = [
+        f"{hadoop / 'client'}/*",
+        *(str(j) for j in sorted(server.glob("slf4j-*.jar"))),
+        *(str(j) for j in sorted(server.glob("commons-logging-*.jar"))),
+    ]
+    bindir.mkdir(parents=True, exist_ok=True)
+    command = bindir / "hadoop"
+    command.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = fs ] || { echo "hadoop: only fs here, not $1" >&2; exit 2; }\n'
+        "shift\n"
+        f"exec java {' '.join(kl.JAVA_OPTS)} -Dorg.slf4j.simpleLogger.defaultLogLevel=warn "
+        f'-cp "${{HADOOP_CONF_DIR:?}}:{":".join(jars)}" org.apache.hadoop.fs.FsShell "$@"\n'
+    )
+    command.chmod(0o755)
+    return command

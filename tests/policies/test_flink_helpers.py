@@ -135,3 +135,85 @@ def test_a_script_is_read_as_flink_sql():
 def test_a_script_flink_would_refuse_is_refused(sql):
     with pytest.raises(SqlError):
         parse_script(sql)
+
+
+BACKFILL = """
+CREATE TABLE `copy_a` (`value` BYTES, `dt` STRING, `hr` STRING,
+  `ts` AS CAST(JSON_VALUE(CAST(`value` AS STRING), '$.ts') AS TIMESTAMP(3))
+) PARTITIONED BY (`dt`, `hr`) WITH (
+  'connector' = 'filesystem', 'path' = 's3a://archive/a.trips', 'format' = 'parquet'
+);
+CREATE TABLE copy_b (`value` BYTES) WITH ('connector' = 'filesystem', 'path' = 'gs://b/x');
+CREATE TEMPORARY VIEW `trips` AS
+SELECT `ts` FROM `copy_a` WHERE CONCAT(`dt`, ' ', `hr`) >= '2026-11-21 00'
+UNION ALL
+SELECT `ts` FROM `copy_b`;
+CREATE VIEW IF NOT EXISTS other AS SELECT 1 FROM (VALUES (1)) AS t (x);
+CREATE TABLE sink (ts TIMESTAMP(3)) WITH ('connector' = 'kafka', 'topic' = 'out');
+INSERT INTO sink SELECT ts FROM trips;
+"""
+
+
+def test_views_are_no_tables_and_leave_the_tables_they_read():
+    """A backfill over the archive replaces a Kafka source by a view of the same name over
+    FileSystem tables: the view is not a table of the script (it has no options, opens nothing of
+    its own); the FileSystem tables it selects from are, with their paths."""
+    script = parse_script(BACKFILL)
+    assert set(script.tables) == {"copy_a", "copy_b", "sink"}
+    assert script.tables["copy_a"].options["path"] == "s3a://archive/a.trips"
+    assert script.tables["copy_b"].options == {"connector": "filesystem", "path": "gs://b/x"}
+    assert script.inserts == ["sink"]
+
+
+def test_like_inherits_options_unless_excluded():
+    """Flink's LIKE default is INCLUDING ALL OVERWRITING OPTIONS: the new table is the source's
+    connector and options with its own WITH on top; an OPTIONS strategy wins over ALL."""
+    script = parse_script(
+        """
+        CREATE TABLE base (a INT) WITH ('connector' = 'filesystem', 'path' = 's3a://b/x');
+        CREATE TEMPORARY TABLE copy WITH ('path' = 'file:///tmp/y') LIKE base;
+        CREATE TABLE kept LIKE `base` (EXCLUDING ALL INCLUDING OPTIONS);
+        CREATE TABLE own WITH ('connector' = 'kafka') LIKE base (EXCLUDING OPTIONS);
+        CREATE TABLE none_ WITH ('connector' = 'kafka') LIKE base (EXCLUDING ALL);
+        CREATE TABLE ctas WITH ('connector' = 'print') AS SELECT a FROM base WHERE 'x' LIKE 'y';
+        """
+    )
+    tables = script.tables
+    assert tables["copy"].options == {"connector": "filesystem", "path": "file:///tmp/y"}
+    assert tables["kept"].options == tables["base"].options
+    assert tables["own"].options == tables["none_"].options == {"connector": "kafka"}
+    assert tables["ctas"].options == {"connector": "print"}
+    with pytest.raises(SqlError, match="creates no table elsewhere"):
+        parse_script("CREATE TABLE t WITH ('path' = 'x') LIKE elsewhere;")
+
+
+def test_alter_table_changes_what_the_catalog_holds():
+    script = parse_script(
+        """
+        CREATE TABLE t (a INT) WITH ('connector' = 'filesystem', 'path' = 's3a://b/x', 'k' = 'v');
+        ALTER TABLE t SET ('path' = 'gs://other/x');
+        ALTER TABLE IF EXISTS t RESET ('k');
+        ALTER TABLE t RENAME TO u;
+        ALTER TABLE missing SET ('path' = 'file:///nowhere');
+        """
+    )
+    assert set(script.tables) == {"u"}
+    assert script.tables["u"].options == {"connector": "filesystem", "path": "gs://other/x"}
+
+
+def test_options_hints_are_kept_per_table_reference():
+    """``/*+ OPTIONS(...) */`` right after a table name overrides its options for that query (on
+    by default in Flink 2.2); a query hint after SELECT names no table; other hints are skipped;
+    a plain comment is no hint."""
+    script = parse_script(
+        """
+        INSERT INTO sink /*+ OPTIONS('path' = 'file:///tmp/a') */
+        SELECT /*+ BROADCAST(d) */ a FROM src /*+ LOOKUP('table' = 'd'), OPTIONS('k' = 'v') */
+        JOIN `db`.`dim` /* OPTIONS('path' = 'ignored') */ AS d ON TRUE;
+        """
+    )
+    assert [(h.name, h.options) for h in script.hints] == [
+        ("sink", {"path": "file:///tmp/a"}),
+        ("src", {"k": "v"}),
+    ]
+    assert script.inserts == ["sink"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -232,6 +233,22 @@ FLINK = "kubernetes:flink.apache.org/v1beta1:FlinkDeployment"
             ),
             "flink-topics-data-class",
             "uses topic 'ghost', which is not a topic of the topology",
+        ),
+        (
+            "kubernetes:core/v1:ConfigMap",
+            lambda i: (
+                "job.sql" in i.get("data", {})
+                and i["data"].update(
+                    {
+                        "job.sql": re.sub(
+                            r"'path' = '\w+://", "'path' = 'file:///tmp/", i["data"]["job.sql"]
+                        )
+                    }
+                )
+            ),
+            "flink-files-in-region",
+            "path 'file:///tmp/acme-rtdi-aws-eu-west-1-archive/aws-us-east-1.orders' is not an "
+            "s3/s3a/s3p, gs or hdfs URI",
         ),
     ],
 )

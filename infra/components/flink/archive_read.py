@@ -9,25 +9,22 @@ temporary view of the same name over the archive's copies of T's topic (archive.
 - one FileSystem table per physical copy the region's aggregate holds (the copies the live
   job's Kafka source subscribes to), over the very path the archive job writes, with the
   archive's columns and T's columns decoded from the archived ``value`` as computed columns;
-- T's watermark on its decoded event-time column, held at the epoch (see below);
-- only the range's hour directories read: `source.path.regex-pattern` (`hour_pattern`) makes the
-  file enumerator skip every other file unopened. A `dt`/`hr` WHERE cannot do it: Flink 2.2 puts
-  the WatermarkAssigner between the scan and the filter (the FileSystem source takes no watermark
-  push-down), so no partition is pruned and every file of the copy would be read
-  (tests/integration/test_flink_backfill_archive.py fails on an unreadable file outside the
-  range without the pattern);
+- T's watermark on its decoded event-time column, held at the epoch (below);
+- only the range's hour directories are read: `source.path.regex-pattern` names them, and Flink
+  never opens a file it does not match. A `dt`/`hr` WHERE clause would not do: with a watermark
+  on the table Flink 2.2 plans the filter above the watermark assigner, so no partition is
+  pruned and every hour of every copy is read (tests/integration/test_flink_backfill_archive.py
+  found it with an unreadable file outside the range);
 - the view: each copy filtered to the range on the archived Kafka timestamp, exactly the
   records a Kafka backfill's `timestamp` bounds select; the copies joined by UNION ALL.
 
 What the archive cannot give back: the order of a partition. Parquet files of an hour are read
-in no particular order, so a record may come after a later one of its partition. The watermark
-therefore stays at the epoch until the bounded sources end: no record is ever late, whatever the
-range, the read order or an event time far from its Kafka timestamp, and every window fires
-once, at the end (Uber's Kappa+ answer, a larger buffer, taken to the whole run). A watermark
-trailing the event time by a bound is not enough: a record whose event time runs ahead moves it
-past windows still being read, and Flink 2.2 refuses day intervals above DAY(3) anyway. Unlike a
-Kafka backfill, this also counts events the live job dropped as late; a long range holds all its
-windows in state (RocksDB) until the end, so split years into months.
+in no particular order, so a record may come after a later one of its partition; with the live
+job's watermark delay the run dropped 69 of 186 records as late (the same test). So the
+watermark stays at the epoch until the bounded sources end, when Flink's final watermark fires
+every window once: no record of the range is late (Uber's Kappa+ answer: a larger buffer).
+Unlike a Kafka backfill, this also counts events the live job dropped as late, and a run holds
+all its windows in state (RocksDB) until the end, so split a long range into several runs.
 
 Decoding: the archive holds the record as Kafka did (bytes). JSON values decode through
 JSON_VALUE and a CAST to each column's type, which covers scalar columns; a ``raw`` table's one
@@ -40,7 +37,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from infra.components.flink.archive import COLUMNS, PARQUET_OPTIONS, PARTITION_COLUMNS, _create
@@ -54,6 +51,9 @@ JSON_SCALAR = re.compile(
     re.I,
 )
 # What a `raw` table's single column may be to be the archived value as is.
+# The archive's watermark: it never advances while the files are read (see the module's doc);
+# when the bounded sources end Flink emits the final watermark and every window fires once.
+EPOCH = "TIMESTAMP '1970-01-01 00:00:00.000'"
 RAW_TEXT = re.compile(r"(STRING|VARCHAR(\(\d+\))?)( NOT NULL)?\Z", re.I)
 RAW_BYTES = re.compile(r"(BYTES|VARBINARY(\(\d+\))?)( NOT NULL)?\Z", re.I)
 ALLOWED = (
@@ -118,51 +118,39 @@ def column_expression(table: Any, column: Any) -> str:
     return f"CAST(JSON_VALUE({text}, '{path}') AS {column.type})"
 
 
-# The watermark of every archive copy: a constant at the epoch, so it never passes a window
-# before the bounded sources end (Flink then emits the final watermark and every window fires).
-EPOCH = "TIMESTAMP '1970-01-01 00:00:00.000'"
-
-
 def hour_pattern(start: datetime, end: datetime) -> str:
-    """A regular expression matching exactly the archive files of the UTC hours that can hold a
-    record of [start, end): `.../dt=YYYY-MM-DD/hr=HH/<file>`, in date order. Whole days, months
-    and years of the range collapse to one alternative each, so a range of years stays short."""
+    """`source.path.regex-pattern` for the part files of the hours holding ``[start, end)``
+    (UTC): Flink matches it against each file's whole path and never opens a file it does not
+    match. Whole months and years collapse to one alternative, so a year is a few hundred
+    characters; a day is ``<dt>/hr=[0-9]{2}``, a partial day lists its hours."""
     first = start.replace(minute=0, second=0, microsecond=0)
     last = (end - timedelta(milliseconds=1)).replace(minute=0, second=0, microsecond=0)
-    partial: list[str] = []
-    whole: list[datetime] = []
-    day = first.replace(hour=0)
-    while day <= last:
-        lo = first.hour if day.date() == first.date() else 0
-        hi = last.hour if day.date() == last.date() else 23
-        if (lo, hi) == (0, 23):
-            whole.append(day)
+    hours: dict[date, list[int]] = {}
+    at = first
+    while at <= last:
+        hours.setdefault(at.date(), []).append(at.hour)
+        at += timedelta(hours=1)
+    full = {d for d, h in hours.items() if len(h) == 24}
+    parts: list[str] = []
+    done: set[date] = set()
+    for day in sorted(hours):
+        if day in done:
+            continue
+        year = [date(day.year, 1, 1) + timedelta(days=i) for i in range(366)]
+        year = [d for d in year if d.year == day.year]
+        month = [d for d in year if d.month == day.month]
+        if all(d in full for d in year):
+            parts.append(f"{day.year}-[0-9]{{2}}-[0-9]{{2}}/hr=[0-9]{{2}}")
+            done.update(year)
+        elif all(d in full for d in month):
+            parts.append(f"{day:%Y-%m}-[0-9]{{2}}/hr=[0-9]{{2}}")
+            done.update(month)
+        elif day in full:
+            parts.append(f"{day:%Y-%m-%d}/hr=[0-9]{{2}}")
         else:
-            hours = "|".join(f"{h:02d}" for h in range(lo, hi + 1))
-            partial.append(f"{day:%Y-%m-%d}/hr=(?:{hours})")
-        day += timedelta(days=1)
-    alternatives = [f"{d}/hr=[0-9]{{2}}" for d in _collapse({d.date() for d in whole})]
-    return f".*/dt=(?:{'|'.join(sorted(alternatives + partial))})/[^/]+"
-
-
-def _collapse(days: set[Any]) -> list[str]:
-    """Dates as `dt` patterns: a whole year as `YYYY-[0-9]{2}-[0-9]{2}`, a whole month as
-    `YYYY-MM-[0-9]{2}`, any other day as itself; sorted."""
-    out = []
-    months: dict[tuple[int, int], list[Any]] = {}
-    for d in days:
-        months.setdefault((d.year, d.month), []).append(d)
-    full = {m for m, ds in months.items() if len(ds) == _month_days(*m)}
-    years = {y for y in {m[0] for m in full} if all((y, m) in full for m in range(1, 13))}
-    out += [f"{y:04d}-[0-9]{{2}}-[0-9]{{2}}" for y in sorted(years)]
-    out += [f"{y:04d}-{m:02d}-[0-9]{{2}}" for (y, m) in sorted(full) if y not in years]
-    out += [f"{d:%Y-%m-%d}" for d in sorted(days) if (d.year, d.month) not in full]
-    return out
-
-
-def _month_days(year: int, month: int) -> int:
-    nxt = datetime(year + month // 12, month % 12 + 1, 1)
-    return (nxt - datetime(year, month, 1)).days
+            listed = "|".join(f"{h:02d}" for h in hours[day])
+            parts.append(f"{day:%Y-%m-%d}/hr=(?:{listed})")
+    return f".*/dt=(?:{'|'.join(parts)})/[^/]+"
 
 
 def copy_ddl(table: Any, copy: ArchiveCopy, start: datetime, end: datetime) -> str:
@@ -172,19 +160,12 @@ def copy_ddl(table: Any, copy: ArchiveCopy, start: datetime, end: datetime) -> s
     columns += [f"  `{p}` STRING" for p in PARTITION_COLUMNS]
     columns += [f"  `{c.name}` AS {column_expression(table, c)}" for c in table.columns]
     if table.watermark:
-        col = table.watermark.column
-        kind = next(c.type for c in table.columns if c.name == col)
-        kind = re.sub(r"\s+NOT NULL\s*$", "", kind, flags=re.I)
-        columns.append(f"  WATERMARK FOR `{col}` AS CAST({EPOCH} AS {kind})")
+        columns.append(f"  WATERMARK FOR `{table.watermark.column}` AS {EPOCH}")
     options = {"connector": "filesystem", "path": copy.path, "format": "parquet"}
     options.update(PARQUET_OPTIONS)
     options["source.path.regex-pattern"] = hour_pattern(start, end)
     parts = ", ".join(f"`{p}`" for p in PARTITION_COLUMNS)
     return _create(copy.table, columns, options, f"PARTITIONED BY ({parts}) ")
-
-
-def _hour(instant: datetime) -> str:
-    return instant.strftime("%Y-%m-%d %H")
 
 
 def _timestamp(instant: datetime) -> str:
@@ -193,15 +174,11 @@ def _timestamp(instant: datetime) -> str:
 
 def view_sql(table: Any, copies: Sequence[ArchiveCopy], start: datetime, end: datetime) -> str:
     """The job's source table as a view: every copy's records whose Kafka timestamp (UTC) is
-    in ``[start, end)``. The `dt`/`hr` predicate says which hours for a reader of the script;
-    Flink does not prune on it (the copy's `source.path.regex-pattern` does)."""
+    in ``[start, end)`` (the copies' tables read only the hours that can hold them)."""
     names = ", ".join(f"`{c.name}`" for c in table.columns)
-    last = end - timedelta(milliseconds=1)
-    hour = "CONCAT(`dt`, ' ', `hr`)"
     selects = [
         f"SELECT {names} FROM `{c.table}`\n"
-        f"WHERE {hour} >= '{_hour(start)}' AND {hour} <= '{_hour(last)}'\n"
-        f"  AND `kafka_timestamp` >= TIMESTAMP '{_timestamp(start)}'\n"
+        f"WHERE `kafka_timestamp` >= TIMESTAMP '{_timestamp(start)}'\n"
         f"  AND `kafka_timestamp` < TIMESTAMP '{_timestamp(end)}'"
         for c in copies
     ]
