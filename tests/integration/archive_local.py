@@ -134,11 +134,10 @@ def planned_archive(plans, stack: str) -> PlannedArchive:
     return PlannedArchive(stack, spec, sql, env)
 
 
-def loopback_archive_sql(sql: str, bootstrap: str, store: str) -> tuple[str, dict, dict]:
-    """The planned script on loopback: Kafka connections to ``bootstrap``, archive paths moved to
-    ``store`` (scheme://authority; same keys below it). Returns (script, Kafka table -> options,
-    topic -> path)."""
-    script, tables = fl.loopback_sql(sql, bootstrap)
+def loopback_paths(script: str, store: str) -> tuple[str, dict[str, str]]:
+    """Every archive path of ``script`` moved to ``store`` (scheme://authority; same keys below
+    it), as the archive job writes them and a backfill over the archive reads them. Returns
+    (script, physical topic -> path)."""
     locations: dict[str, str] = {}
 
     def move(found: re.Match) -> str:
@@ -148,15 +147,34 @@ def loopback_archive_sql(sql: str, bootstrap: str, store: str) -> tuple[str, dic
         locations[rest.rsplit("/", 1)[-1]] = path
         return f"'path' = '{path}'"
 
-    script = PATH.sub(move, script)
+    return PATH.sub(move, script), locations
+
+
+def loopback_archive_sql(sql: str, bootstrap: str, store: str) -> tuple[str, dict, dict]:
+    """The planned script on loopback: Kafka connections to ``bootstrap``, archive paths moved to
+    ``store`` (scheme://authority; same keys below it). Returns (script, Kafka table -> options,
+    topic -> path)."""
+    script, tables = fl.loopback_sql(sql, bootstrap)
+    script, locations = loopback_paths(script, store)
     kafka = {n: o for n, o in tables.items() if o.get("connector") == "kafka"}
     assert kafka and len(locations) == len(kafka), (sorted(kafka), sorted(locations))
     return script, kafka, locations
 
 
-def produce(bootstrap: str, topic: str, timestamps_ms: list[int], tag: str) -> list[Produced]:
+# A record's value from its topic, its number and its Kafka timestamp (ms).
+Values = Callable[[str, int, int], bytes]
+
+
+def numbered(topic: str, n: int, _stamp: int) -> bytes:
+    """The default value: the record's number and topic, as JSON."""
+    return json.dumps({"n": n, "topic": topic}).encode()
+
+
+def produce(
+    bootstrap: str, topic: str, timestamps_ms: list[int], tag: str, values: Values = numbered
+) -> list[Produced]:
     """Records with the given Kafka timestamps, round robin over the partitions, each with a key,
-    a value and a header; as the broker stored them (partition and offset)."""
+    a value (``values``) and a header; as the broker stored them (partition and offset)."""
     from confluent_kafka import Producer
 
     out: list[Produced] = []
@@ -166,7 +184,7 @@ def produce(bootstrap: str, topic: str, timestamps_ms: list[int], tag: str) -> l
     )
     for n, stamp in enumerate(timestamps_ms):
         key = f"{tag}-{n:05d}".encode()
-        value = json.dumps({"n": n, "topic": topic}).encode()
+        value = values(topic, n, stamp)
         headers = {"rtdi-test": f"h{n}".encode()}
 
         def delivered(err, msg, key=key, value=value, headers=headers):
@@ -235,8 +253,16 @@ def archive_into(
     records_by_hour: dict[str, dict[datetime, int]],
     wait: float = 240,
     crash: Callable[[str], list[tuple[int, str]]] | None = None,
+    values: Values = numbered,
+    rounds: int = 1,
 ) -> Manifest:
     """`archive_records` into any loopback ``store`` (S3-compatible or HDFS).
+
+    ``values`` makes each record's value (default: its number and topic). With ``rounds`` > 1
+    each topic's timestamps are dealt round robin into that many rounds, produced one after the
+    other, each once the previous one is committed: every round lands in part files of its own
+    (files are published at checkpoints), so an hour holds several files whose records
+    interleave in time, as a day of production does.
 
     With ``crash`` (a checkpoint directory URI -> its completed checkpoints, (N, URI)): once the
     records are committed, the same hours are produced again, and the JVM is SIGKILLed while
@@ -254,8 +280,17 @@ def archive_into(
     groups = sorted({o["properties.group.id"] for o in tables.values()})
     _fresh(kafka, topics, groups)
     manifest = Manifest(store.archive, locations)
-    for topic, hours in records_by_hour.items():
-        manifest.records[topic] = produce(kafka.bootstrap, topic, spread(hours), topic)
+    dealt = {
+        t: [spread(hours)[r::rounds] for r in range(rounds)] for t, hours in records_by_hour.items()
+    }
+
+    def produce_round(r: int) -> None:
+        for topic, stamps in dealt.items():
+            tag = topic if r == 0 else f"{topic}-r{r}"
+            manifest.records.setdefault(topic, [])
+            manifest.records[topic] += produce(kafka.bootstrap, topic, stamps[r], tag, values)
+
+    produce_round(0)
     manifest.seconds["produce"] = time.monotonic() - started
 
     conf, _ = fl.loopback_configuration(job.configuration, store.state, store.access)
@@ -305,11 +340,15 @@ def archive_into(
     runner = start("archive", {})
     try:
         kl.wait_for(what, committed(runner), wait, alive=[runner])
+        for r in range(1, rounds):
+            produce_round(r)
+            kl.wait_for(f"{what}, round {r + 1}", committed(runner), wait, alive=[runner])
         manifest.seconds["archive"] = time.monotonic() - run
         if crash is None:
             return manifest
         for topic, hours in records_by_hour.items():
-            manifest.records[topic] += produce(kafka.bootstrap, topic, spread(hours), f"{topic}-2")
+            again = produce(kafka.bootstrap, topic, spread(hours), f"{topic}-2", values)
+            manifest.records[topic] += again
         all_in = committed(runner)
         time.sleep(CRASH_AFTER_SECONDS)  # read and in part files, the next checkpoint far off
         assert not all_in(), "the second records were checkpointed before the crash"

@@ -213,6 +213,7 @@ AS_PLANNED = frozenset(
         "state.backend.type",
         "taskmanager.numberOfTaskSlots",
         "restart-strategy.type",
+        "execution.runtime-mode",  # a backfill's STREAMING with bounded sources
     }
 )
 # URIs on the region's store: only the store's endpoint (scheme://authority) is rewritten.

@@ -14,11 +14,9 @@ consumer group has no offsets.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,31 +24,28 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import backfill_local as bl
 import flink_local as fl
 import kafka_jars
 import kafka_local as kl
 
 from infra.plan import Project
-from infra.plan.backfill import CONFIG_MAP, FLINK_DEPLOYMENT, Request, plan_backfill
+from infra.plan.backfill import Request, plan_backfill
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "onprem-dc1"
 SOURCES = ("aws-us-east-1.trips", "onprem-dc1.trips")  # two of the aggregate's copies
 PARTITIONS = 2
-LIVE_SINK = "surge-multipliers"
-BACKFILL_SINK = "surge-multipliers-backfill"
-HEXAGONS = ("8928308280fffff", "8928308281fffff")
+LIVE_SINK = bl.LIVE_SINK
+BACKFILL_SINK = bl.BACKFILL_SINK
+HEXAGONS = bl.HEXAGONS
 # The range: whole minutes (the job's windows) two hours back, so it is past and retained.
 END = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
 START = END - timedelta(minutes=5)
 WAIT = 240
 
 
-def _z(t: datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")
-
-
-def trips() -> list[tuple[str, int, dict, int]]:
+def trips() -> list[tuple[str, int, bytes, int]]:
     """(topic, partition, value, Kafka timestamp ms): three minutes before the range, the five
     inside, three after; per partition in time order, so no trip is late for the watermark."""
     out = []
@@ -60,26 +55,9 @@ def trips() -> list[tuple[str, int, dict, int]]:
         for t, topic in enumerate(SOURCES):
             for p in range(PARTITIONS):
                 status = "requested" if (i + p) % 3 else "completed"
-                value = {
-                    "trip_id": f"{topic}-{p}-{i}",
-                    "hexagon": HEXAGONS[(i + t) % 2],
-                    "status": status,
-                    "event_time": at.strftime("%Y-%m-%d %H:%M:%S.000"),
-                }
+                value = bl.trip(f"{topic}-{p}-{i}", HEXAGONS[(i + t) % 2], status, at)
                 out.append((topic, p, value, int(at.timestamp() * 1000)))
     return out
-
-
-def expected(records) -> Counter:
-    """The surge SQL by hand over the in-range trips: requested trips per hexagon and minute."""
-    lo, hi = int(START.timestamp() * 1000), int(END.timestamp() * 1000)
-    counts: Counter = Counter()
-    for _, _, v, ts in records:
-        if lo <= ts < hi and v["status"] == "requested":
-            at = datetime.fromtimestamp(ts / 1000, UTC)
-            window_end = at.replace(second=0) + timedelta(minutes=1)
-            counts[(v["hexagon"], window_end.strftime("%Y-%m-%d %H:%M:%S"))] += 1
-    return counts
 
 
 def produce(bootstrap: str, records) -> None:
@@ -92,42 +70,12 @@ def produce(bootstrap: str, records) -> None:
     for topic, partition, value, ts in records:
         producer.produce(
             topic,
-            value=json.dumps(value).encode(),
+            value=value,
             partition=partition,
             timestamp=ts,
             on_delivery=lambda err, _m: errors.append(err) if err else None,
         )
     assert producer.flush(60) == 0 and not errors, errors
-
-
-def committed(bootstrap: str, topic: str) -> list[dict]:
-    """Every committed record of ``topic`` (read_committed), from the start."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"check-{time.monotonic_ns()}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "log_level": 0,
-        }
-    )
-    try:
-        meta = c.list_topics(topic, timeout=10).topics[topic]
-        c.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
-        rows, idle = [], 0
-        while idle < 4:
-            msg = c.poll(0.5)
-            if msg is None:
-                idle += 1
-                continue
-            idle = 0
-            assert not msg.error(), msg.error()
-            rows.append(json.loads(msg.value()))
-        return rows
-    finally:
-        c.close()
 
 
 def loopback_sql(sql: str, bootstrap: str) -> str:
@@ -187,23 +135,14 @@ def test_a_planned_backfill_ends_by_itself_with_exactly_the_in_range_results(kaf
     broker, root = kafka
     flink = fl.require_flink()
     project = Project.find(ROOT)
-    planned = plan_backfill(project, Request("surge-pricing", _z(START), _z(END), REGION, "itest"))
-    (deployment,) = [
-        r.inputs
-        for r in planned.plan.of_type(FLINK_DEPLOYMENT)
-        if r.inputs["metadata"]["name"] == planned.name
-    ]
-    (script,) = [
-        r.inputs["data"]["job.sql"]
-        for r in planned.plan.of_type(CONFIG_MAP)
-        if r.inputs["metadata"]["name"] == f"{planned.name}-sql"
-    ]
-    spec = deployment["spec"]
+    request = Request(bl.JOB, bl.rfc3339(START), bl.rfc3339(END), REGION, "itest", "kafka")
+    planned = bl.planned(plan_backfill(project, request))
+    spec, script = planned.spec, planned.script
     assert re.search(r"'topic-pattern' = '[^']*onprem\\-dc1\\.trips", script)
     assert f"'topic' = '{BACKFILL_SINK}'" in script
 
     records = trips()
-    want = expected(records)
+    want = bl.surge_by_hand([(v, ts) for _, _, v, ts in records], START, END)
     produce(broker.bootstrap, records)
     sql = root / "backfill.sql"
     sql.write_text(loopback_sql(script, broker.bootstrap))
@@ -218,16 +157,14 @@ def test_a_planned_backfill_ends_by_itself_with_exactly_the_in_range_results(kaf
         job.stop()
     took = time.monotonic() - started
     assert job.popen.returncode == 0, job.tail()
-    rows = committed(broker.bootstrap, BACKFILL_SINK)
-    got = Counter()
-    for row in rows:
-        got[(row["hexagon"], str(row["window_end"])[:19].replace("T", " "))] += row["demand"]
+    rows = bl.committed(broker.bootstrap, BACKFILL_SINK)
+    got = bl.surge_rows(rows)
     print(
         f"\nbackfill of {len(records)} trips ({sum(want.values())} requested in range): "
         f"{took:.1f} s, ended by itself; {len(rows)} windows committed"
     )
     assert len(rows) == len(want), "one row per hexagon and minute, none twice"
     assert got == want
-    assert committed(broker.bootstrap, LIVE_SINK) == [], "the live sink is untouched"
+    assert bl.committed(broker.bootstrap, LIVE_SINK) == [], "the live sink is untouched"
     for topic in SOURCES:
         assert kl.committed(broker.bootstrap, "flink-surge-pricing", topic, PARTITIONS) == {}

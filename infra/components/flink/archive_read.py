@@ -20,7 +20,7 @@ temporary view of the same name over the archive's copies of T's topic (archive.
 
 What the archive cannot give back: the order of a partition. Parquet files of an hour are read
 in no particular order, so a record may come after a later one of its partition; with the live
-job's watermark delay the run dropped 117 of 186 records as late (the same test). So the
+job's watermark delay the run dropped 69 of 186 records as late (the same test). So the
 watermark stays at the epoch until the bounded sources end, when Flink's final watermark fires
 every window once: no record of the range is late (Uber's Kappa+ answer: a larger buffer).
 Unlike a Kafka backfill, this also counts events the live job dropped as late, and a run holds
