@@ -71,7 +71,8 @@ HADOOP_CLIENT_JARS = ("hadoop-client-api", "hadoop-client-runtime")
 FLINK_SQL_RUNNER_HDFS_IMAGE = f"{FLINK_SQL_RUNNER_IMAGE}-hadoop{HADOOP_VERSION}"
 # On-prem archive retention (infra/targets/expiry.py): jobs/archive-expiry/expire.sh runs
 # `hadoop fs` from Apache's Hadoop image of the same HADOOP_VERSION (hdfs://, and s3a:// with
-# hadoop-aws); tests/integration/test_archive_expiry.py runs the script with that version's client.
+# hadoop-aws); tests/integration/test_archive_expiry_real.py runs the script with that
+# version's client.
 ARCHIVE_EXPIRY_IMAGE = f"apache/hadoop:{HADOOP_VERSION}"
 
 # The Pinot layer (issue 12): apache/pinot's Helm chart from the Helm repository the project

@@ -2,7 +2,7 @@
 expirations into an hourly expiry CronJob (infra/targets/expiry.py) that reaches the store with
 the same identity as the region's Flink jobs; the clouds' lifecycle rules need none.
 
-The script itself runs against a real HDFS in tests/integration/test_archive_expiry.py; here
+The script itself runs against a real HDFS in tests/integration/test_archive_expiry_real.py; here
 only its refusals of bad arguments, which never reach `hadoop fs`.
 """
 

@@ -10,7 +10,7 @@ fetches, for infra/versions.py's HADOOP_VERSION:
   Hadoop and nothing more. The Flink file system plugins never go beside them.
 - ``cli/``: commons-cli (hadoop-common's), which `hadoop fs` needs beside Flink's s3-fs-hadoop
   plugin when the archive expiry test runs FsShell with that plugin's S3A
-  (tests/integration/test_archive_expiry.py says why).
+  (tests/integration/test_archive_expiry_real.py says why).
 
 A stamp (the version, the jar list and a hash of the pom) makes later runs a no-op. Without Maven,
 Java or a registry the step warns and exits 0, so the rest of ``make test`` runs and the HDFS test
