@@ -67,6 +67,10 @@ def hdfs_store(cluster, plans, stack: str, workdir: Path) -> Store:
     import test_flink_planned as tfp
 
     store = tfp.hdfs_store(cluster, tfp.planned(plans, stack, JOB), workdir)
+    # The HDFS is the session's and the planned archive root one path: each test that archives
+    # there starts from an empty archive, whatever an earlier one left.
+    archive = plans[stack].outputs["buckets"]["archive"]
+    cluster.remove("/" + archive.split("://", 1)[1].split("/", 1)[1])
     return Store(cluster.uri, cluster.uri, {}, store.classpath, store.env)
 
 

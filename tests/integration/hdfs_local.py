@@ -9,6 +9,7 @@ It is up once it has written its configuration file. Tests read the file system 
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import re
@@ -66,6 +67,17 @@ class Hdfs:
                 return []
             raise
         return [s["pathSuffix"] for s in found["FileStatuses"]["FileStatus"]]
+
+    def remove(self, path: str) -> None:
+        """Delete ``path`` and all below it (nothing if it does not exist), as the cluster's
+        superuser: the user that started it, this process's."""
+        quoted = urllib.parse.quote(path)
+        url = (
+            f"http://{kl.LOOPBACK}:{self.http_port}/webhdfs/v1{quoted}"
+            f"?op=DELETE&recursive=true&user.name={getpass.getuser()}"
+        )
+        with urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=30) as a:
+            json.load(a)
 
     def checkpoints(self, directory: str) -> list[tuple[int, str]]:
         """Completed checkpoints under ``directory`` (``<job id>/chk-N`` with a ``_metadata``),

@@ -225,43 +225,47 @@ def test_planned_expiry_deletes_exactly_the_expired_hours_on_hdfs(hdfs, plans, t
     shell = Shell(hdfs_local.hadoop_command(hdfs_local.require_hadoop(), tmp_path / "bin"), conf)
     layout = archive_layout(retention)
 
-    # The storage team's directory, owned by the archive's writer, who writes the archive.
-    shell.fs("-mkdir", "-p", root)
-    shell.fs("-chown", WRITER, root)
-    parents = {f.rsplit("/", 1)[0] for f in layout.files}
-    shell.fs("-mkdir", "-p", *(f"{root}/{d}" for d in sorted(parents)), user=WRITER)
-    shell.fs("-touchz", *(f"{root}/{f}" for f in sorted(layout.files)), user=WRITER)
-    assert walk(hdfs, root_path) == layout.paths
-    setup = time.monotonic() - started
+    try:
+        # The storage team's directory, owned by the archive's writer, who writes the archive.
+        shell.fs("-mkdir", "-p", root)
+        shell.fs("-chown", WRITER, root)
+        parents = {f.rsplit("/", 1)[0] for f in layout.files}
+        shell.fs("-mkdir", "-p", *(f"{root}/{d}" for d in sorted(parents)), user=WRITER)
+        shell.fs("-touchz", *(f"{root}/{f}" for f in sorted(layout.files)), user=WRITER)
+        assert walk(hdfs, root_path) == layout.paths
+        setup = time.monotonic() - started
 
-    # Another HDFS user may not delete what the archive's writer wrote: nothing goes.
-    t0 = time.monotonic()
-    other = run_script(script, shell.env(OTHER), [root, *pairs])
-    assert other.returncode == 1, other
-    assert "Permission denied" in other.stderr
-    assert walk(hdfs, root_path) == layout.paths
-    # A dry run names exactly what goes, and deletes nothing.
-    dry = run_script(script, shell.env(WRITER), [root, *pairs], "--dry-run")
-    assert dry.returncode == 0, dry.stderr
-    assert named_by(dry, root) == {p.rstrip("/") for p in layout.named}
-    assert walk(hdfs, root_path) == layout.paths
-    # The planned identity: exactly the expired partitions go.
-    t1 = time.monotonic()
-    done = run_script(script, shell.env(WRITER), [root, *pairs])
-    seconds = time.monotonic() - t1
-    assert done.returncode == 0, done.stderr
-    left = walk(hdfs, root_path)
-    assert left == layout.paths - layout.gone(layout.paths)
-    assert any("/notes/" in p for p in left) and not layout.hours & left
-    again = run_script(script, shell.env(WRITER), [root, *pairs])
-    assert again.returncode == 0 and "nothing has expired" in again.stdout, again
-    assert walk(hdfs, root_path) == left
-    print(
-        f"\nexpiry on HDFS: layout {setup:.1f} s, {len(layout.named)} paths "
-        f"({len(layout.hours)} hours) of {len(layout.paths)} deleted in {seconds:.1f} s, "
-        f"all runs {time.monotonic() - t0:.1f} s",
-        flush=True,
-    )
+        # Another HDFS user may not delete what the archive's writer wrote: nothing goes.
+        t0 = time.monotonic()
+        other = run_script(script, shell.env(OTHER), [root, *pairs])
+        assert other.returncode == 1, other
+        assert "Permission denied" in other.stderr
+        assert walk(hdfs, root_path) == layout.paths
+        # A dry run names exactly what goes, and deletes nothing.
+        dry = run_script(script, shell.env(WRITER), [root, *pairs], "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert named_by(dry, root) == {p.rstrip("/") for p in layout.named}
+        assert walk(hdfs, root_path) == layout.paths
+        # The planned identity: exactly the expired partitions go.
+        t1 = time.monotonic()
+        done = run_script(script, shell.env(WRITER), [root, *pairs])
+        seconds = time.monotonic() - t1
+        assert done.returncode == 0, done.stderr
+        left = walk(hdfs, root_path)
+        assert left == layout.paths - layout.gone(layout.paths)
+        assert any("/notes/" in p for p in left) and not layout.hours & left
+        again = run_script(script, shell.env(WRITER), [root, *pairs])
+        assert again.returncode == 0 and "nothing has expired" in again.stdout, again
+        assert walk(hdfs, root_path) == left
+        print(
+            f"\nexpiry on HDFS: layout {setup:.1f} s, {len(layout.named)} paths "
+            f"({len(layout.hours)} hours) of {len(layout.paths)} deleted in {seconds:.1f} s, "
+            f"all runs {time.monotonic() - t0:.1f} s",
+            flush=True,
+        )
+    finally:
+        # The HDFS is the session's: the archive job's test writes this very root next.
+        shell.fs("-rm", "-r", "-f", "-skipTrash", root)
 
 
 # --------------------------------------------------------------------------- an S3-compatible store
