@@ -262,25 +262,10 @@ class QueryLayer(pulumi.ComponentResource):
             spec=database_spec,
             opts=target.k8s_opts(self, depends_on=[ns, secret]),
         )
-        svc = k8s.core.v1.Service(
-            f"{name}-db-svc",
-            metadata=_meta(DATABASE, labels, target),
-            spec={
-                "selector": selector,
-                "ports": [{"name": "postgres", "port": DATABASE_PORT}],
-            },
-            opts=target.k8s_opts(self, depends_on=[ns]),
-        )
         # One replica: the budget makes a drain wait for the metastore's database to move
         # rather than evict it unannounced mid-query.
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-db-pdb",
-            metadata=_meta(DATABASE, labels, target),
-            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-                max_unavailable=1,
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
-            ),
-            opts=target.k8s_opts(self, depends_on=[ns]),
+        svc = self._reached(
+            f"{name}-db", DATABASE, labels, selector, "postgres", DATABASE_PORT, target, ns
         )
         return [secret, sts, svc]
 
@@ -396,22 +381,40 @@ class QueryLayer(pulumi.ComponentResource):
             spec=metastore_spec,
             opts=target.k8s_opts(self, depends_on=[ns, sa, conf, *db, *identity.resources]),
         )
-        k8s.core.v1.Service(
-            f"{name}-metastore-svc",
-            metadata=_meta(METASTORE, labels, target),
-            spec={"selector": selector, "ports": [{"name": "thrift", "port": METASTORE_PORT}]},
+        self._reached(
+            f"{name}-metastore", METASTORE, labels, selector, "thrift", METASTORE_PORT, target, ns
+        )
+        return deployment
+
+    def _reached(
+        self,
+        name: str,
+        app: str,
+        labels: dict[str, str],
+        selector: dict[str, str],
+        port_name: str,
+        port: int,
+        target: Target,
+        ns: pulumi.Resource,
+    ) -> k8s.core.v1.Service:
+        """The Service other pods reach ``app`` by, and the budget that lets a drain take at
+        most one of its pods at a time: the database and the metastore alike."""
+        svc = k8s.core.v1.Service(
+            f"{name}-svc",
+            metadata=_meta(app, labels, target),
+            spec={"selector": selector, "ports": [{"name": port_name, "port": port}]},
             opts=target.k8s_opts(self, depends_on=[ns]),
         )
         k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-metastore-pdb",
-            metadata=_meta(METASTORE, labels, target),
+            f"{name}-pdb",
+            metadata=_meta(app, labels, target),
             spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
                 max_unavailable=1,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
             ),
             opts=target.k8s_opts(self, depends_on=[ns]),
         )
-        return deployment
+        return svc
 
     def _partitions(
         self,
